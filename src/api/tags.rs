@@ -1,0 +1,23 @@
+//! `/v2/<name>/tags/list`: tags in lexical order, paginated with `n` and `last`.
+
+use super::query::Query;
+use super::responses::JsonPage;
+use crate::error::Result;
+use crate::oci::RepoName;
+use crate::registry::Registry;
+
+pub async fn list(registry: &Registry, repo: &RepoName, query: &Query) -> Result<JsonPage> {
+    let n = query.page_size()?;
+    let last = query.get("last").map(String::from);
+    let page = registry.list_tags(repo, n, last).await?;
+    let next_link = page
+        .next
+        .as_ref()
+        .map(|last| format!("/v2/{repo}/tags/list?n={}&last={last}", page.items.len()));
+    Ok(JsonPage {
+        body: serde_json::json!({ "name": repo.as_str(), "tags": page.items }),
+        content_type: "application/json",
+        next_link,
+        extra: Vec::new(),
+    })
+}

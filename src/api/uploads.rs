@@ -1,0 +1,123 @@
+//! `/v2/<name>/blobs/uploads/[<id>]`: start (POST, with monolithic push and
+//! mounts), chunk (PATCH), finish (PUT), status (GET) and cancel (DELETE).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::query::Query;
+use super::request::{body_stream, header_str};
+use super::responses::{BlobCreated, UploadCancelled, UploadProgress};
+use crate::error::{Error, Result};
+use crate::oci::{Digest, RepoName, UploadId};
+use crate::registry::Registry;
+use crate::registry::uploads::{ChunkRange, MountOutcome, UploadStatus};
+
+fn progress(
+    registry: &Registry,
+    repo: &RepoName,
+    s: UploadStatus,
+    status: StatusCode,
+) -> UploadProgress {
+    UploadProgress {
+        repo: repo.clone(),
+        id: s.id,
+        offset: s.offset,
+        status,
+        chunk_min_length: Some(registry.settings().chunk_min_length).filter(|n| *n > 0),
+    }
+}
+
+fn digest_param(query: &Query) -> Result<Digest> {
+    let d = query
+        .get("digest")
+        .ok_or_else(|| Error::DigestInvalid("the digest query parameter is required".into()))?;
+    Digest::parse(d)
+}
+
+fn chunk_range(headers: &HeaderMap) -> Result<Option<ChunkRange>> {
+    header_str(headers, header::CONTENT_RANGE)
+        .map(ChunkRange::parse)
+        .transpose()
+}
+
+/// POST: `?mount=&from=` mounts, `?digest=` pushes the body whole, and
+/// anything else opens a session.
+pub async fn start(
+    registry: &Registry,
+    repo: &RepoName,
+    query: &Query,
+    body: Body,
+) -> Result<Response> {
+    if let Some(mount) = query.get("mount") {
+        let digest = Digest::parse(mount)?;
+        // A `from` that is not a valid name cannot hold the blob: fall back to an upload.
+        let from = query.get("from").and_then(|f| RepoName::parse(f).ok());
+        return Ok(
+            match registry.mount_blob(repo, &digest, from, &|_| true).await? {
+                MountOutcome::Mounted { digest } => BlobCreated {
+                    repo: repo.clone(),
+                    digest,
+                }
+                .into_response(),
+                MountOutcome::Started(s) => {
+                    progress(registry, repo, s, StatusCode::ACCEPTED).into_response()
+                }
+            },
+        );
+    }
+    if query.get("digest").is_some() {
+        let digest = digest_param(query)?;
+        registry.push_blob(repo, &digest, body_stream(body)).await?;
+        return Ok(BlobCreated {
+            repo: repo.clone(),
+            digest,
+        }
+        .into_response());
+    }
+    let status = registry.start_upload(repo).await?;
+    Ok(progress(registry, repo, status, StatusCode::ACCEPTED).into_response())
+}
+
+pub async fn patch(
+    registry: &Registry,
+    repo: &RepoName,
+    id: UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<UploadProgress> {
+    let range = chunk_range(headers)?;
+    let status = registry
+        .append_chunk(repo, &id, range, body_stream(body))
+        .await?;
+    Ok(progress(registry, repo, status, StatusCode::ACCEPTED))
+}
+
+pub async fn finish(
+    registry: &Registry,
+    repo: &RepoName,
+    id: UploadId,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<BlobCreated> {
+    let digest = digest_param(query)?;
+    let range = chunk_range(headers)?;
+    registry
+        .finish_upload(repo, &id, &digest, range, body_stream(body))
+        .await?;
+    Ok(BlobCreated {
+        repo: repo.clone(),
+        digest,
+    })
+}
+
+pub async fn status(registry: &Registry, repo: &RepoName, id: UploadId) -> Result<UploadProgress> {
+    let status = registry.upload_status(repo, &id).await?;
+    Ok(progress(registry, repo, status, StatusCode::NO_CONTENT))
+}
+
+pub async fn cancel(registry: &Registry, repo: &RepoName, id: UploadId) -> Result<UploadCancelled> {
+    registry.cancel_upload(repo, &id).await?;
+    Ok(UploadCancelled)
+}

@@ -1,0 +1,215 @@
+//! Typed configuration: defaults, overlaid by a TOML file, overlaid by `BERTH_*`
+//! environment variables (`BERTH_DATA_DIR`, `BERTH_REGISTRY__DELETE_ENABLED`:
+//! a double underscore steps into a section), overlaid by command-line flags.
+//! Unknown keys are refused wherever they come from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::registry::Settings;
+
+const ENV_PREFIX: &str = "BERTH_";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where blobs, upload parts and the metadata database live.
+    pub data_dir: PathBuf,
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+    pub registry: RegistryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Allow deleting manifests, tags and blobs.
+    pub delete_enabled: bool,
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_bytes: u64,
+    /// Cap on `n` for tags, catalog and referrers pages.
+    pub max_page_size: usize,
+    /// Mount a blob without `from` when another repository holds it.
+    pub auto_mount: bool,
+    /// Advertised as `OCI-Chunk-Min-Length`.
+    pub chunk_min_length: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("berth-data"),
+            log: "info".into(),
+            registry: RegistryConfig::default(),
+        }
+    }
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        let s = Settings::default();
+        RegistryConfig {
+            delete_enabled: s.delete_enabled,
+            max_manifest_bytes: s.max_manifest_bytes,
+            max_page_size: s.max_page_size,
+            auto_mount: s.auto_mount,
+            chunk_min_length: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file`, then the `BERTH_*` variables among `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut merged =
+            toml::Value::try_from(Config::default()).map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+            let table: toml::Value = toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            merge(&mut merged, table);
+        }
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = name.split("__").map(str::to_lowercase).collect();
+            merge(&mut merged, nest(&path, scalar(&value)));
+        }
+        let config: Config = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.registry.max_page_size == 0 {
+            return Err(Error::Config(
+                "registry.max_page_size must be at least 1".into(),
+            ));
+        }
+        if self.registry.max_manifest_bytes < 4 * 1024 * 1024 {
+            return Err(Error::Config(
+                "registry.max_manifest_bytes must be at least 4194304 (4 MiB)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn registry_settings(&self) -> Settings {
+        let r = &self.registry;
+        Settings {
+            delete_enabled: r.delete_enabled,
+            max_manifest_bytes: r.max_manifest_bytes,
+            max_page_size: r.max_page_size,
+            auto_mount: r.auto_mount,
+            chunk_min_length: r.chunk_min_length,
+        }
+    }
+}
+
+/// An environment value read as a TOML scalar (number, boolean, array) where
+/// it parses as one, else as a string.
+fn scalar(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn nest(path: &[String], value: toml::Value) -> toml::Value {
+    path.iter().rev().fold(value, |inner, key| {
+        let mut t = toml::Table::new();
+        t.insert(key.clone(), inner);
+        toml::Value::Table(t)
+    })
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_zero_config() {
+        let c = Config::load(None, Vec::new()).expect("defaults load");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5000");
+        assert_eq!(c.data_dir, PathBuf::from("berth-data"));
+        assert!(c.registry.delete_enabled);
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = std::env::temp_dir().join(format!("berth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("berth.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:6000\"\n[registry]\ndelete_enabled = false\n",
+        )
+        .expect("write");
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("BERTH_DATA_DIR", "/srv/berth"),
+                ("BERTH_REGISTRY__MAX_PAGE_SIZE", "50"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.listen.port(), 6000);
+        assert!(!c.registry.delete_enabled);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/berth"));
+        assert_eq!(c.registry.max_page_size, 50);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_from_file_and_environment() {
+        assert!(matches!(
+            Config::load(None, env(&[("BERTH_NOPE", "1")])),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Config::load(None, env(&[("BERTH_REGISTRY__NOPE", "1")])),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Config::load(None, env(&[("BERTH_REGISTRY__MAX_PAGE_SIZE", "0")])),
+            Err(Error::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,269 @@
+//! The one error type. Every condition a client can see is a variant here, and
+//! [`Error::code_and_status`] is the only place where a variant meets its OCI
+//! error code and HTTP status (distribution-spec v1.1, "Error Codes").
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::oci::Digest;
+
+/// The error codes of the distribution spec, plus `UNKNOWN` for server faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
+            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            ErrorCode::DigestInvalid => "DIGEST_INVALID",
+            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            ErrorCode::NameInvalid => "NAME_INVALID",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::SizeInvalid => "SIZE_INVALID",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("blob unknown to registry: {0}")]
+    BlobUnknown(Digest),
+    #[error("blob upload invalid: {0}")]
+    BlobUploadInvalid(String),
+    #[error("blob upload unknown to registry")]
+    BlobUploadUnknown,
+    /// A chunk that does not start where the upload stands (`offset` bytes so far).
+    #[error("chunk out of order: the upload has {offset} bytes, the chunk starts at {start}")]
+    ChunkOutOfOrder { offset: u64, start: u64 },
+    #[error("provided digest did not match uploaded content: {0}")]
+    DigestInvalid(String),
+    #[error("manifest references a blob or manifest unknown to the repository: {0}")]
+    ManifestBlobUnknown(Digest),
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest unknown: {0}")]
+    ManifestUnknown(String),
+    #[error("manifest larger than the limit of {limit} bytes")]
+    ManifestTooLarge { limit: u64 },
+    #[error("invalid repository name: {0}")]
+    NameInvalid(String),
+    #[error("repository name not known to registry: {0}")]
+    NameUnknown(String),
+    #[error("invalid tag: {0}")]
+    TagInvalid(String),
+    #[error("provided length did not match content length: {0}")]
+    SizeInvalid(String),
+    /// A `Range` on a blob GET that lies outside its `size` bytes.
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("invalid query parameter: {0}")]
+    QueryInvalid(String),
+    #[error("the operation is unsupported: {0}")]
+    Unsupported(String),
+    #[error("method not allowed here; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("no such endpoint")]
+    RouteUnknown,
+    #[error("storage: {0}")]
+    Storage(#[from] object_store::Error),
+    #[error("metadata database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+    /// Bad configuration; stops start-up, never reaches a client.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The one table of OCI code and HTTP status per variant.
+    pub fn code_and_status(&self) -> (ErrorCode, StatusCode) {
+        use ErrorCode as C;
+        use StatusCode as S;
+        match self {
+            Error::BlobUnknown(_) => (C::BlobUnknown, S::NOT_FOUND),
+            Error::BlobUploadInvalid(_) => (C::BlobUploadInvalid, S::BAD_REQUEST),
+            Error::BlobUploadUnknown => (C::BlobUploadUnknown, S::NOT_FOUND),
+            Error::ChunkOutOfOrder { .. } => (C::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE),
+            Error::DigestInvalid(_) => (C::DigestInvalid, S::BAD_REQUEST),
+            Error::ManifestBlobUnknown(_) => (C::ManifestBlobUnknown, S::BAD_REQUEST),
+            Error::ManifestInvalid(_) => (C::ManifestInvalid, S::BAD_REQUEST),
+            Error::ManifestUnknown(_) => (C::ManifestUnknown, S::NOT_FOUND),
+            Error::ManifestTooLarge { .. } => (C::SizeInvalid, S::PAYLOAD_TOO_LARGE),
+            Error::NameInvalid(_) => (C::NameInvalid, S::BAD_REQUEST),
+            Error::NameUnknown(_) => (C::NameUnknown, S::NOT_FOUND),
+            Error::TagInvalid(_) => (C::ManifestInvalid, S::BAD_REQUEST),
+            Error::SizeInvalid(_) => (C::SizeInvalid, S::BAD_REQUEST),
+            Error::RangeNotSatisfiable { .. } => (C::SizeInvalid, S::RANGE_NOT_SATISFIABLE),
+            Error::QueryInvalid(_) => (C::Unsupported, S::BAD_REQUEST),
+            Error::Unsupported(_) => (C::Unsupported, S::METHOD_NOT_ALLOWED),
+            Error::MethodNotAllowed { .. } => (C::Unsupported, S::METHOD_NOT_ALLOWED),
+            Error::RouteUnknown => (C::Unsupported, S::NOT_FOUND),
+            Error::Storage(_)
+            | Error::Database(_)
+            | Error::Io(_)
+            | Error::Internal(_)
+            | Error::Config(_) => (C::Unknown, S::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// Structured detail for the error body, where there is something to add.
+    fn detail(&self) -> serde_json::Value {
+        match self {
+            Error::BlobUnknown(d) | Error::ManifestBlobUnknown(d) => {
+                serde_json::json!({ "digest": d.to_string() })
+            }
+            Error::ChunkOutOfOrder { offset, start } => {
+                serde_json::json!({ "offset": offset, "start": start })
+            }
+            Error::ManifestTooLarge { limit } => serde_json::json!({ "limit": limit }),
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+/// Put on a response's extensions so that the request's trace span can log a
+/// server fault once, with its cause, without the cause reaching the client.
+#[derive(Debug, Clone)]
+pub struct ServerFault(pub String);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        let message = if status.is_server_error() {
+            "internal server error".to_owned()
+        } else {
+            self.to_string()
+        };
+        let body = serde_json::json!({
+            "errors": [{ "code": code.as_str(), "message": message, "detail": self.detail() }]
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Error::ChunkOutOfOrder { offset, .. } => {
+                let range = format!("0-{}", offset.saturating_sub(1));
+                if let Ok(v) = HeaderValue::from_str(&range) {
+                    headers.insert(header::RANGE, v);
+                }
+            }
+            Error::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            Error::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
+        }
+        if status.is_server_error() {
+            response
+                .extensions_mut()
+                .insert(ServerFault(self.to_string()));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_variant() -> Vec<Error> {
+        let d = Digest::sha256_of(b"");
+        vec![
+            Error::BlobUnknown(d.clone()),
+            Error::BlobUploadInvalid("x".into()),
+            Error::BlobUploadUnknown,
+            Error::ChunkOutOfOrder {
+                offset: 10,
+                start: 0,
+            },
+            Error::DigestInvalid("x".into()),
+            Error::ManifestBlobUnknown(d),
+            Error::ManifestInvalid("x".into()),
+            Error::ManifestUnknown("x".into()),
+            Error::ManifestTooLarge { limit: 1 },
+            Error::NameInvalid("x".into()),
+            Error::NameUnknown("x".into()),
+            Error::TagInvalid("x".into()),
+            Error::SizeInvalid("x".into()),
+            Error::RangeNotSatisfiable { size: 1 },
+            Error::QueryInvalid("x".into()),
+            Error::Unsupported("x".into()),
+            Error::MethodNotAllowed { allow: "GET" },
+            Error::RouteUnknown,
+            Error::Io(std::io::Error::other("disk")),
+            Error::Internal("x".into()),
+            Error::Config("x".into()),
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_a_spec_code_and_a_fitting_status() {
+        for e in every_variant() {
+            let (code, status) = e.code_and_status();
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{e:?}"
+            );
+            assert_eq!(
+                code == ErrorCode::Unknown,
+                status.is_server_error(),
+                "{e:?}"
+            );
+            let response = e.into_response();
+            assert_eq!(response.status(), status);
+        }
+    }
+
+    #[test]
+    fn out_of_order_chunk_reports_the_current_range() {
+        let r = Error::ChunkOutOfOrder {
+            offset: 10,
+            start: 0,
+        }
+        .into_response();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            r.headers().get(header::RANGE).map(|v| v.as_bytes()),
+            Some(&b"0-9"[..])
+        );
+    }
+
+    #[test]
+    fn server_faults_do_not_leak_their_cause() {
+        let r = Error::Internal("secret path /var/x".into()).into_response();
+        assert!(r.extensions().get::<ServerFault>().is_some());
+    }
+}

@@ -1,0 +1,25 @@
+//! Berth: an OCI distribution registry for models and images, with lineage and
+//! release history.
+//!
+//! Layers, dependencies pointing down only:
+//! ```text
+//! cli            parse arguments, load config, run
+//! server         assemble storage, metadata and router; shutdown
+//! api            axum: /v2 endpoint parser and thin handlers
+//! registry       domain operations: push, pull, mount, delete, list
+//! storage, meta  bytes on object_store; metadata in SQLite
+//! oci            digests, names, references, manifests
+//! error, config  one error type; typed configuration
+//! ```
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod meta;
+pub mod oci;
+pub mod registry;
+pub mod server;
+pub mod storage;
+
+pub use error::{Error, Result};

@@ -1,0 +1,143 @@
+//! The metadata database: everything mutable (repositories, which blobs each
+//! repository holds, manifests and their references, tags and their history,
+//! upload sessions, events).
+//!
+//! The traits are atomic domain operations, not table access, split by area.
+//! They are synchronous: callers run them on the blocking pool. SQLite is the
+//! embedded implementation; another database can implement the same traits.
+
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::oci::{Digest, RepoName, Tag, UploadId};
+
+/// An upload session as the database keeps it between requests.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    pub repo: RepoName,
+    /// Bytes received and committed so far.
+    pub offset: u64,
+    /// The serialised running sha256 over those bytes.
+    pub hash_state: Vec<u8>,
+    /// Storage part names, in order, with their lengths.
+    pub parts: Vec<(String, u64)>,
+}
+
+/// A manifest to record, already validated and stored as bytes.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    pub size: u64,
+    pub annotations_json: Option<String>,
+    /// Blobs (config, layers) that must be held by the repository, with sizes.
+    pub blobs: Vec<(Digest, u64)>,
+    /// Child manifests (index entries) that must be in the repository.
+    pub manifests: Vec<Digest>,
+}
+
+/// A stored manifest, as a GET or HEAD needs it.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// One entry of a referrers listing.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub size: u64,
+    pub annotations_json: Option<String>,
+}
+
+/// Who did something and why, for tag history and events.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub name: Option<String>,
+}
+
+/// Blobs and which repository holds them.
+pub trait BlobMeta {
+    /// The blob's size if `repo` holds it.
+    fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
+    /// Repositories holding `digest` (for automatic mounts), at most `limit`.
+    fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>>;
+    /// Lets `repo` serve a blob that `from` holds; the size, or `None` if `from` lacks it.
+    fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<Option<u64>>;
+    /// Whether the blob's bytes are recorded as stored (any repository).
+    fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// Stops `repo` from serving the blob; false if it did not hold it.
+    fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+}
+
+/// Upload sessions.
+pub trait UploadMeta {
+    fn create_upload(&self, id: &UploadId, repo: &RepoName, hash_state: &[u8]) -> Result<()>;
+    fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>>;
+    /// Appends a part if the session still stands at `expected_offset`;
+    /// false if another request moved it first.
+    fn append_upload_part(
+        &self,
+        id: &UploadId,
+        expected_offset: u64,
+        part: &str,
+        len: u64,
+        hash_state: &[u8],
+    ) -> Result<bool>;
+    /// Ends the session and records the verified blob as held by its repository,
+    /// in one transaction.
+    fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64) -> Result<()>;
+    /// Ends the session; false if there was none.
+    fn cancel_upload(&self, id: &UploadId) -> Result<bool>;
+}
+
+/// Manifests and tags.
+pub trait ManifestMeta {
+    /// Records a manifest, its references and tag moves in one transaction,
+    /// after checking inside it that every referenced blob and child manifest
+    /// is in the repository (`MANIFEST_BLOB_UNKNOWN` otherwise).
+    fn record_manifest(
+        &self,
+        repo: &RepoName,
+        manifest: &NewManifest,
+        tags: &[Tag],
+        actor: &Actor,
+    ) -> Result<()>;
+    fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>>;
+    fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>>;
+    /// Deletes a manifest and every tag on it; false if it was not there.
+    fn delete_manifest(&self, repo: &RepoName, digest: &Digest, actor: &Actor) -> Result<bool>;
+    /// Deletes a tag, not the manifest; false if it was not there.
+    fn delete_tag(&self, repo: &RepoName, tag: &Tag, actor: &Actor) -> Result<bool>;
+}
+
+/// Listings: tags, catalog, referrers.
+pub trait ListingMeta {
+    /// Tags in lexical order after `last`, at most `n`; `None` if the
+    /// repository is unknown.
+    fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Option<Vec<String>>>;
+    /// Repository names in lexical order after `last`, at most `n`.
+    fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
+    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>>;
+}
+
+/// Everything the registry needs from its metadata database.
+pub trait MetaStore: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + Send + Sync {}
+
+impl<T: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + Send + Sync> MetaStore for T {}

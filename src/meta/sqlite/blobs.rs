@@ -1,0 +1,83 @@
+//! Which repository holds which blob.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Sqlite, ensure_repo, now_ms, to_u64};
+use crate::error::Result;
+use crate::meta::BlobMeta;
+use crate::oci::{Digest, RepoName};
+
+impl BlobMeta for Sqlite {
+    fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        self.read(|c| {
+            let size = c
+                .prepare_cached(
+                    "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+                     WHERE r.repo = ?1 AND r.digest = ?2",
+                )?
+                .query_row(params![repo.as_str(), digest.to_string()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?;
+            Ok(size.map(to_u64))
+        })
+    }
+
+    fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT repo FROM repo_blobs WHERE digest = ?1 ORDER BY repo LIMIT ?2",
+            )?;
+            let names = stmt
+                .query_map(params![digest.to_string(), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(names
+                .iter()
+                .filter_map(|n| RepoName::parse(n).ok())
+                .collect())
+        })
+    }
+
+    fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<Option<u64>> {
+        self.write(|tx| {
+            let size = tx
+                .prepare_cached(
+                    "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+                     WHERE r.repo = ?1 AND r.digest = ?2",
+                )?
+                .query_row(params![from.as_str(), digest.to_string()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?;
+            let Some(size) = size else { return Ok(None) };
+            ensure_repo(tx, repo.as_str())?;
+            tx.execute(
+                "INSERT OR IGNORE INTO repo_blobs (repo, digest, created_at) VALUES (?1, ?2, ?3)",
+                params![repo.as_str(), digest.to_string(), now_ms()],
+            )?;
+            Ok(Some(to_u64(size)))
+        })
+    }
+
+    fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        self.read(|c| {
+            let size = c
+                .prepare_cached("SELECT size FROM contents WHERE digest = ?1")?
+                .query_row(params![digest.to_string()], |r| r.get::<_, i64>(0))
+                .optional()?;
+            Ok(size.map(to_u64))
+        })
+    }
+
+    fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM repo_blobs WHERE repo = ?1 AND digest = ?2",
+                params![repo.as_str(), digest.to_string()],
+            )?;
+            Ok(n > 0)
+        })
+    }
+}

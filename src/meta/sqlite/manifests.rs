@@ -1,0 +1,237 @@
+//! Manifests, their references, tags, and the tag history and events that every
+//! change writes in the same transaction.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Sqlite, digest_column, ensure_repo, now_ms, to_i64, to_u64};
+use crate::error::{Error, Result};
+use crate::meta::{Actor, ManifestMeta, NewManifest, StoredManifest};
+use crate::oci::{Digest, RepoName, Tag};
+
+impl ManifestMeta for Sqlite {
+    fn record_manifest(
+        &self,
+        repo: &RepoName,
+        m: &NewManifest,
+        tags: &[Tag],
+        actor: &Actor,
+    ) -> Result<()> {
+        let repo = repo.as_str();
+        let digest = m.digest.to_string();
+        self.write(|tx| {
+            check_references(tx, repo, m)?;
+            ensure_repo(tx, repo)?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT OR IGNORE INTO contents (digest, size, created_at) VALUES (?1, ?2, ?3)",
+                params![digest, to_i64(m.size), now],
+            )?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO manifests
+                 (repo, digest, media_type, artifact_type, subject, size, annotations, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    repo,
+                    digest,
+                    m.media_type,
+                    m.artifact_type,
+                    m.subject.as_ref().map(Digest::to_string),
+                    to_i64(m.size),
+                    m.annotations_json,
+                    now
+                ],
+            )?;
+            if inserted > 0 {
+                let mut refs = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO manifest_refs (repo, manifest, child, kind) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (blob, _) in &m.blobs {
+                    refs.execute(params![repo, digest, blob.to_string(), "blob"])?;
+                }
+                for child in &m.manifests {
+                    refs.execute(params![repo, digest, child.to_string(), "manifest"])?;
+                }
+                event(tx, "push", repo, Some(&digest), None, Some(&m.media_type), Some(m.size), actor)?;
+            }
+            for tag in tags {
+                move_tag(tx, repo, tag.as_str(), Some(&digest), "push", actor)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        self.read(|c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT media_type, size FROM manifests WHERE repo = ?1 AND digest = ?2",
+                )?
+                .query_row(params![repo.as_str(), digest.to_string()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            Ok(row.map(|(media_type, size)| StoredManifest {
+                digest: digest.clone(),
+                media_type,
+                size: to_u64(size),
+            }))
+        })
+    }
+
+    fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>> {
+        self.read(|c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT m.digest, m.media_type, m.size FROM tags t
+                     JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest
+                     WHERE t.repo = ?1 AND t.name = ?2",
+                )?
+                .query_row(params![repo.as_str(), tag.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()?;
+            row.map(|(digest, media_type, size)| {
+                Ok(StoredManifest {
+                    digest: digest_column(digest)?,
+                    media_type,
+                    size: to_u64(size),
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn delete_manifest(&self, repo: &RepoName, digest: &Digest, actor: &Actor) -> Result<bool> {
+        let repo = repo.as_str();
+        let digest = digest.to_string();
+        self.write(|tx| {
+            let tags = tx
+                .prepare_cached("SELECT name FROM tags WHERE repo = ?1 AND digest = ?2")?
+                .query_map(params![repo, digest], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for tag in &tags {
+                move_tag(tx, repo, tag, None, "delete-manifest", actor)?;
+            }
+            let n = tx.execute(
+                "DELETE FROM manifests WHERE repo = ?1 AND digest = ?2",
+                params![repo, digest],
+            )?;
+            if n > 0 {
+                event(tx, "delete", repo, Some(&digest), None, None, None, actor)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_tag(&self, repo: &RepoName, tag: &Tag, actor: &Actor) -> Result<bool> {
+        self.write(|tx| move_tag(tx, repo.as_str(), tag.as_str(), None, "delete-tag", actor))
+    }
+}
+
+/// Inside the write transaction: every blob must be held by the repository with
+/// the size the manifest claims, and every child manifest must be there.
+fn check_references(tx: &Transaction<'_>, repo: &str, m: &NewManifest) -> Result<()> {
+    let mut blob = tx.prepare_cached(
+        "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+         WHERE r.repo = ?1 AND r.digest = ?2",
+    )?;
+    for (digest, claimed) in &m.blobs {
+        let size = blob
+            .query_row(params![repo, digest.to_string()], |r| r.get::<_, i64>(0))
+            .optional()?
+            .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
+        if to_u64(size) != *claimed {
+            return Err(Error::ManifestInvalid(format!(
+                "descriptor of {digest} says {claimed} bytes, the blob has {size}"
+            )));
+        }
+    }
+    let mut child = tx.prepare_cached("SELECT 1 FROM manifests WHERE repo = ?1 AND digest = ?2")?;
+    for digest in &m.manifests {
+        if !child.exists(params![repo, digest.to_string()])? {
+            return Err(Error::ManifestBlobUnknown(digest.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Points `tag` at `to` (or removes it, for `None`) and records the move in the
+/// history and the event log. Returns whether anything changed.
+fn move_tag(
+    tx: &Transaction<'_>,
+    repo: &str,
+    tag: &str,
+    to: Option<&str>,
+    operation: &str,
+    actor: &Actor,
+) -> Result<bool> {
+    let from: Option<String> = tx
+        .prepare_cached("SELECT digest FROM tags WHERE repo = ?1 AND name = ?2")?
+        .query_row(params![repo, tag], |r| r.get(0))
+        .optional()?;
+    if from.as_deref() == to {
+        return Ok(false);
+    }
+    let now = now_ms();
+    match to {
+        Some(digest) => tx.execute(
+            "INSERT INTO tags (repo, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            params![repo, tag, digest, now],
+        )?,
+        None => tx.execute("DELETE FROM tags WHERE repo = ?1 AND name = ?2", params![repo, tag])?,
+    };
+    tx.execute(
+        "INSERT INTO tag_history (repo, tag, old_digest, new_digest, at, actor, operation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![repo, tag, from, to, now, actor.name, operation],
+    )?;
+    let action = if to.is_some() { "tag" } else { "untag" };
+    event(
+        tx,
+        action,
+        repo,
+        to.or(from.as_deref()),
+        Some(tag),
+        None,
+        None,
+        actor,
+    )?;
+    Ok(true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    tx: &Transaction<'_>,
+    action: &str,
+    repo: &str,
+    digest: Option<&str>,
+    tag: Option<&str>,
+    media_type: Option<&str>,
+    size: Option<u64>,
+    actor: &Actor,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        now_ms(),
+        action,
+        repo,
+        digest,
+        tag,
+        media_type,
+        size.map(to_i64),
+        actor.name
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Upload sessions: offset, running hash state and the stored parts.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Sqlite, ensure_repo, now_ms, to_i64, to_u64};
+use crate::error::{Error, Result};
+use crate::meta::{UploadMeta, UploadSession};
+use crate::oci::{Digest, RepoName, UploadId};
+
+impl UploadMeta for Sqlite {
+    fn create_upload(&self, id: &UploadId, repo: &RepoName, hash_state: &[u8]) -> Result<()> {
+        self.write(|tx| {
+            ensure_repo(tx, repo.as_str())?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?4)",
+                params![id.as_str(), repo.as_str(), hash_state, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>> {
+        self.read(|c| {
+            let row = c
+                .prepare_cached("SELECT repo, offset, hash_state FROM uploads WHERE id = ?1")?
+                .query_row(params![id.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .optional()?;
+            let Some((repo, offset, hash_state)) = row else {
+                return Ok(None);
+            };
+            let parts = c
+                .prepare_cached(
+                    "SELECT name, size FROM upload_parts WHERE upload_id = ?1 ORDER BY seq",
+                )?
+                .query_map(params![id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, to_u64(r.get::<_, i64>(1)?)))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let repo = RepoName::parse(&repo).map_err(|_| {
+                Error::Internal(format!("corrupt repository name in database: {repo}"))
+            })?;
+            Ok(Some(UploadSession {
+                repo,
+                offset: to_u64(offset),
+                hash_state,
+                parts,
+            }))
+        })
+    }
+
+    fn append_upload_part(
+        &self,
+        id: &UploadId,
+        expected_offset: u64,
+        part: &str,
+        len: u64,
+        hash_state: &[u8],
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let moved = tx.execute(
+                "UPDATE uploads SET offset = offset + ?3, hash_state = ?4, updated_at = ?5
+                 WHERE id = ?1 AND offset = ?2",
+                params![
+                    id.as_str(),
+                    to_i64(expected_offset),
+                    to_i64(len),
+                    hash_state,
+                    now_ms()
+                ],
+            )?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO upload_parts (upload_id, seq, name, size)
+                 VALUES (?1, (SELECT COUNT(*) FROM upload_parts WHERE upload_id = ?1), ?2, ?3)",
+                params![id.as_str(), part, to_i64(len)],
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64) -> Result<()> {
+        self.write(|tx| {
+            let repo: Option<String> = tx
+                .query_row(
+                    "SELECT repo FROM uploads WHERE id = ?1",
+                    params![id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let repo = repo.ok_or(Error::BlobUploadUnknown)?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT OR IGNORE INTO contents (digest, size, created_at) VALUES (?1, ?2, ?3)",
+                params![digest.to_string(), to_i64(size), now],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO repo_blobs (repo, digest, created_at) VALUES (?1, ?2, ?3)",
+                params![repo, digest.to_string(), now],
+            )?;
+            tx.execute("DELETE FROM uploads WHERE id = ?1", params![id.as_str()])?;
+            Ok(())
+        })
+    }
+
+    fn cancel_upload(&self, id: &UploadId) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute("DELETE FROM uploads WHERE id = ?1", params![id.as_str()])? > 0)
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! Tags, catalog and referrers, answered from the metadata database.
+
+use super::Registry;
+use crate::error::{Error, Result};
+use crate::meta::Referrer;
+use crate::oci::{Digest, RepoName};
+
+/// One page of a listing, with the key to continue after when there is more.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<String>,
+    /// The `last` to ask with for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+impl Page {
+    fn from_overfetch(mut items: Vec<String>, n: usize) -> Page {
+        let next = if items.len() > n {
+            items.truncate(n);
+            items.last().cloned()
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
+impl Registry {
+    /// The page size to use for a requested `n`: capped, and everything (up
+    /// to the cap) when absent.
+    fn page_size(&self, n: Option<usize>) -> usize {
+        n.unwrap_or(self.settings.max_page_size)
+            .min(self.settings.max_page_size)
+    }
+
+    /// Tags of `repo` in lexical order after `last`.
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        n: Option<usize>,
+        last: Option<String>,
+    ) -> Result<Page> {
+        let n = self.page_size(n);
+        let r = repo.clone();
+        let tags = self
+            .meta(move |m| m.tags(&r, last.as_deref(), n + 1))
+            .await?
+            .ok_or_else(|| Error::NameUnknown(repo.to_string()))?;
+        Ok(Page::from_overfetch(tags, n))
+    }
+
+    /// Repository names in lexical order after `last`.
+    pub async fn list_repositories(&self, n: Option<usize>, last: Option<String>) -> Result<Page> {
+        let n = self.page_size(n);
+        let names = self
+            .meta(move |m| m.catalog(last.as_deref(), n + 1))
+            .await?;
+        Ok(Page::from_overfetch(names, n))
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally filtered by
+    /// artifact type. An unknown subject has no referrers: an empty list.
+    pub async fn list_referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<String>,
+    ) -> Result<Vec<Referrer>> {
+        let (r, s) = (repo.clone(), subject.clone());
+        self.meta(move |m| m.referrers(&r, &s, artifact_type.as_deref()))
+            .await
+    }
+}

@@ -1,0 +1,138 @@
+//! Pushing, pulling and deleting manifests.
+
+use bytes::Bytes;
+
+use super::Registry;
+use crate::error::{Error, Result};
+use crate::meta::{Actor, NewManifest, StoredManifest};
+use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
+use crate::storage::StorageKey;
+
+/// What a manifest push came to.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    /// The subject's digest, echoed as `OCI-Subject`.
+    pub subject: Option<Digest>,
+    /// Every tag the push set.
+    pub tags: Vec<Tag>,
+}
+
+impl Registry {
+    /// Stores a manifest's exact bytes and records it, with every tag in
+    /// `reference` and `extra_tags`, all or none.
+    ///
+    /// Spec: the digest is that of the bytes as pushed; a push by digest must
+    /// match it; every blob and child manifest must already be in the
+    /// repository, while a `subject` need not be.
+    pub async fn push_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+        extra_tags: Vec<Tag>,
+    ) -> Result<PushedManifest> {
+        let limit = self.settings.max_manifest_bytes;
+        if body.len() as u64 > limit {
+            return Err(Error::ManifestTooLarge { limit });
+        }
+        let manifest = Manifest::parse(&body, content_type)?;
+        let (digest, mut tags) = match reference {
+            Reference::Digest(d) => {
+                let actual = d.algorithm().digest_of(&body);
+                if &actual != d {
+                    return Err(Error::DigestInvalid(format!(
+                        "the manifest's content has digest {actual}, not {d}"
+                    )));
+                }
+                (d.clone(), Vec::new())
+            }
+            Reference::Tag(t) => (Digest::sha256_of(&body), vec![t.clone()]),
+        };
+        for t in extra_tags {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        let record = NewManifest {
+            digest: digest.clone(),
+            media_type: manifest.media_type.clone(),
+            artifact_type: manifest.artifact_type.clone(),
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+            size: body.len() as u64,
+            annotations_json: (!manifest.annotations.is_empty())
+                .then(|| serde_json::to_string(&manifest.annotations))
+                .transpose()
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            blobs: manifest
+                .required_blobs()
+                .map(|d| (d.digest.clone(), d.size))
+                .collect(),
+            manifests: manifest
+                .required_manifests()
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect(),
+        };
+        let key = StorageKey::Blob(digest.clone());
+        if self.blobs.size(&key).await? != Some(body.len() as u64) {
+            self.blobs.put_bytes(&key, body).await?;
+        }
+        let (r, t, rec) = (repo.clone(), tags.clone(), record.clone());
+        self.meta(move |m| m.record_manifest(&r, &rec, &t, &Actor::default()))
+            .await?;
+        tracing::info!(repo = %repo, digest = %digest, media_type = %record.media_type, "manifest pushed");
+        Ok(PushedManifest {
+            digest,
+            subject: record.subject,
+            tags,
+        })
+    }
+
+    /// Resolves a tag or digest to a manifest in `repo`.
+    pub async fn stat_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
+        let (r, rf) = (repo.clone(), reference.clone());
+        self.meta(move |m| match &rf {
+            Reference::Tag(t) => m.manifest_by_tag(&r, t),
+            Reference::Digest(d) => m.manifest_by_digest(&r, d),
+        })
+        .await?
+        .ok_or_else(|| Error::ManifestUnknown(format!("{repo}:{reference}")))
+    }
+
+    /// A manifest and its exact bytes.
+    pub async fn read_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(StoredManifest, Bytes)> {
+        let stored = self.stat_manifest(repo, reference).await?;
+        let bytes = self
+            .blobs
+            .read_all(&StorageKey::Blob(stored.digest.clone()))
+            .await?;
+        Ok((stored, bytes))
+    }
+
+    /// Deletes a tag (by tag) or a manifest with all its tags (by digest).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        self.ensure_deletes_enabled()?;
+        let (r, rf) = (repo.clone(), reference.clone());
+        let deleted = self
+            .meta(move |m| match &rf {
+                Reference::Tag(t) => m.delete_tag(&r, t, &Actor::default()),
+                Reference::Digest(d) => m.delete_manifest(&r, d, &Actor::default()),
+            })
+            .await?;
+        if !deleted {
+            return Err(Error::ManifestUnknown(format!("{repo}:{reference}")));
+        }
+        tracing::info!(repo = %repo, reference = %reference, "manifest deleted");
+        Ok(())
+    }
+}

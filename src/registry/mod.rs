@@ -1,0 +1,98 @@
+//! The domain operations of a registry: push, pull, mount, delete, list.
+//!
+//! `Registry` writes bytes to the [`BlobStore`], verifies them, and only then
+//! commits metadata through the [`MetaStore`], so that nothing is visible before
+//! it is whole. No HTTP types here.
+
+pub mod blobs;
+pub mod listing;
+pub mod manifests;
+pub mod uploads;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::meta::MetaStore;
+use crate::storage::BlobStore;
+
+/// Behaviour switches of the registry, from the `[registry]` config section.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Allow DELETE of manifests, tags and blobs (405 UNSUPPORTED when off).
+    pub delete_enabled: bool,
+    /// Largest manifest accepted, in bytes (413 beyond).
+    pub max_manifest_bytes: u64,
+    /// Cap on `n` for tag, catalog and referrers pages.
+    pub max_page_size: usize,
+    /// Mount a blob without `from` when another repository holds it.
+    pub auto_mount: bool,
+    /// Smallest chunk a client should send, advertised as `OCI-Chunk-Min-Length`.
+    pub chunk_min_length: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            delete_enabled: true,
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_page_size: 10_000,
+            auto_mount: true,
+            chunk_min_length: 0,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    blobs: BlobStore,
+    meta: Arc<dyn MetaStore>,
+    settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("blobs", &self.blobs)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>, settings: Settings) -> Registry {
+        Registry {
+            blobs,
+            meta,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs a metadata operation on the blocking pool. The task starts at
+    /// once; the returned future only waits for it (and so holds no closure,
+    /// which keeps handler futures `Send`).
+    fn meta<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn MetaStore) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let meta = Arc::clone(&self.meta);
+        let task = tokio::task::spawn_blocking(move || f(meta.as_ref()));
+        async move {
+            task.await
+                .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))?
+        }
+    }
+
+    fn ensure_deletes_enabled(&self) -> Result<()> {
+        if self.settings.delete_enabled {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(
+                "deletes are disabled on this registry".into(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Assembles a running registry: storage and metadata opened from the config,
+//! the router with its middleware, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::{Result, ServerFault};
+use crate::meta::sqlite::Sqlite;
+use crate::registry::Registry;
+use crate::storage::BlobStore;
+
+/// File name of the metadata database inside the data directory.
+pub const DATABASE_FILE: &str = "berth.db";
+
+/// Opens the data directory: blobs on local disk, metadata in SQLite.
+pub fn open_registry(config: &Config) -> Result<Registry> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let blobs = BlobStore::local(&config.data_dir)?;
+    let meta = Sqlite::open(&config.data_dir.join(DATABASE_FILE))?;
+    Ok(Registry::new(
+        blobs,
+        Arc::new(meta),
+        config.registry_settings(),
+    ))
+}
+
+/// The whole HTTP application for a registry.
+pub fn app(registry: Registry) -> Router {
+    crate::api::router(registry)
+        .layer(axum::middleware::map_response(log_server_faults))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// A server fault is logged once, here, with its cause; the client only sees
+/// that it happened.
+async fn log_server_faults(response: Response) -> Response {
+    if let Some(ServerFault(cause)) = response.extensions().get::<ServerFault>() {
+        tracing::error!(status = %response.status(), %cause, "request failed");
+    }
+    response
+}
+
+/// A bound listener, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+}
+
+impl Server {
+    /// Opens the registry and binds its address (port 0 picks a free one).
+    pub async fn bind(config: &Config) -> Result<Server> {
+        let registry = open_registry(config)?;
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Server {
+            listener,
+            app: app(registry),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,207 @@
+//! Immutable bytes on an object store (object_store: local disk by default).
+//!
+//! `BlobStore` knows keys and bytes, not repositories: which repository may read
+//! what is metadata. Every write goes through a multipart upload, which the
+//! backends keep invisible until it completes, so a reader never sees a partial
+//! object.
+
+mod key;
+
+use std::ops::Range;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+
+pub use key::StorageKey;
+
+use crate::error::{Error, Result};
+
+/// Size of the parts handed to the object store while streaming a body in.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight at once while streaming; bounds memory per upload.
+const PARTS_IN_FLIGHT: usize = 2;
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobStore({})", self.store)
+    }
+}
+
+impl BlobStore {
+    /// Local disk under `dir`, syncing files and directories on completion.
+    pub fn local(dir: &FsPath) -> Result<BlobStore> {
+        std::fs::create_dir_all(dir)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        Ok(BlobStore {
+            store: Arc::new(fs),
+        })
+    }
+
+    /// Process memory; for tests.
+    pub fn memory() -> BlobStore {
+        BlobStore {
+            store: Arc::new(InMemory::new()),
+        }
+    }
+
+    /// Starts writing a new object at `key`; it appears only on [`ObjectWriter::finish`].
+    pub async fn writer(&self, key: &StorageKey) -> Result<ObjectWriter> {
+        let upload = self.store.put_multipart(&key.path()).await?;
+        Ok(ObjectWriter {
+            inner: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
+            written: 0,
+        })
+    }
+
+    /// Streams `body` into a new object at `key`, showing every chunk to
+    /// `observe` (the caller hashes there). The object appears only if the whole
+    /// stream arrived; on any error nothing is left behind. Returns its length.
+    pub async fn write_stream<S>(
+        &self,
+        key: &StorageKey,
+        body: S,
+        mut observe: impl FnMut(&[u8]),
+    ) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let mut writer = self.writer(key).await?;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Err(writer.abort(e).await),
+            };
+            observe(&chunk);
+            if let Err(e) = writer.write(chunk).await {
+                return Err(writer.abort(e).await);
+            }
+        }
+        writer.finish().await
+    }
+
+    /// Writes small content (a manifest) in one go.
+    pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
+        let stream = futures_util::stream::once(async move { Ok(bytes) });
+        self.write_stream(key, stream, |_| {}).await.map(|_| ())
+    }
+
+    /// The object's length, or `None` if it does not exist.
+    pub async fn size(&self, key: &StorageKey) -> Result<Option<u64>> {
+        match self.store.head(&key.path()).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams the object, or the given byte range of it.
+    pub async fn read(
+        &self,
+        key: &StorageKey,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let options = GetOptions::new().with_range(range.map(GetRange::Bounded));
+        let result = self.store.get_opts(&key.path(), options).await?;
+        Ok(result.into_stream().map_err(Error::from).boxed())
+    }
+
+    /// Reads a whole (small) object into memory.
+    pub async fn read_all(&self, key: &StorageKey) -> Result<Bytes> {
+        Ok(self.store.get(&key.path()).await?.bytes().await?)
+    }
+
+    /// Moves an object; the destination is replaced atomically.
+    pub async fn rename(&self, from: &StorageKey, to: &StorageKey) -> Result<()> {
+        Ok(self.store.rename(&from.path(), &to.path()).await?)
+    }
+
+    /// Writes the concatenation of `parts` to `to`.
+    pub async fn concat(&self, parts: &[StorageKey], to: &StorageKey) -> Result<u64> {
+        let mut writer = self.writer(to).await?;
+        for part in parts {
+            let mut stream = match self.read(part, None).await {
+                Ok(s) => s,
+                Err(e) => return Err(writer.abort(e).await),
+            };
+            while let Some(chunk) = stream.next().await {
+                let written = match chunk {
+                    Ok(c) => writer.write(c).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    return Err(writer.abort(e).await);
+                }
+            }
+        }
+        writer.finish().await
+    }
+
+    /// Deletes an object; one that is already gone is not an error.
+    pub async fn delete(&self, key: &StorageKey) -> Result<()> {
+        match self.store.delete(&key.path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every object under the key's prefix (an upload's parts).
+    pub async fn delete_prefix(&self, key: &StorageKey) -> Result<()> {
+        let prefix = key.path();
+        let paths = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        let mut results = self.store.delete_stream(paths);
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An object being written in parts; invisible until finished.
+pub struct ObjectWriter {
+    inner: WriteMultipart,
+    written: u64,
+}
+
+impl ObjectWriter {
+    pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.written += chunk.len() as u64;
+        self.inner.put(chunk);
+        Ok(())
+    }
+
+    /// Makes the object visible; returns its length.
+    pub async fn finish(self) -> Result<u64> {
+        self.inner.finish().await?;
+        Ok(self.written)
+    }
+
+    /// Discards what was written and hands back `cause`, the error that matters.
+    pub async fn abort(self, cause: Error) -> Error {
+        if let Err(e) = self.inner.abort().await {
+            tracing::warn!(error = %e, "could not discard a partial object");
+        }
+        cause
+    }
+}
