@@ -33,7 +33,7 @@ pub async fn body_bytes(headers: &HeaderMap, body: Body, limit: u64) -> Result<B
     }
 }
 
-pub fn header_str<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+pub fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

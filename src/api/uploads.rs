@@ -51,20 +51,27 @@ pub async fn start(
 ) -> Result<Response> {
     if let Some(mount) = query.get("mount") {
         let digest = Digest::parse(mount)?;
-        // A `from` that is not a valid name cannot hold the blob: fall back to an upload.
-        let from = query.get("from").and_then(|f| RepoName::parse(f).ok());
-        return Ok(
-            match registry.mount_blob(repo, &digest, from, &|_| true).await? {
-                MountOutcome::Mounted { digest } => BlobCreated {
-                    repo: repo.clone(),
-                    digest,
-                }
-                .into_response(),
-                MountOutcome::Started(s) => {
-                    progress(registry, repo, s, StatusCode::ACCEPTED).into_response()
-                }
-            },
-        );
+        // A `from` that is not a valid name holds nothing: the mount falls back
+        // to an upload session, as any mount that cannot be done.
+        let outcome = match query.get("from").map(RepoName::parse) {
+            Some(Err(_)) => MountOutcome::Started(registry.start_upload(repo).await?),
+            Some(Ok(from)) => {
+                registry
+                    .mount_blob(repo, &digest, Some(from), &|_| true)
+                    .await?
+            }
+            None => registry.mount_blob(repo, &digest, None, &|_| true).await?,
+        };
+        return Ok(match outcome {
+            MountOutcome::Mounted { digest } => BlobCreated {
+                repo: repo.clone(),
+                digest,
+            }
+            .into_response(),
+            MountOutcome::Started(s) => {
+                progress(registry, repo, s, StatusCode::ACCEPTED).into_response()
+            }
+        });
     }
     if query.get("digest").is_some() {
         let digest = digest_param(query)?;

@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn upload_ids_are_32_hex() {
         let id = UploadId::new_random();
-        assert_eq!(UploadId::parse(id.as_str()), Ok(id));
+        assert_eq!(UploadId::parse(id.as_str()).ok(), Some(id));
         assert!(UploadId::parse("../../etc").is_err());
     }
 }

@@ -1,1 +1,12 @@
+//! Integration tests: the real server on a real loopback socket, one binary.
 
+mod base;
+mod blobs;
+mod catalog;
+mod crash;
+mod manifests;
+mod mounts;
+mod referrers;
+mod support;
+mod tags;
+mod uploads;

@@ -163,7 +163,7 @@ mod tests {
             .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .ok();
         assert_eq!(v, Some(MIGRATIONS.len() as i64));
-        let again = db.read(|c| migrate(c));
+        let again = db.read(migrate);
         assert!(again.is_ok());
     }
 }

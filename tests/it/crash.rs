@@ -1,0 +1,333 @@
+//! Crash tests: the built binary, killed with SIGKILL mid-operation, restarted
+//! on the same data directory. Nothing acknowledged may be lost, nothing
+//! partial may be visible, and uploads resume where they stood.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::*;
+
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    /// Starts `berth serve` on `port` and waits (with a deadline) until it answers.
+    async fn start(dir: &Path, port: u16) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("BERTH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn berth");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/v2/")).send().await
+                && r.status() == StatusCode::OK
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "berth did not start");
+            tokio::task::yield_now().await;
+            std::thread::yield_now();
+        }
+        Process { child, base }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Opens a request that declares `declared` body bytes and sends only `sent`,
+/// leaving the connection open (the caller kills the server under it).
+fn half_sent(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    declared: usize,
+    sent: &[u8],
+) -> TcpStream {
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).expect("head");
+    tcp.write_all(sent).expect("body");
+    tcp.flush().expect("flush");
+    tcp
+}
+
+async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
+        std::thread::yield_now();
+    }
+}
+
+/// Every tag resolves, every referenced blob exists and hashes to its digest.
+async fn check_integrity(base: &str, repo: &str) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let tags: Value = serde_json::from_slice(
+        &client
+            .get(format!("{base}/v2/{repo}/tags/list"))
+            .send()
+            .await
+            .expect("tags")
+            .bytes()
+            .await
+            .expect("b"),
+    )
+    .expect("json");
+    let tags: Vec<String> = tags["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for tag in &tags {
+        let r = client
+            .get(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .send()
+            .await
+            .expect("manifest");
+        assert_eq!(r.status(), StatusCode::OK, "tag {tag} resolves");
+        let m: Value = serde_json::from_slice(&r.bytes().await.expect("b")).expect("manifest json");
+        let mut descriptors = vec![m["config"].clone()];
+        descriptors.extend(m["layers"].as_array().cloned().unwrap_or_default());
+        for d in descriptors {
+            let digest = d["digest"].as_str().expect("digest");
+            let r = client
+                .get(format!("{base}/v2/{repo}/blobs/{digest}"))
+                .send()
+                .await
+                .expect("blob");
+            assert_eq!(r.status(), StatusCode::OK, "{digest} of {tag}");
+            assert_eq!(
+                sha256(&r.bytes().await.expect("b")),
+                digest,
+                "{digest} hashes right"
+            );
+        }
+    }
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let mut berth = Process::start(dir.path(), port).await;
+    let client = reqwest::Client::new();
+    let bytes = blob(42, 3 * 1024 * 1024);
+    let first = 1024 * 1024;
+
+    let r = client
+        .post(format!("{}/v2/crash/blobs/uploads/", berth.base))
+        .send()
+        .await
+        .expect("POST");
+    let loc = location(&r);
+    let id = loc.rsplit('/').next().expect("id").to_owned();
+    let r = client
+        .patch(format!("{}{loc}", berth.base))
+        .header("content-range", format!("0-{}", first - 1))
+        .body(bytes[..first].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    // Start the second chunk, let the server begin writing it, and kill it.
+    let parts_dir = dir.path().join("uploads").join(&id);
+    let before = files_under(&parts_dir).len();
+    let _conn = half_sent(
+        &berth.base,
+        "PATCH",
+        &loc,
+        "application/octet-stream",
+        bytes.len() - first,
+        &bytes[first..first + 100_000],
+    );
+    poll_until("the second chunk to be staged", || {
+        files_under(&parts_dir).len() > before
+    })
+    .await;
+    berth.kill();
+
+    let berth = Process::start(dir.path(), port).await;
+    let r = client
+        .get(format!("{}{loc}", berth.base))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header(&r, "range"),
+        Some(format!("0-{}", first - 1)),
+        "acknowledged bytes kept, partial chunk dropped"
+    );
+    let digest = sha256(&bytes);
+    assert_eq!(
+        client
+            .head(format!("{}/v2/crash/blobs/{digest}", berth.base))
+            .send()
+            .await
+            .expect("HEAD")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let r = client
+        .patch(format!("{}{loc}", berth.base))
+        .header("content-range", format!("{first}-{}", bytes.len() - 1))
+        .body(bytes[first..].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = client
+        .put(format!(
+            "{}{}",
+            berth.base,
+            with_query(&loc, &format!("digest={digest}"))
+        ))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = client
+        .get(format!("{}/v2/crash/blobs/{digest}", berth.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(sha256(&got.bytes().await.expect("b")), digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_manifest_push_keeps_acknowledged_manifests_and_shows_nothing_partial() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let mut berth = Process::start(dir.path(), port).await;
+    let client = reqwest::Client::new();
+    let base = berth.base.clone();
+
+    let push_blob = |bytes: Vec<u8>| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let d = sha256(&bytes);
+            let r = client
+                .post(format!("{base}/v2/crash/blobs/uploads/?digest={d}"))
+                .body(bytes)
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
+    };
+    // Several pushes in flight; the server is killed once some are acknowledged.
+    let mut acked = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(32);
+    for i in 0..12u64 {
+        let config = format!("{{\"n\":{i}}}").into_bytes();
+        let layer = blob(100 + i, 200_000);
+        push_blob(config.clone()).await;
+        push_blob(layer.clone()).await;
+        let manifest = image_manifest(&config, &[&layer], None);
+        let (client, base, tx) = (client.clone(), base.clone(), tx.clone());
+        tokio::spawn(async move {
+            let tag = format!("t{i}");
+            let r = client
+                .put(format!("{base}/v2/crash/manifests/{tag}"))
+                .header("content-type", OCI_MANIFEST)
+                .body(manifest.clone())
+                .send()
+                .await;
+            if let Ok(r) = r
+                && r.status() == StatusCode::CREATED
+            {
+                let _ = tx.send((tag, manifest)).await;
+            }
+        });
+    }
+    drop(tx);
+    while let Some(ack) = rx.recv().await {
+        acked.push(ack);
+        if acked.len() == 4 {
+            break;
+        }
+    }
+    let partial = image_manifest(b"{}", &[], None);
+    let _conn = half_sent(
+        &base,
+        "PUT",
+        "/v2/crash/manifests/partial",
+        OCI_MANIFEST,
+        partial.len(),
+        &partial[..partial.len() / 2],
+    );
+    berth.kill();
+    // Pushes acknowledged after the kill decision may still arrive; collect them too.
+    while let Ok(Some(ack)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        acked.push(ack);
+    }
+
+    let berth = Process::start(dir.path(), port).await;
+    let tags = check_integrity(&berth.base, "crash").await;
+    for (tag, manifest) in &acked {
+        assert!(tags.contains(tag), "acknowledged {tag} survives");
+        let r = client
+            .get(format!("{}/v2/crash/manifests/{tag}", berth.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.bytes().await.expect("b").as_ref(), &manifest[..]);
+    }
+    assert!(!tags.contains(&"partial".to_owned()));
+    let r = client
+        .request(
+            Method::GET,
+            format!("{}/v2/crash/manifests/partial", berth.base),
+        )
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

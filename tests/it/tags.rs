@@ -1,0 +1,74 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::*;
+
+async fn tagged(s: &TestServer, repo: &str, tags: &[&str]) {
+    let (manifest, _) = s.push_image(repo, tags[0], 1).await;
+    for t in &tags[1..] {
+        assert_eq!(
+            s.put_manifest(repo, t, OCI_MANIFEST, &manifest)
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+}
+
+// Spec: tags are listed in lexical order.
+#[tokio::test]
+async fn tags_are_listed_in_lexical_order() {
+    let s = TestServer::start().await;
+    tagged(&s, "app", &["v2", "latest", "V1", "a", "v10"]).await;
+    let body = json_body(s.get("/v2/app/tags/list").await).await;
+    assert_eq!(
+        body,
+        json!({ "name": "app", "tags": ["V1", "a", "latest", "v10", "v2"] })
+    );
+}
+
+// Spec: `n` limits the page, `last` starts after a tag, and a Link header points
+// to the next page while there is one.
+#[tokio::test]
+async fn tags_paginate_with_n_last_and_link() {
+    let s = TestServer::start().await;
+    tagged(&s, "app", &["t1", "t2", "t3", "t4", "t5"]).await;
+    let r = s.get("/v2/app/tags/list?n=2").await;
+    assert_eq!(
+        header(&r, "link").as_deref(),
+        Some("</v2/app/tags/list?n=2&last=t2>; rel=\"next\"")
+    );
+    assert_eq!(json_body(r).await["tags"], json!(["t1", "t2"]));
+    let r = s.get("/v2/app/tags/list?n=2&last=t2").await;
+    assert_eq!(json_body(r).await["tags"], json!(["t3", "t4"]));
+    let r = s.get("/v2/app/tags/list?n=2&last=t4").await;
+    assert!(header(&r, "link").is_none(), "no next page after the last");
+    assert_eq!(json_body(r).await["tags"], json!(["t5"]));
+    let r = s.get("/v2/app/tags/list?n=0").await;
+    assert_eq!(json_body(r).await["tags"], json!([]));
+    let r = s.get("/v2/app/tags/list?last=t3").await;
+    assert_eq!(json_body(r).await["tags"], json!(["t4", "t5"]));
+}
+
+#[tokio::test]
+async fn the_server_caps_n() {
+    let s = TestServer::with_config(|c| c.registry.max_page_size = 3).await;
+    tagged(&s, "app", &["a", "b", "c", "d"]).await;
+    let r = s.get("/v2/app/tags/list?n=1000").await;
+    assert_eq!(
+        header(&r, "link").as_deref(),
+        Some("</v2/app/tags/list?n=3&last=c>; rel=\"next\"")
+    );
+    assert_eq!(json_body(r).await["tags"], json!(["a", "b", "c"]));
+}
+
+#[tokio::test]
+async fn unknown_repositories_and_bad_n_are_errors() {
+    let s = TestServer::start().await;
+    let r = s.get("/v2/nobody/tags/list").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "NAME_UNKNOWN");
+    tagged(&s, "app", &["a"]).await;
+    let r = s.get("/v2/app/tags/list?n=-1").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
