@@ -1,4 +1,9 @@
 //! Query-string access that keeps repeated keys (`?tag=a&tag=b`).
+//!
+//! Values are percent-decoded as URLs are (RFC 3986), not as HTML forms: a
+//! literal `+` stays a plus, because media types such as
+//! `application/vnd.oci.image.manifest.v1+json` arrive unencoded in
+//! `?artifactType=` from real clients.
 
 use crate::error::{Error, Result};
 
@@ -7,9 +12,20 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(query: Option<&str>) -> Query {
-        Query(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
                 .into_owned()
+        };
+        Query(
+            query
+                .unwrap_or("")
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(k), decode(v))
+                })
                 .collect(),
         )
     }
@@ -39,5 +55,24 @@ impl Query {
                 })
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_percent_decoding_and_literal_plus() {
+        let q = Query::parse(Some(
+            "tag=a&tag=b&from=team%2Fx&artifactType=application/x+json&empty=&n=5",
+        ));
+        assert_eq!(q.all("tag").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(q.get("from"), Some("team/x"));
+        assert_eq!(q.get("artifactType"), Some("application/x+json"));
+        assert_eq!(q.get("empty"), None);
+        assert_eq!(q.page_size().ok(), Some(Some(5)));
+        assert!(Query::parse(Some("n=-1")).page_size().is_err());
+        assert_eq!(Query::parse(None).get("x"), None);
     }
 }
