@@ -137,10 +137,11 @@ def _():
     subject = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": state["model"], "size": size}
     (WORK / "eval.json").write_text(json.dumps({"metrics": {"auc": 0.91, "f1": 0.84}, "dataset": DATASET}))
     ev = push_artifact(f"{HOST}/{REPO}:eval", [(WORK / "eval.json", EVAL_TYPE)], EVAL_TYPE, {"io.berth.eval": "holdout"}, subject)
-    expect(ev["response"].headers.get("OCI-Subject") == state["model"], "no OCI-Subject")
     (WORK / "model.sig").write_bytes(hashlib.sha512(state["model"].encode()).digest())
     sig = push_artifact(f"{HOST}/{REPO}:sig", [(WORK / "model.sig", "application/octet-stream")], SIG_TYPE, {"io.berth.signer": "ci"}, subject)
     state["eval"], state["sig"] = ev["digest"], sig["digest"]
+    for pushed in (ev, sig):
+        expect(pushed["response"].headers.get("OCI-Subject") == state["model"], "no OCI-Subject")
 
 
 @check("oras: referrers discovery finds both, and filters by artifactType")
