@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-cargo test --all-targets
+cargo test
 
 if [ -x conformance/run.sh ]; then
   cargo build --release --bin berth

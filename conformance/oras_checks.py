@@ -25,8 +25,9 @@ MODEL_TYPE = "application/vnd.berth.model.v1"
 EVAL_TYPE = "application/vnd.berth.evaluation.v1+json"
 SIG_TYPE = "application/vnd.example.signature.v1"
 EMPTY = "application/vnd.oci.empty.v1+json"
-DATASET = "sha256:" + hashlib.sha256(b"churn-dataset-2026-11").hexdigest()
-COMMIT = "3f2c1e0b9a8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+# Per run, so that registry-wide lineage queries see only this run's models.
+DATASET = "sha256:" + hashlib.sha256(f"churn-dataset-{NS}".encode()).hexdigest()
+COMMIT = hashlib.sha1(NS.encode()).hexdigest()
 
 client = oras.client.OrasClient(hostname=HOST, insecure=True)
 state = {}
@@ -52,11 +53,11 @@ def sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def empty_config() -> dict:
+def empty_config(target: str) -> dict:
     path = WORK / "empty.json"
     path.write_bytes(b"{}")
     conf, _ = oras.oci.ManifestConfig(str(path), EMPTY)
-    client.upload_blob(str(path), client.get_container(TARGET), conf)
+    client.upload_blob(str(path), client.get_container(target), conf)
     return conf
 
 
@@ -70,7 +71,7 @@ def push_artifact(target: str, files, artifact_type: str, annotations: dict, sub
         r = client.upload_blob(str(path), container, layer)
         expect(r.status_code in (200, 201), f"blob upload answered {r.status_code}")
         manifest["layers"].append(layer)
-    manifest["config"] = empty_config()
+    manifest["config"] = empty_config(target)
     manifest["artifactType"] = artifact_type
     manifest["annotations"] = annotations
     if subject:
@@ -157,3 +158,29 @@ def _():
 def _():
     tags = client.get_tags(f"{HOST}/{REPO}")
     expect(sorted(tags) == ["eval", "sig", "v1"], tags)
+
+
+# Berth extensions: lineage of what the SDK pushed (CNCF Distribution has none).
+@check("berth lineage: the model is found by its dataset digest and by a commit prefix")
+def _():
+    for query in (f"dataset={DATASET}", f"commit={COMMIT[:8]}"):
+        r = client.do_request(f"{URL}/api/v1/lineage?{query}", "GET")
+        found = [m["digest"] for m in r.json()["models"]]
+        expect(found == [state["model"]], f"{query}: {found}")
+
+
+@check("berth lineage: a lineage document attached with the SDK adds a run and a parent")
+def _():
+    base = push_artifact(f"{HOST}/{NS}/models/base:v1", [(WORK / "model.pkl", "application/vnd.python.pickle")], MODEL_TYPE, {})
+    r = client.do_request(f"{URL}/v2/{REPO}/manifests/{state['model']}", "HEAD",
+                          headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    subject = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": state["model"],
+               "size": int(r.headers["Content-Length"])}
+    doc = {"parents": [{"reference": f"{NS}/models/base@{base['digest']}", "relation": "finetune"}],
+           "run": {"id": "run-42"}, "parameters": {"epochs": 3}}
+    (WORK / "lineage.json").write_text(json.dumps(doc))
+    push_artifact(f"{HOST}/{REPO}:lineage", [(WORK / "lineage.json", "application/vnd.berth.lineage.v1+json")],
+                  "application/vnd.berth.lineage.v1+json", {}, subject)
+    g = client.do_request(f"{URL}/api/v1/lineage/{REPO}/v1", "GET").json()
+    edges = {(e["from"], e["relation"]) for e in g["edges"]}
+    expect((base["digest"], "finetune") in edges and ("run:run-42", "run") in edges, f"edges {edges}")

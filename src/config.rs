@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::registry::Settings;
 
 const ENV_PREFIX: &str = "BERTH_";
+/// `BERTH_*` variables that belong to the client subcommands, not the server.
+const CLIENT_ONLY_ENV: &[&str] = &["BERTH_URL"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +82,9 @@ impl Config {
             merge(&mut merged, table);
         }
         for (key, value) in env {
+            if CLIENT_ONLY_ENV.contains(&key.as_str()) {
+                continue;
+            }
             let Some(name) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
@@ -186,6 +191,7 @@ mod tests {
             env(&[
                 ("BERTH_DATA_DIR", "/srv/berth"),
                 ("BERTH_REGISTRY__MAX_PAGE_SIZE", "50"),
+                ("BERTH_URL", "http://elsewhere:5000"),
                 ("OTHER", "x"),
             ]),
         )

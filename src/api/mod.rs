@@ -4,6 +4,7 @@
 mod blobs;
 mod catalog;
 pub mod endpoint;
+mod ext;
 mod manifests;
 mod query;
 mod referrers;
@@ -34,6 +35,7 @@ pub fn router(registry: Registry) -> Router {
         .route("/v2/{*rest}", any(v2))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .merge(ext::router())
         .with_state(registry)
         .layer(axum::middleware::map_response(stamp_api_version))
 }

@@ -1,5 +1,7 @@
 //! The `berth` command line: one file per subcommand.
 
+mod client;
+mod lineage;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,12 +23,15 @@ pub struct Cli {
 enum Command {
     /// Run the registry.
     Serve(serve::Args),
+    /// Show what a model version came from, or what was built from it.
+    Lineage(lineage::Args),
 }
 
 impl Cli {
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Lineage(args) => lineage::run(args).await,
         }
     }
 }

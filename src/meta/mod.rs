@@ -36,6 +36,105 @@ pub struct NewManifest {
     pub blobs: Vec<(Digest, u64)>,
     /// Child manifests (index entries) that must be in the repository.
     pub manifests: Vec<Digest>,
+    /// Lineage this manifest states, about itself or (a lineage document)
+    /// about its subject.
+    pub lineage: Option<NewLineage>,
+}
+
+/// What a lineage fact is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKind {
+    /// Trained or evaluated on a dataset.
+    Dataset,
+    /// Derived from another model (fine-tune, adapter, quantized, ...).
+    Parent,
+    /// Built from a code commit.
+    Code,
+    /// Produced by a training run.
+    Run,
+}
+
+impl FactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactKind::Dataset => "dataset",
+            FactKind::Parent => "parent",
+            FactKind::Code => "code",
+            FactKind::Run => "run",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FactKind> {
+        [
+            FactKind::Dataset,
+            FactKind::Parent,
+            FactKind::Code,
+            FactKind::Run,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// How a fact names the content it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineageRef {
+    /// A digest, wherever it lives.
+    Digest(Digest),
+    /// A digest in a named repository.
+    InRepo(RepoName, Digest),
+    /// A tag, resolved to its digest when the fact is recorded.
+    Tagged(RepoName, Tag),
+}
+
+/// One fact of a model version's lineage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineageFact {
+    pub kind: FactKind,
+    /// For parents: finetune, adapter, quantized, merge, distill, derived.
+    pub relation: Option<String>,
+    pub target: Option<LineageRef>,
+    /// An external dataset's URI, the code repository's URL, a run's URL.
+    pub uri: Option<String>,
+    /// A dataset's name, a run's id.
+    pub name: Option<String>,
+    /// The code commit.
+    pub revision: Option<String>,
+    /// Extra JSON (a run's parameters).
+    pub detail: Option<String>,
+}
+
+/// Lineage facts about `model`, stated by the manifest being recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLineage {
+    pub model: Digest,
+    pub facts: Vec<LineageFact>,
+}
+
+/// A recorded lineage fact.
+#[derive(Debug, Clone)]
+pub struct StoredFact {
+    /// Repository of the manifest that stated it.
+    pub repo: String,
+    pub model: Digest,
+    pub kind: FactKind,
+    pub relation: Option<String>,
+    pub target: Option<Digest>,
+    pub target_repo: Option<String>,
+    pub uri: Option<String>,
+    pub name: Option<String>,
+    pub revision: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A manifest as lineage answers describe it: one per repository holding it.
+#[derive(Debug, Clone)]
+pub struct ManifestInfo {
+    pub repo: String,
+    pub digest: Digest,
+    pub artifact_type: Option<String>,
+    pub created_ms: i64,
+    pub tags: Vec<String>,
 }
 
 /// A stored manifest, as a GET or HEAD needs it.
@@ -137,7 +236,26 @@ pub trait ListingMeta {
     ) -> Result<Vec<Referrer>>;
 }
 
-/// Everything the registry needs from its metadata database.
-pub trait MetaStore: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + Send + Sync {}
+/// Lineage queries; facts are written by `record_manifest`.
+pub trait LineageMeta {
+    /// Facts about `model` (a digest, in any repository).
+    fn facts_about(&self, model: &Digest) -> Result<Vec<StoredFact>>;
+    /// Facts that point at `target` (of one kind, if given): what was built from it.
+    fn facts_pointing_at(&self, target: &Digest, kind: Option<FactKind>)
+    -> Result<Vec<StoredFact>>;
+    /// Code facts whose commit starts with `prefix`.
+    fn facts_with_revision(&self, prefix: &str) -> Result<Vec<StoredFact>>;
+    /// The manifests with this digest, one per repository, with their tags.
+    fn describe(&self, digest: &Digest) -> Result<Vec<ManifestInfo>>;
+}
 
-impl<T: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + Send + Sync> MetaStore for T {}
+/// Everything the registry needs from its metadata database.
+pub trait MetaStore:
+    BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + Send + Sync
+{
+}
+
+impl<T: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + Send + Sync> MetaStore
+    for T
+{
+}

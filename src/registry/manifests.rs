@@ -74,6 +74,7 @@ impl Registry {
                 .iter()
                 .map(|d| d.digest.clone())
                 .collect(),
+            lineage: self.lineage_of_push(repo, &digest, &manifest).await?,
         };
         let key = StorageKey::Blob(digest.clone());
         if self.blobs.size(&key).await? != Some(body.len() as u64) {

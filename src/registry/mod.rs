@@ -5,6 +5,7 @@
 //! it is whole. No HTTP types here.
 
 pub mod blobs;
+pub mod lineage;
 pub mod listing;
 pub mod manifests;
 pub mod uploads;

@@ -52,6 +52,9 @@ impl ManifestMeta for Sqlite {
                     refs.execute(params![repo, digest, child.to_string(), "manifest"])?;
                 }
                 event(tx, "push", repo, Some(&digest), None, Some(&m.media_type), Some(m.size), actor)?;
+                if let Some(lineage) = &m.lineage {
+                    super::lineage::record(tx, repo, &digest, lineage)?;
+                }
             }
             for tag in tags {
                 move_tag(tx, repo, tag.as_str(), Some(&digest), "push", actor)?;
@@ -120,6 +123,12 @@ impl ManifestMeta for Sqlite {
             for tag in &tags {
                 move_tag(tx, repo, tag, None, "delete-manifest", actor)?;
             }
+            // A model version takes its lineage with it; facts it stated about
+            // others go with it through the foreign key.
+            tx.execute(
+                "DELETE FROM lineage WHERE repo = ?1 AND model = ?2",
+                params![repo, digest],
+            )?;
             let n = tx.execute(
                 "DELETE FROM manifests WHERE repo = ?1 AND digest = ?2",
                 params![repo, digest],

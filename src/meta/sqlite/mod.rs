@@ -2,6 +2,7 @@
 //! a small pool of readers. All SQL runs on the caller's (blocking) thread.
 
 mod blobs;
+mod lineage;
 mod listing;
 mod manifests;
 mod uploads;
@@ -15,7 +16,10 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::{Error, Result};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_lineage.sql"),
+];
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 

@@ -1,0 +1,93 @@
+//! `GET /api/v1/lineage/{repository}/{reference}`: the lineage graph around a
+//! model version (JSON, or DOT with `format=dot`), and `GET /api/v1/lineage`
+//! with `dataset=`, `commit=` or `parent=`: the model versions built from it.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::query::Query;
+use crate::error::{Error, Result};
+use crate::oci::{Digest, Reference, RepoName};
+use crate::registry::Registry;
+use crate::registry::lineage::{Direction, ModelQuery};
+
+/// Depth of a graph query when none is asked for.
+const DEFAULT_DEPTH: usize = 10;
+
+pub async fn graph(State(registry): State<Registry>, uri: Uri, RawQuery(q): RawQuery) -> Response {
+    // The raw path, as for /v2/: a percent-encoded slash must not pose as one.
+    let rest = uri
+        .path()
+        .strip_prefix("/api/v1/lineage/")
+        .unwrap_or_default();
+    graph_inner(&registry, rest, &Query::parse(q.as_deref()))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn graph_inner(registry: &Registry, rest: &str, query: &Query) -> Result<Response> {
+    if rest.contains('%') {
+        return Err(Error::NameInvalid(
+            "percent-encoded characters are not allowed in paths".into(),
+        ));
+    }
+    let (repo, reference) = rest.rsplit_once('/').ok_or_else(|| {
+        Error::NameInvalid("expected /api/v1/lineage/<repository>/<tag or digest>".into())
+    })?;
+    let repo = RepoName::parse(repo)?;
+    let reference = Reference::parse(reference)?;
+    let direction = match query.get("direction") {
+        None => Direction::Upstream,
+        Some(d) => Direction::parse(d).ok_or_else(|| {
+            Error::QueryInvalid(format!("direction {d:?}: upstream, downstream or both"))
+        })?,
+    };
+    let depth = match query.get("depth") {
+        None => DEFAULT_DEPTH,
+        Some(d) => d
+            .parse()
+            .map_err(|_| Error::QueryInvalid(format!("depth {d:?} is not a number")))?,
+    };
+    let graph = registry
+        .lineage_graph(&repo, &reference, direction, depth)
+        .await?;
+    Ok(match query.get("format") {
+        None | Some("json") => Json(graph).into_response(),
+        Some("dot") => {
+            let mut r = graph.to_dot().into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/vnd.graphviz"),
+            );
+            r
+        }
+        Some(f) => return Err(Error::QueryInvalid(format!("format {f:?}: json or dot"))),
+    })
+}
+
+pub async fn models(State(registry): State<Registry>, RawQuery(q): RawQuery) -> Response {
+    models_inner(&registry, &Query::parse(q.as_deref()))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn models_inner(registry: &Registry, query: &Query) -> Result<Response> {
+    let selected = match (
+        query.get("dataset"),
+        query.get("commit"),
+        query.get("parent"),
+    ) {
+        (Some(d), None, None) => ModelQuery::Dataset(Digest::parse(d)?),
+        (None, Some(c), None) => ModelQuery::Commit(c.to_owned()),
+        (None, None, Some(p)) => ModelQuery::Parent(Digest::parse(p)?),
+        _ => {
+            return Err(Error::QueryInvalid(
+                "give exactly one of dataset, commit or parent".into(),
+            ));
+        }
+    };
+    let models = registry.lineage_models(selected).await?;
+    Ok(Json(serde_json::json!({ "models": models })).into_response())
+}
