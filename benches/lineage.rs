@@ -95,7 +95,7 @@ async fn main() {
         .collect();
     for (i, (repo, d)) in datasets.iter().enumerate() {
         let tag = Tag::parse(&format!("v{i}")).expect("tag");
-        db.record_manifest(repo, &manifest(d.clone(), None), &[tag], &actor)
+        db.record_manifest(repo, &manifest(d.clone(), None), &[tag], &[], &actor)
             .expect("dataset");
     }
     let mut models: Vec<(RepoName, Digest)> = Vec::with_capacity(MODELS);
@@ -130,6 +130,7 @@ async fn main() {
             &repo,
             &manifest(digest.clone(), Some(lineage)),
             &[tag],
+            &[],
             &actor,
         )
         .expect("model");

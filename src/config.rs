@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::registry::Settings;
+use crate::registry::events::Webhook;
+use crate::registry::releases::ReleasePolicy;
 
 const ENV_PREFIX: &str = "BERTH_";
 /// `BERTH_*` variables that belong to the client subcommands, not the server.
@@ -25,6 +27,10 @@ pub struct Config {
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
     pub registry: RegistryConfig,
+    /// Immutable tags, promotion gates, rollback policies.
+    pub releases: ReleasePolicy,
+    /// Where events are delivered.
+    pub webhooks: Vec<Webhook>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +55,8 @@ impl Default for Config {
             data_dir: PathBuf::from("berth-data"),
             log: "info".into(),
             registry: RegistryConfig::default(),
+            releases: ReleasePolicy::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -99,6 +107,21 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        let mut names = std::collections::HashSet::new();
+        for hook in &self.webhooks {
+            if !names.insert(hook.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "two webhooks are named {:?}",
+                    hook.name
+                )));
+            }
+            if !hook.url.starts_with("http://") && !hook.url.starts_with("https://") {
+                return Err(Error::Config(format!(
+                    "webhook {:?}: url must be http(s)",
+                    hook.name
+                )));
+            }
+        }
         if self.registry.max_page_size == 0 {
             return Err(Error::Config(
                 "registry.max_page_size must be at least 1".into(),
@@ -120,6 +143,7 @@ impl Config {
             max_page_size: r.max_page_size,
             auto_mount: r.auto_mount,
             chunk_min_length: r.chunk_min_length,
+            releases: self.releases.clone(),
         }
     }
 }
@@ -201,6 +225,46 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/srv/berth"));
         assert_eq!(c.registry.max_page_size, 50);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn releases_and_webhooks_load_from_toml() {
+        let dir = tempfile_dir("releases");
+        let file = dir.join("berth.toml");
+        std::fs::write(
+            &file,
+            r#"
+[releases]
+immutable_tags = ["v*.*.*"]
+[[releases.gates]]
+repositories = ["models/**"]
+tags = ["production"]
+metric = "auc"
+op = ">="
+threshold = 0.9
+[[webhooks]]
+name = "deploy"
+url = "http://127.0.0.1:9000/hook"
+secret = "s"
+"#,
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), Vec::new()).expect("loads");
+        assert_eq!(c.releases.gates.len(), 1);
+        assert_eq!(c.webhooks[0].name, "deploy");
+        std::fs::write(&file, "[[releases.gates]]\nrepositories = []\ntags = []\nmetric = \"x\"\nop = \">\"\nthreshold = 1\n")
+            .expect("write");
+        assert!(
+            Config::load(Some(&file), Vec::new()).is_err(),
+            "op must be >= or <="
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("berth-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
     }
 
     #[test]

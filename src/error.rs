@@ -25,6 +25,10 @@ pub enum ErrorCode {
     Unsupported,
     TooManyRequests,
     Unknown,
+    /// Berth's own API (`/api/v1`): a guarded move found the tag elsewhere.
+    PreconditionFailed,
+    /// Berth's own API: a promotion gate is not met.
+    GateFailed,
 }
 
 impl ErrorCode {
@@ -45,6 +49,8 @@ impl ErrorCode {
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
             ErrorCode::Unknown => "UNKNOWN",
+            ErrorCode::PreconditionFailed => "PRECONDITION_FAILED",
+            ErrorCode::GateFailed => "GATE_FAILED",
         }
     }
 }
@@ -81,6 +87,20 @@ pub enum Error {
     /// A `Range` on a blob GET that lies outside its `size` bytes.
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    #[error("tag {0} is immutable: it cannot be moved or removed")]
+    TagImmutable(String),
+    /// A compare-and-swap tag move found the tag pointing elsewhere.
+    #[error("tag {tag} points at {current}, not the expected {expected}")]
+    PreconditionFailed {
+        tag: String,
+        expected: String,
+        current: String,
+    },
+    /// A promotion refused by its gates; every unmet requirement is listed.
+    #[error("promotion refused: {}", unmet.join("; "))]
+    GateFailed { unmet: Vec<String> },
+    #[error("invalid request: {0}")]
+    BadRequest(String),
     #[error("invalid query parameter: {0}")]
     QueryInvalid(String),
     #[error("the operation is unsupported: {0}")]
@@ -124,7 +144,10 @@ impl Error {
             Error::TagInvalid(_) => (C::ManifestInvalid, S::BAD_REQUEST),
             Error::SizeInvalid(_) => (C::SizeInvalid, S::BAD_REQUEST),
             Error::RangeNotSatisfiable { .. } => (C::SizeInvalid, S::RANGE_NOT_SATISFIABLE),
-            Error::QueryInvalid(_) => (C::Unsupported, S::BAD_REQUEST),
+            Error::QueryInvalid(_) | Error::BadRequest(_) => (C::Unsupported, S::BAD_REQUEST),
+            Error::TagImmutable(_) => (C::Denied, S::CONFLICT),
+            Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
+            Error::GateFailed { .. } => (C::GateFailed, S::CONFLICT),
             Error::Unsupported(_) => (C::Unsupported, S::METHOD_NOT_ALLOWED),
             Error::MethodNotAllowed { .. } => (C::Unsupported, S::METHOD_NOT_ALLOWED),
             Error::RouteUnknown => (C::Unsupported, S::NOT_FOUND),
@@ -146,6 +169,12 @@ impl Error {
                 serde_json::json!({ "offset": offset, "start": start })
             }
             Error::ManifestTooLarge { limit } => serde_json::json!({ "limit": limit }),
+            Error::PreconditionFailed {
+                current, expected, ..
+            } => {
+                serde_json::json!({ "current": current, "expected": expected })
+            }
+            Error::GateFailed { unmet } => serde_json::json!({ "unmet": unmet }),
             _ => serde_json::Value::Null,
         }
     }
@@ -220,6 +249,16 @@ mod tests {
             Error::SizeInvalid("x".into()),
             Error::RangeNotSatisfiable { size: 1 },
             Error::QueryInvalid("x".into()),
+            Error::BadRequest("x".into()),
+            Error::TagImmutable("x".into()),
+            Error::PreconditionFailed {
+                tag: "t".into(),
+                expected: "a".into(),
+                current: "b".into(),
+            },
+            Error::GateFailed {
+                unmet: vec!["auc >= 0.9".into()],
+            },
             Error::Unsupported("x".into()),
             Error::MethodNotAllowed { allow: "GET" },
             Error::RouteUnknown,

@@ -16,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod meta;
 pub mod oci;
 pub mod registry;

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Result, ServerFault};
 use crate::meta::sqlite::Sqlite;
 use crate::registry::Registry;
+use crate::registry::events::Webhook;
 use crate::storage::BlobStore;
 
 /// File name of the metadata database inside the data directory.
@@ -51,6 +52,8 @@ async fn log_server_faults(response: Response) -> Response {
 pub struct Server {
     listener: TcpListener,
     app: Router,
+    registry: Registry,
+    webhooks: Vec<Webhook>,
 }
 
 impl Server {
@@ -60,7 +63,9 @@ impl Server {
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server {
             listener,
-            app: app(registry),
+            app: app(registry.clone()),
+            registry,
+            webhooks: config.webhooks.clone(),
         })
     }
 
@@ -69,10 +74,21 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then finishes requests in flight.
+    /// Webhook deliveries run beside it and stop with it; their cursors are in
+    /// the database, so they resume where they were on the next start.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        axum::serve(self.listener, self.app)
+        let deliveries: Vec<_> = self
+            .webhooks
+            .into_iter()
+            .map(|hook| tokio::spawn(self.registry.clone().deliver_webhook(hook)))
+            .collect();
+        let served = axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        for d in deliveries {
+            d.abort();
+        }
+        served?;
         Ok(())
     }
 }

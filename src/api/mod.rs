@@ -6,7 +6,7 @@ mod catalog;
 pub mod endpoint;
 mod ext;
 mod manifests;
-mod query;
+pub(crate) mod query;
 mod referrers;
 mod request;
 pub mod responses;

@@ -1,7 +1,11 @@
 //! The `berth` command line: one file per subcommand.
 
 mod client;
+mod diff;
+mod history;
 mod lineage;
+mod promote;
+mod rollback;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +29,14 @@ enum Command {
     Serve(serve::Args),
     /// Show what a model version came from, or what was built from it.
     Lineage(lineage::Args),
+    /// Point an environment tag at a version, through the promotion gates.
+    Promote(promote::Args),
+    /// Move an environment tag back to its previous version.
+    Rollback(rollback::Args),
+    /// Show every move of a tag.
+    History(history::Args),
+    /// Release notes between two versions.
+    Diff(diff::Args),
 }
 
 impl Cli {
@@ -32,6 +44,10 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
+            Command::Promote(args) => promote::run(args).await,
+            Command::Rollback(args) => rollback::run(args).await,
+            Command::History(args) => history::run(args).await,
+            Command::Diff(args) => diff::run(args).await,
         }
     }
 }

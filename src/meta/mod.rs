@@ -9,6 +9,7 @@
 pub mod sqlite;
 
 use crate::error::Result;
+use crate::glob::Glob;
 use crate::oci::{Digest, RepoName, Tag, UploadId};
 
 /// An upload session as the database keeps it between requests.
@@ -159,6 +160,55 @@ pub struct Referrer {
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
     pub name: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// One move of a tag.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub tag: String,
+    pub old: Option<Digest>,
+    pub new: Option<Digest>,
+    pub at_ms: i64,
+    pub actor: Option<String>,
+    pub operation: String,
+    pub reason: Option<String>,
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub at_ms: i64,
+    pub action: String,
+    pub repo: String,
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+    pub media_type: Option<String>,
+    pub size: Option<u64>,
+    pub actor: Option<String>,
+    pub old_digest: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// An event to append that no other operation writes (a refused promotion).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub action: String,
+    pub repo: String,
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+    pub old_digest: Option<String>,
+}
+
+/// What a guarded tag move expects the tag to point at now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No expectation.
+    Anything,
+    /// The tag must point at this digest (compare-and-swap).
+    Digest(Digest),
 }
 
 /// Blobs and which repository holds them.
@@ -201,11 +251,14 @@ pub trait ManifestMeta {
     /// Records a manifest, its references and tag moves in one transaction,
     /// after checking inside it that every referenced blob and child manifest
     /// is in the repository (`MANIFEST_BLOB_UNKNOWN` otherwise).
+    /// A tag matching `immutable` that points elsewhere is not moved
+    /// (`TagImmutable`).
     fn record_manifest(
         &self,
         repo: &RepoName,
         manifest: &NewManifest,
         tags: &[Tag],
+        immutable: &[Glob],
         actor: &Actor,
     ) -> Result<()>;
     fn manifest_by_digest(
@@ -215,9 +268,22 @@ pub trait ManifestMeta {
     ) -> Result<Option<StoredManifest>>;
     fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>>;
     /// Deletes a manifest and every tag on it; false if it was not there.
-    fn delete_manifest(&self, repo: &RepoName, digest: &Digest, actor: &Actor) -> Result<bool>;
+    /// Refused (`TagImmutable`) while an immutable tag points at it.
+    fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<bool>;
     /// Deletes a tag, not the manifest; false if it was not there.
-    fn delete_tag(&self, repo: &RepoName, tag: &Tag, actor: &Actor) -> Result<bool>;
+    fn delete_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<bool>;
 }
 
 /// Listings: tags, catalog, referrers.
@@ -249,13 +315,50 @@ pub trait LineageMeta {
     fn describe(&self, digest: &Digest) -> Result<Vec<ManifestInfo>>;
 }
 
+/// Release history: guarded tag moves, history, events and webhook cursors.
+pub trait ReleaseMeta {
+    /// Points `tag` at `to` (a manifest of the repository) if it points at what
+    /// `expect` says (`PreconditionFailed` otherwise) and is not an immutable tag
+    /// pointing elsewhere. Records history and an event with `operation`.
+    /// Returns the digest the tag pointed at before.
+    #[allow(clippy::too_many_arguments)]
+    fn set_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        to: &Digest,
+        expect: &Expect,
+        immutable: &[Glob],
+        operation: &str,
+        actor: &Actor,
+    ) -> Result<Option<Digest>>;
+    /// A tag's moves, newest first, before history id `before`, at most `n`.
+    fn tag_history(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        before: Option<i64>,
+        n: usize,
+    ) -> Result<Vec<HistoryEntry>>;
+    /// The move in force at `at_ms`.
+    fn tag_at(&self, repo: &RepoName, tag: &Tag, at_ms: i64) -> Result<Option<HistoryEntry>>;
+    /// Tags of `repo` that point at `digest`.
+    fn tags_on(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<String>>;
+    fn record_event(&self, event: &NewEvent, actor: &Actor) -> Result<()>;
+    /// Events after id `after`, oldest first, at most `n`.
+    fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>>;
+    /// The last event a webhook has delivered (0 for none).
+    fn webhook_cursor(&self, name: &str) -> Result<i64>;
+    fn set_webhook_cursor(&self, name: &str, last_event: i64) -> Result<()>;
+}
+
 /// Everything the registry needs from its metadata database.
 pub trait MetaStore:
-    BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + Send + Sync
+    BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + ReleaseMeta + Send + Sync
 {
 }
 
-impl<T: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + Send + Sync> MetaStore
-    for T
+impl<T> MetaStore for T where
+    T: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + ReleaseMeta + Send + Sync
 {
 }

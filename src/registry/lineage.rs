@@ -381,7 +381,8 @@ pub enum ModelQuery {
     Parent(Digest),
 }
 
-fn rfc3339(ms: i64) -> String {
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub(crate) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
@@ -451,7 +452,7 @@ impl Registry {
     }
 
     /// A small blob of `repo`, read whole (lineage documents, ModelPack configs).
-    async fn small_blob(
+    pub(super) async fn small_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,

@@ -77,13 +77,23 @@ impl Registry {
             lineage: self.lineage_of_push(repo, &digest, &manifest).await?,
         };
         let key = StorageKey::Blob(digest.clone());
+        let bytes_for_policy = body.clone();
         if self.blobs.size(&key).await? != Some(body.len() as u64) {
             self.blobs.put_bytes(&key, body).await?;
         }
         let (r, t, rec) = (repo.clone(), tags.clone(), record.clone());
-        self.meta(move |m| m.record_manifest(&r, &rec, &t, &Actor::default()))
+        let immutable = self.settings.releases.immutable_tags.clone();
+        self.meta(move |m| m.record_manifest(&r, &rec, &t, &immutable, &Actor::default()))
             .await?;
+        self.events_changed();
         tracing::info!(repo = %repo, digest = %digest, media_type = %record.media_type, "manifest pushed");
+        if manifest.artifact_type.as_deref() == Some(super::releases::EVALUATION_ARTIFACT)
+            && let Err(e) = self
+                .after_evaluation(repo, &manifest, &bytes_for_policy)
+                .await
+        {
+            tracing::warn!(repo = %repo, digest = %digest, error = %e, "evaluation not applied to rollback policies");
+        }
         Ok(PushedManifest {
             digest,
             subject: record.subject,
@@ -124,12 +134,14 @@ impl Registry {
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         self.ensure_deletes_enabled()?;
         let (r, rf) = (repo.clone(), reference.clone());
+        let immutable = self.settings.releases.immutable_tags.clone();
         let deleted = self
             .meta(move |m| match &rf {
-                Reference::Tag(t) => m.delete_tag(&r, t, &Actor::default()),
-                Reference::Digest(d) => m.delete_manifest(&r, d, &Actor::default()),
+                Reference::Tag(t) => m.delete_tag(&r, t, &immutable, &Actor::default()),
+                Reference::Digest(d) => m.delete_manifest(&r, d, &immutable, &Actor::default()),
             })
             .await?;
+        self.events_changed();
         if !deleted {
             return Err(Error::ManifestUnknown(format!("{repo}:{reference}")));
         }

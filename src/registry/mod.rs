@@ -5,12 +5,16 @@
 //! it is whole. No HTTP types here.
 
 pub mod blobs;
+pub mod events;
 pub mod lineage;
 pub mod listing;
 pub mod manifests;
+pub mod releases;
 pub mod uploads;
 
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::meta::MetaStore;
@@ -29,6 +33,8 @@ pub struct Settings {
     pub auto_mount: bool,
     /// Smallest chunk a client should send, advertised as `OCI-Chunk-Min-Length`.
     pub chunk_min_length: u64,
+    /// Immutable tags, promotion gates and rollback policies.
+    pub releases: releases::ReleasePolicy,
 }
 
 impl Default for Settings {
@@ -39,6 +45,7 @@ impl Default for Settings {
             max_page_size: 10_000,
             auto_mount: true,
             chunk_min_length: 0,
+            releases: releases::ReleasePolicy::default(),
         }
     }
 }
@@ -48,6 +55,8 @@ pub struct Registry {
     blobs: BlobStore,
     meta: Arc<dyn MetaStore>,
     settings: Arc<Settings>,
+    /// Woken whenever events are appended, for webhook delivery.
+    events: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -65,6 +74,7 @@ impl Registry {
             blobs,
             meta,
             settings: Arc::new(settings),
+            events: Arc::new(Notify::new()),
         }
     }
 
@@ -85,6 +95,11 @@ impl Registry {
             task.await
                 .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))?
         }
+    }
+
+    /// Tells webhook deliveries that the event log grew.
+    fn events_changed(&self) {
+        self.events.notify_waiters();
     }
 
     fn ensure_deletes_enabled(&self) -> Result<()> {

@@ -17,22 +17,14 @@ use crate::registry::lineage::{Direction, ModelQuery};
 const DEFAULT_DEPTH: usize = 10;
 
 pub async fn graph(State(registry): State<Registry>, uri: Uri, RawQuery(q): RawQuery) -> Response {
-    // The raw path, as for /v2/: a percent-encoded slash must not pose as one.
-    let rest = uri
-        .path()
-        .strip_prefix("/api/v1/lineage/")
-        .unwrap_or_default();
-    graph_inner(&registry, rest, &Query::parse(q.as_deref()))
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    let result = match super::raw_rest(&uri, "/api/v1/lineage/") {
+        Ok(rest) => graph_inner(&registry, rest, &Query::parse(q.as_deref())).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn graph_inner(registry: &Registry, rest: &str, query: &Query) -> Result<Response> {
-    if rest.contains('%') {
-        return Err(Error::NameInvalid(
-            "percent-encoded characters are not allowed in paths".into(),
-        ));
-    }
     let (repo, reference) = rest.rsplit_once('/').ok_or_else(|| {
         Error::NameInvalid("expected /api/v1/lineage/<repository>/<tag or digest>".into())
     })?;

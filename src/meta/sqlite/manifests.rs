@@ -5,6 +5,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Sqlite, digest_column, ensure_repo, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
+use crate::glob::{Glob, any_matches};
 use crate::meta::{Actor, ManifestMeta, NewManifest, StoredManifest};
 use crate::oci::{Digest, RepoName, Tag};
 
@@ -14,6 +15,7 @@ impl ManifestMeta for Sqlite {
         repo: &RepoName,
         m: &NewManifest,
         tags: &[Tag],
+        immutable: &[Glob],
         actor: &Actor,
     ) -> Result<()> {
         let repo = repo.as_str();
@@ -51,13 +53,18 @@ impl ManifestMeta for Sqlite {
                 for child in &m.manifests {
                     refs.execute(params![repo, digest, child.to_string(), "manifest"])?;
                 }
-                event(tx, "push", repo, Some(&digest), None, Some(&m.media_type), Some(m.size), actor)?;
+                let pushed = EventRow {
+                    media_type: Some(&m.media_type),
+                    size: Some(m.size),
+                    ..EventRow::new("push", repo, Some(&digest), None)
+                };
+                event(tx, &pushed, actor)?;
                 if let Some(lineage) = &m.lineage {
                     super::lineage::record(tx, repo, &digest, lineage)?;
                 }
             }
             for tag in tags {
-                move_tag(tx, repo, tag.as_str(), Some(&digest), "push", actor)?;
+                move_tag(tx, repo, tag.as_str(), Some(&digest), immutable, "push", actor)?;
             }
             Ok(())
         })
@@ -112,7 +119,13 @@ impl ManifestMeta for Sqlite {
         })
     }
 
-    fn delete_manifest(&self, repo: &RepoName, digest: &Digest, actor: &Actor) -> Result<bool> {
+    fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<bool> {
         let repo = repo.as_str();
         let digest = digest.to_string();
         self.write(|tx| {
@@ -121,7 +134,7 @@ impl ManifestMeta for Sqlite {
                 .query_map(params![repo, digest], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             for tag in &tags {
-                move_tag(tx, repo, tag, None, "delete-manifest", actor)?;
+                move_tag(tx, repo, tag, None, immutable, "delete-manifest", actor)?;
             }
             // A model version takes its lineage with it; facts it stated about
             // others go with it through the foreign key.
@@ -134,14 +147,34 @@ impl ManifestMeta for Sqlite {
                 params![repo, digest],
             )?;
             if n > 0 {
-                event(tx, "delete", repo, Some(&digest), None, None, None, actor)?;
+                event(
+                    tx,
+                    &EventRow::new("delete", repo, Some(&digest), None),
+                    actor,
+                )?;
             }
             Ok(n > 0)
         })
     }
 
-    fn delete_tag(&self, repo: &RepoName, tag: &Tag, actor: &Actor) -> Result<bool> {
-        self.write(|tx| move_tag(tx, repo.as_str(), tag.as_str(), None, "delete-tag", actor))
+    fn delete_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            move_tag(
+                tx,
+                repo.as_str(),
+                tag.as_str(),
+                None,
+                immutable,
+                "delete-tag",
+                actor,
+            )
+        })
     }
 }
 
@@ -173,21 +206,23 @@ fn check_references(tx: &Transaction<'_>, repo: &str, m: &NewManifest) -> Result
 }
 
 /// Points `tag` at `to` (or removes it, for `None`) and records the move in the
-/// history and the event log. Returns whether anything changed.
-fn move_tag(
+/// history and the event log. An immutable tag that points elsewhere is not
+/// moved. Returns whether anything changed.
+pub(super) fn move_tag(
     tx: &Transaction<'_>,
     repo: &str,
     tag: &str,
     to: Option<&str>,
+    immutable: &[Glob],
     operation: &str,
     actor: &Actor,
 ) -> Result<bool> {
-    let from: Option<String> = tx
-        .prepare_cached("SELECT digest FROM tags WHERE repo = ?1 AND name = ?2")?
-        .query_row(params![repo, tag], |r| r.get(0))
-        .optional()?;
+    let from = current_tag(tx, repo, tag)?;
     if from.as_deref() == to {
         return Ok(false);
+    }
+    if from.is_some() && any_matches(immutable, tag) {
+        return Err(Error::TagImmutable(format!("{repo}:{tag}")));
     }
     let now = now_ms();
     match to {
@@ -199,48 +234,86 @@ fn move_tag(
         None => tx.execute("DELETE FROM tags WHERE repo = ?1 AND name = ?2", params![repo, tag])?,
     };
     tx.execute(
-        "INSERT INTO tag_history (repo, tag, old_digest, new_digest, at, actor, operation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![repo, tag, from, to, now, actor.name, operation],
+        "INSERT INTO tag_history (repo, tag, old_digest, new_digest, at, actor, operation, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            repo,
+            tag,
+            from,
+            to,
+            now,
+            actor.name,
+            operation,
+            actor.reason
+        ],
     )?;
-    let action = if to.is_some() { "tag" } else { "untag" };
-    event(
-        tx,
-        action,
-        repo,
-        to.or(from.as_deref()),
-        Some(tag),
-        None,
-        None,
-        actor,
-    )?;
+    let action = match (operation, to) {
+        ("promote" | "rollback", _) => operation,
+        (_, Some(_)) => "tag",
+        (_, None) => "untag",
+    };
+    let row = EventRow {
+        old_digest: from.as_deref(),
+        ..EventRow::new(action, repo, to.or(from.as_deref()), Some(tag))
+    };
+    event(tx, &row, actor)?;
     Ok(true)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn event(
-    tx: &Transaction<'_>,
-    action: &str,
-    repo: &str,
-    digest: Option<&str>,
-    tag: Option<&str>,
-    media_type: Option<&str>,
-    size: Option<u64>,
-    actor: &Actor,
-) -> Result<()> {
+/// The digest a tag points at now.
+pub(super) fn current_tag(tx: &Transaction<'_>, repo: &str, tag: &str) -> Result<Option<String>> {
+    Ok(tx
+        .prepare_cached("SELECT digest FROM tags WHERE repo = ?1 AND name = ?2")?
+        .query_row(params![repo, tag], |r| r.get(0))
+        .optional()?)
+}
+
+/// A row of the event log, as written.
+pub(super) struct EventRow<'a> {
+    pub action: &'a str,
+    pub repo: &'a str,
+    pub digest: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub media_type: Option<&'a str>,
+    pub size: Option<u64>,
+    pub old_digest: Option<&'a str>,
+}
+
+impl<'a> EventRow<'a> {
+    pub fn new(
+        action: &'a str,
+        repo: &'a str,
+        digest: Option<&'a str>,
+        tag: Option<&'a str>,
+    ) -> Self {
+        EventRow {
+            action,
+            repo,
+            digest,
+            tag,
+            media_type: None,
+            size: None,
+            old_digest: None,
+        }
+    }
+}
+
+pub(super) fn event(tx: &Transaction<'_>, e: &EventRow<'_>, actor: &Actor) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor, old_digest, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         now_ms(),
-        action,
-        repo,
-        digest,
-        tag,
-        media_type,
-        size.map(to_i64),
-        actor.name
+        e.action,
+        e.repo,
+        e.digest,
+        e.tag,
+        e.media_type,
+        e.size.map(to_i64),
+        actor.name,
+        e.old_digest,
+        actor.reason
     ])?;
     Ok(())
 }

@@ -5,6 +5,7 @@ mod blobs;
 mod lineage;
 mod listing;
 mod manifests;
+mod releases;
 mod uploads;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_lineage.sql"),
+    include_str!("migrations/0003_releases.sql"),
 ];
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;

@@ -1,0 +1,37 @@
+//! `GET /api/v1/events?after=<id>&n=`: the event log, oldest first, in CNCF
+//! Distribution's notification envelope.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::query::Query;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::registry::events::envelope_event;
+
+const MAX_PAGE: usize = 1000;
+
+pub async fn list(State(registry): State<Registry>, RawQuery(q): RawQuery) -> Response {
+    inner(&registry, &Query::parse(q.as_deref()))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn inner(registry: &Registry, query: &Query) -> Result<Response> {
+    let after = query
+        .get("after")
+        .map(|a| {
+            a.parse::<i64>()
+                .map_err(|_| Error::QueryInvalid(format!("after {a:?} is not an event id")))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let n = query.page_size()?.unwrap_or(100).min(MAX_PAGE);
+    let events = registry.events_after(after, n).await?;
+    Ok(
+        Json(json!({ "events": events.iter().map(envelope_event).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}

@@ -1,0 +1,493 @@
+//! Releases: environment tags moved by promote and rollback (guarded by
+//! compare-and-swap, immutability and gates on evaluation results), automatic
+//! rollback when live metrics fall past a threshold, tag history, and release
+//! notes between two versions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Registry;
+use super::lineage::rfc3339;
+use crate::error::{Error, Result};
+use crate::glob::{Glob, any_matches};
+use crate::meta::{Actor, Expect, FactKind, HistoryEntry, NewEvent};
+use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
+
+/// Artifact type of an evaluation report attached to a model.
+pub const EVALUATION_ARTIFACT: &str = "application/vnd.berth.evaluation.v1+json";
+/// Evaluation reports read per candidate, newest first.
+const EVALUATIONS_READ: usize = 32;
+
+/// How a metric is compared with its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparison {
+    #[serde(rename = ">=")]
+    AtLeast,
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+impl Comparison {
+    fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::AtLeast => value >= threshold,
+            Comparison::AtMost => value <= threshold,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Comparison::AtLeast => ">=",
+            Comparison::AtMost => "<=",
+        }
+    }
+}
+
+/// A metric requirement for repositories and tags matching globs: a promotion
+/// gate, or a rollback policy on live metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricRule {
+    pub repositories: Vec<Glob>,
+    pub tags: Vec<Glob>,
+    pub metric: String,
+    pub op: Comparison,
+    pub threshold: f64,
+}
+
+impl MetricRule {
+    fn applies(&self, repo: &RepoName, tag: &str) -> bool {
+        any_matches(&self.repositories, repo.as_str()) && any_matches(&self.tags, tag)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {} {}", self.metric, self.op.as_str(), self.threshold)
+    }
+}
+
+/// The `[releases]` config section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleasePolicy {
+    /// Tags that, once set, never move (globs over tag names).
+    pub immutable_tags: Vec<Glob>,
+    /// A promotion to a matching tag needs an evaluation meeting the rule.
+    pub gates: Vec<MetricRule>,
+    /// An evaluation of a live version past the rule rolls the tag back.
+    pub rollback: Vec<MetricRule>,
+}
+
+/// An evaluation report: metrics by name, and what they were measured on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Evaluation {
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub dataset: Option<String>,
+}
+
+/// What a promote or rollback did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagMove {
+    pub repository: String,
+    pub tag: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub operation: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Value>,
+}
+
+impl Registry {
+    /// Points the environment tag `to` at `reference`, if the gates pass and,
+    /// with `expect`, the tag still points where the caller thinks.
+    pub async fn promote(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        to: &Tag,
+        expect: Option<Digest>,
+        actor: Actor,
+    ) -> Result<TagMove> {
+        let candidate = self.stat_manifest(repo, reference).await?.digest;
+        let unmet = self.unmet_gates(repo, to, &candidate).await?;
+        if !unmet.is_empty() {
+            let (r, event) = (
+                repo.clone(),
+                NewEvent {
+                    action: "promote-refused".into(),
+                    repo: repo.to_string(),
+                    digest: Some(candidate.to_string()),
+                    tag: Some(to.to_string()),
+                    old_digest: None,
+                },
+            );
+            let refused = Actor {
+                reason: Some(unmet.join("; ")),
+                ..actor.clone()
+            };
+            self.meta(move |m| m.record_event(&event, &refused)).await?;
+            self.events_changed();
+            tracing::info!(repo = %r, tag = %to, digest = %candidate, "promotion refused");
+            return Err(Error::GateFailed { unmet });
+        }
+        let expect = expect.map_or(Expect::Anything, Expect::Digest);
+        self.move_env_tag(repo, to, &candidate, expect, "promote", actor)
+            .await
+    }
+
+    /// Moves `tag` back: to `to`, or by default to the digest it pointed at
+    /// before its current one.
+    pub async fn rollback(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        to: Option<Digest>,
+        actor: Actor,
+    ) -> Result<TagMove> {
+        let current = self
+            .stat_manifest(repo, &Reference::Tag(tag.clone()))
+            .await?
+            .digest;
+        let target = match to {
+            Some(d) => d,
+            None => self
+                .previous_digest(repo, tag, &current)
+                .await?
+                .ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "{repo}:{tag} has no earlier version to roll back to"
+                    ))
+                })?,
+        };
+        self.move_env_tag(
+            repo,
+            tag,
+            &target,
+            Expect::Digest(current),
+            "rollback",
+            actor,
+        )
+        .await
+    }
+
+    async fn move_env_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        to: &Digest,
+        expect: Expect,
+        operation: &'static str,
+        actor: Actor,
+    ) -> Result<TagMove> {
+        let (r, t, d, immutable) = (
+            repo.clone(),
+            tag.clone(),
+            to.clone(),
+            self.settings.releases.immutable_tags.clone(),
+        );
+        let from = self
+            .meta(move |m| m.set_tag(&r, &t, &d, &expect, &immutable, operation, &actor))
+            .await?;
+        self.events_changed();
+        tracing::info!(repo = %repo, tag = %tag, to = %to, operation, "tag moved");
+        let diff = match &from {
+            Some(f) if f != to => Some(self.release_notes(repo, f, to).await?),
+            _ => None,
+        };
+        Ok(TagMove {
+            repository: repo.to_string(),
+            tag: tag.to_string(),
+            from: from.map(|d| d.to_string()),
+            to: to.to_string(),
+            operation,
+            diff,
+        })
+    }
+
+    /// The digest a tag pointed at before it moved to `current`, if it is still here.
+    async fn previous_digest(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        current: &Digest,
+    ) -> Result<Option<Digest>> {
+        let (r, t) = (repo.clone(), tag.clone());
+        let history = self
+            .meta(move |m| m.tag_history(&r, &t, None, 1000))
+            .await?;
+        for entry in history.iter().filter(|e| e.new.as_ref() == Some(current)) {
+            if let Some(old) = entry.old.as_ref().filter(|o| *o != current)
+                && self
+                    .stat_manifest(repo, &Reference::Digest(old.clone()))
+                    .await
+                    .is_ok()
+            {
+                return Ok(Some(old.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every gate on (`repo`, `tag`) that `candidate`'s evaluations do not meet.
+    async fn unmet_gates(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        candidate: &Digest,
+    ) -> Result<Vec<String>> {
+        let rules: Vec<&MetricRule> = self
+            .settings
+            .releases
+            .gates
+            .iter()
+            .filter(|g| g.applies(repo, tag.as_str()))
+            .collect();
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metrics = self.latest_metrics(repo, candidate).await?;
+        Ok(rules
+            .into_iter()
+            .filter_map(|rule| match metrics.get(&rule.metric) {
+                Some(v) if rule.op.holds(*v, rule.threshold) => None,
+                Some(v) => Some(format!("{} (measured {v})", rule.describe())),
+                None => Some(format!(
+                    "{} (no evaluation of {candidate} reports {})",
+                    rule.describe(),
+                    rule.metric
+                )),
+            })
+            .collect())
+    }
+
+    /// The newest value of each metric over the evaluations attached to `digest`.
+    pub async fn latest_metrics(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<BTreeMap<String, f64>> {
+        let mut referrers = self
+            .list_referrers(repo, digest, Some(EVALUATION_ARTIFACT.to_owned()))
+            .await?;
+        referrers.reverse();
+        let mut metrics = BTreeMap::new();
+        for r in referrers.into_iter().take(EVALUATIONS_READ) {
+            let (_, bytes) = self
+                .read_manifest(repo, &Reference::Digest(r.digest.clone()))
+                .await?;
+            if let Ok(eval) = self.evaluation(repo, &bytes).await {
+                for (k, v) in eval.metrics {
+                    metrics.entry(k).or_insert(v);
+                }
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// Reads the evaluation document carried by an evaluation manifest.
+    async fn evaluation(&self, repo: &RepoName, manifest_bytes: &[u8]) -> Result<Evaluation> {
+        let manifest = Manifest::parse(manifest_bytes, None)?;
+        let layer = manifest
+            .children
+            .iter()
+            .find(|l| l.media_type == EVALUATION_ARTIFACT)
+            .or_else(|| manifest.children.first())
+            .ok_or_else(|| {
+                Error::ManifestInvalid("an evaluation needs its report as a layer".into())
+            })?;
+        let bytes = self.small_blob(repo, &layer.digest, layer.size).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::ManifestInvalid(format!("evaluation report: {e}")))
+    }
+
+    /// After an evaluation is pushed: if it measures a version that an
+    /// environment tag points at and a rollback policy's metric is past its
+    /// threshold, the tag goes back to its previous version.
+    pub(super) async fn after_evaluation(
+        &self,
+        repo: &RepoName,
+        manifest: &Manifest,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let Some(subject) = manifest.subject.as_ref().map(|s| s.digest.clone()) else {
+            return Ok(());
+        };
+        let policies = &self.settings.releases.rollback;
+        if policies.is_empty() {
+            return Ok(());
+        }
+        let evaluation = self.evaluation(repo, bytes).await?;
+        let (r, s) = (repo.clone(), subject.clone());
+        let tags = self.meta(move |m| m.tags_on(&r, &s)).await?;
+        for tag in tags {
+            let breached: Vec<String> = policies
+                .iter()
+                .filter(|p| p.applies(repo, &tag))
+                .filter_map(|p| {
+                    let v = evaluation.metrics.get(&p.metric)?;
+                    (!p.op.holds(*v, p.threshold))
+                        .then(|| format!("{} = {v}, policy {}", p.metric, p.describe()))
+                })
+                .collect();
+            if breached.is_empty() {
+                continue;
+            }
+            let tag = Tag::parse(&tag)?;
+            let actor = Actor {
+                name: Some("berth".into()),
+                reason: Some(format!("automatic rollback: {}", breached.join("; "))),
+            };
+            match self.rollback(repo, &tag, None, actor).await {
+                Ok(m) => {
+                    tracing::warn!(repo = %repo, tag = %tag, from = ?m.from, to = %m.to, "automatic rollback")
+                }
+                Err(e) => {
+                    tracing::warn!(repo = %repo, tag = %tag, error = %e, "automatic rollback not possible")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A tag's moves, newest first.
+    pub async fn tag_history(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        before: Option<i64>,
+        n: usize,
+    ) -> Result<Vec<HistoryEntry>> {
+        let (r, t) = (repo.clone(), tag.clone());
+        self.meta(move |m| m.tag_history(&r, &t, before, n)).await
+    }
+
+    /// The move in force at a time ("what was production on Tuesday").
+    pub async fn tag_at(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        at_ms: i64,
+    ) -> Result<Option<HistoryEntry>> {
+        let (r, t) = (repo.clone(), tag.clone());
+        self.meta(move |m| m.tag_at(&r, &t, at_ms)).await
+    }
+
+    /// Release notes from one version to another: layers, annotations, lineage
+    /// and metrics.
+    pub async fn release_notes(
+        &self,
+        repo: &RepoName,
+        from: &Digest,
+        to: &Digest,
+    ) -> Result<Value> {
+        let (_, from_bytes) = self
+            .read_manifest(repo, &Reference::Digest(from.clone()))
+            .await?;
+        let (_, to_bytes) = self
+            .read_manifest(repo, &Reference::Digest(to.clone()))
+            .await?;
+        let (a, b) = (
+            Manifest::parse(&from_bytes, None)?,
+            Manifest::parse(&to_bytes, None)?,
+        );
+        let layer = |d: &crate::oci::Descriptor| json!({ "digest": d.digest.to_string(), "size": d.size, "mediaType": d.media_type });
+        let a_set: BTreeSet<_> = a.children.iter().map(|d| d.digest.clone()).collect();
+        let b_set: BTreeSet<_> = b.children.iter().map(|d| d.digest.clone()).collect();
+        let added: Vec<_> = b
+            .children
+            .iter()
+            .filter(|d| !a_set.contains(&d.digest))
+            .collect();
+        let removed: Vec<_> = a
+            .children
+            .iter()
+            .filter(|d| !b_set.contains(&d.digest))
+            .collect();
+
+        let mut annotations = json!({ "added": {}, "removed": {}, "changed": {} });
+        for (k, v) in &b.annotations {
+            match a.annotations.get(k) {
+                None => annotations["added"][k] = json!(v),
+                Some(old) if old != v => {
+                    annotations["changed"][k] = json!({ "from": old, "to": v })
+                }
+                _ => {}
+            }
+        }
+        for (k, v) in a
+            .annotations
+            .iter()
+            .filter(|(k, _)| !b.annotations.contains_key(*k))
+        {
+            annotations["removed"][k] = json!(v);
+        }
+
+        let (fa, fb) = (from.clone(), to.clone());
+        let (facts_a, facts_b) = self
+            .meta(move |m| Ok((m.facts_about(&fa)?, m.facts_about(&fb)?)))
+            .await?;
+        let set = |facts: &[crate::meta::StoredFact], kind: FactKind| -> BTreeSet<String> {
+            facts
+                .iter()
+                .filter(|f| f.kind == kind)
+                .filter_map(|f| {
+                    f.target
+                        .as_ref()
+                        .map(Digest::to_string)
+                        .or_else(|| f.uri.clone())
+                })
+                .collect()
+        };
+        let commit =
+            |facts: &[crate::meta::StoredFact]| facts.iter().find_map(|f| f.revision.clone());
+        let changes = |kind: FactKind| {
+            let (x, y) = (set(&facts_a, kind), set(&facts_b, kind));
+            json!({ "added": y.difference(&x).collect::<Vec<_>>(), "removed": x.difference(&y).collect::<Vec<_>>() })
+        };
+        let lineage = json!({
+            "datasets": changes(FactKind::Dataset),
+            "parents": changes(FactKind::Parent),
+            "commit": { "from": commit(&facts_a), "to": commit(&facts_b) },
+        });
+
+        let (ma, mb) = (
+            self.latest_metrics(repo, from).await?,
+            self.latest_metrics(repo, to).await?,
+        );
+        let names: BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
+        let mut metrics = serde_json::Map::new();
+        for name in names {
+            let (x, y) = (ma.get(name), mb.get(name));
+            let delta = x.zip(y).map(|(x, y)| y - x);
+            metrics.insert(name.clone(), json!({ "from": x, "to": y, "delta": delta }));
+        }
+        Ok(json!({
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "layers": {
+                "added": added.iter().map(|d| layer(d)).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|d| layer(d)).collect::<Vec<_>>(),
+                "bytesAdded": added.iter().map(|d| d.size).sum::<u64>(),
+                "bytesRemoved": removed.iter().map(|d| d.size).sum::<u64>(),
+            },
+            "annotations": annotations,
+            "lineage": lineage,
+            "metrics": metrics,
+        }))
+    }
+}
+
+/// A history entry as the API shows it.
+pub fn history_json(e: &HistoryEntry) -> Value {
+    json!({
+        "id": e.id,
+        "from": e.old.as_ref().map(Digest::to_string),
+        "to": e.new.as_ref().map(Digest::to_string),
+        "at": rfc3339(e.at_ms),
+        "actor": e.actor,
+        "operation": e.operation,
+        "reason": e.reason,
+    })
+}
