@@ -108,3 +108,23 @@ tags_and_delete() {
   if "${sk[@]}" inspect --tls-verify=false --raw "docker://$reg/busybox-copy:1.0" 2>/dev/null; then echo "still there after delete"; return 1; fi
 }
 check "skopeo: tag listing and delete through the client" tags_and_delete
+
+# Berth releases: promote and roll back an environment tag, read back by skopeo
+# pulling repo:production by tag (CNCF Distribution has no such API).
+release_round_trip() {
+  local api="$url/api/v1/repositories/$ns/release" v1 v2
+  "${sk[@]}" copy "${tls[@]}" "oci:$layout:busybox" "docker://$reg/release:1.0"
+  "${sk[@]}" copy "${tls[@]}" "oci:$layout:busybox-arm64" "docker://$reg/release:2.0"
+  v1=$(local_digest busybox)
+  v2=$(local_digest busybox-arm64)
+  curl -fsS -X POST -H 'Content-Type: application/json' -d '{"reference":"1.0","to":"production"}' "$api/promote"
+  [ "$(remote_digest "$reg/release:production")" = "$v1" ]
+  curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d "{\"reference\":\"2.0\",\"to\":\"production\",\"expect\":\"$v1\",\"reason\":\"conformance\"}" "$api/promote"
+  "${sk[@]}" --override-arch arm64 copy "${tls[@]}" "docker://$reg/release:production" "oci:$work/pull-prod:x"
+  [ "$(jq -r '.manifests[0].digest' "$work/pull-prod/index.json")" = "$v2" ]
+  curl -fsS -X POST -H 'Content-Type: application/json' -d '{"tag":"production"}' "$api/rollback"
+  [ "$(remote_digest "$reg/release:production")" = "$v1" ]
+  curl -fsS "$api/tags/production/history" | jq -e '[.history[].operation] == ["rollback", "promote", "promote"]'
+}
+check "berth releases: promote, promote with expect, rollback; skopeo pulls production each time" release_round_trip

@@ -8,6 +8,7 @@ mod lineage;
 mod manifests;
 mod mounts;
 mod referrers;
+mod releases;
 mod support;
 mod tags;
 mod uploads;

@@ -18,7 +18,9 @@ pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
-    dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    /// Removed on drop, unless the caller owns the data directory.
+    _owned: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -30,9 +32,16 @@ impl TestServer {
     /// Starts with the defaults changed by `adjust`.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = TestServer::in_dir(dir.path(), adjust).await;
+        server._owned = Some(dir);
+        server
+    }
+
+    /// Starts on a data directory the caller keeps (to restart on it).
+    pub async fn in_dir(dir: &Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::load(None, Vec::new()).expect("default config");
         config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.data_dir = dir.path().to_path_buf();
+        config.data_dir = dir.to_path_buf();
         adjust(&mut config);
         let server = Server::bind(&config).await.expect("bind");
         let addr = server.local_addr().expect("addr");
@@ -43,13 +52,14 @@ impl TestServer {
         TestServer {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
-            dir,
+            data_dir: dir.to_path_buf(),
+            _owned: None,
             shutdown: Some(tx),
         }
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.dir.path()
+        &self.data_dir
     }
 
     pub fn url(&self, path: &str) -> String {
