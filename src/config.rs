@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::meta::GcPolicy;
 use crate::registry::Settings;
 use crate::registry::events::Webhook;
 use crate::registry::releases::ReleasePolicy;
@@ -31,6 +32,64 @@ pub struct Config {
     pub releases: ReleasePolicy,
     /// Where events are delivered.
     pub webhooks: Vec<Webhook>,
+    pub gc: GcConfig,
+}
+
+/// The `[gc]` section. Durations are `<number><unit>` with unit ms, s, m, h or d.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// How often collection runs by itself; "0" turns the schedule off.
+    pub interval: String,
+    /// Nothing younger than this is collected.
+    pub grace_period: String,
+    /// Rollback targets kept: digests in each tag's last N history entries.
+    pub keep_history: usize,
+    /// Also collect manifests no tag, index, subject, lineage or history needs.
+    pub delete_untagged: bool,
+    /// Upload sessions idle this long expire, with their bytes.
+    pub upload_ttl: String,
+    /// Rows per transaction.
+    pub batch: usize,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            interval: "1h".into(),
+            grace_period: "24h".into(),
+            keep_history: 10,
+            delete_untagged: false,
+            upload_ttl: "24h".into(),
+            batch: 500,
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `10m`, `24h`, `7d` (and `0`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| Error::Config(format!("duration {s:?}: expected a number and a unit")))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => {
+            return Err(Error::Config(format!(
+                "duration {s:?}: unit must be ms, s, m, h or d"
+            )));
+        }
+    };
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +116,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -107,6 +167,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.gc_policy()?;
+        self.gc_interval()?;
         let mut names = std::collections::HashSet::new();
         for hook in &self.webhooks {
             if !names.insert(hook.name.as_str()) {
@@ -135,6 +197,27 @@ impl Config {
         Ok(())
     }
 
+    /// What garbage collection may remove.
+    pub fn gc_policy(&self) -> Result<GcPolicy> {
+        let ms =
+            |s: &str| parse_duration(s).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        if self.gc.batch == 0 {
+            return Err(Error::Config("gc.batch must be at least 1".into()));
+        }
+        Ok(GcPolicy {
+            grace_ms: ms(&self.gc.grace_period)?,
+            keep_history: self.gc.keep_history,
+            delete_untagged: self.gc.delete_untagged,
+            batch: self.gc.batch,
+            upload_ttl_ms: ms(&self.gc.upload_ttl)?,
+        })
+    }
+
+    /// How often collection runs by itself, if at all.
+    pub fn gc_interval(&self) -> Result<Option<std::time::Duration>> {
+        parse_duration(&self.gc.interval).map(|d| (!d.is_zero()).then_some(d))
+    }
+
     pub fn registry_settings(&self) -> Settings {
         let r = &self.registry;
         Settings {
@@ -144,6 +227,7 @@ impl Config {
             auto_mount: r.auto_mount,
             chunk_min_length: r.chunk_min_length,
             releases: self.releases.clone(),
+            gc: self.gc_policy().unwrap_or_else(|_| Settings::default().gc),
         }
     }
 }
@@ -225,6 +309,29 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/srv/berth"));
         assert_eq!(c.registry.max_page_size, 50);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        let ok = [
+            ("0", 0),
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("10m", 600_000),
+            ("24h", 86_400_000),
+            ("7d", 604_800_000),
+        ];
+        for (s, ms) in ok {
+            assert_eq!(
+                parse_duration(s).ok().map(|d| d.as_millis()),
+                Some(ms),
+                "{s}"
+            );
+        }
+        for s in ["", "h", "10", "10y", "-1s", "1.5h"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+        assert!(Config::load(None, env(&[("BERTH_GC__GRACE_PERIOD", "soon")])).is_err());
     }
 
     #[test]

@@ -101,6 +101,12 @@ pub enum Error {
     GateFailed { unmet: Vec<String> },
     #[error("invalid request: {0}")]
     BadRequest(String),
+    /// Content caught between garbage collection and a push; retry shortly.
+    #[error("busy, retry: {0}")]
+    Busy(String),
+    /// The disk (or object store) is full; the push left nothing behind.
+    #[error("storage is full: {0}")]
+    StorageFull(String),
     #[error("invalid query parameter: {0}")]
     QueryInvalid(String),
     #[error("the operation is unsupported: {0}")]
@@ -110,11 +116,11 @@ pub enum Error {
     #[error("no such endpoint")]
     RouteUnknown,
     #[error("storage: {0}")]
-    Storage(#[from] object_store::Error),
+    Storage(object_store::Error),
     #[error("metadata database: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
     #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("internal: {0}")]
     Internal(String),
     /// Bad configuration; stops start-up, never reaches a client.
@@ -123,6 +129,51 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether an error, or anything it wraps, is a full disk.
+fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        if is_disk_full(&e) {
+            Error::StorageFull(e.to_string())
+        } else {
+            Error::Storage(e)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+                Error::StorageFull(e.to_string())
+            }
+            _ => Error::Database(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if is_disk_full(&e) {
+            Error::StorageFull(e.to_string())
+        } else {
+            Error::Io(e)
+        }
+    }
+}
 
 impl Error {
     /// The one table of OCI code and HTTP status per variant.
@@ -146,6 +197,8 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => (C::SizeInvalid, S::RANGE_NOT_SATISFIABLE),
             Error::QueryInvalid(_) | Error::BadRequest(_) => (C::Unsupported, S::BAD_REQUEST),
             Error::TagImmutable(_) => (C::Denied, S::CONFLICT),
+            Error::Busy(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
+            Error::StorageFull(_) => (C::Unknown, S::INSUFFICIENT_STORAGE),
             Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
             Error::GateFailed { .. } => (C::GateFailed, S::CONFLICT),
             Error::Unsupported(_) => (C::Unsupported, S::METHOD_NOT_ALLOWED),
@@ -188,10 +241,13 @@ pub struct ServerFault(pub String);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
-        let message = if status.is_server_error() {
-            "internal server error".to_owned()
-        } else {
-            self.to_string()
+        let message = match &self {
+            Error::Busy(_) => "busy; retry shortly".to_owned(),
+            Error::StorageFull(_) => {
+                "storage is full; nothing was kept, retry when space is freed".to_owned()
+            }
+            _ if status.is_server_error() => "internal server error".to_owned(),
+            _ => self.to_string(),
         };
         let body = serde_json::json!({
             "errors": [{ "code": code.as_str(), "message": message, "detail": self.detail() }]
@@ -212,6 +268,9 @@ impl IntoResponse for Error {
             }
             Error::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::Busy(_) | Error::StorageFull(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -250,6 +309,8 @@ mod tests {
             Error::RangeNotSatisfiable { size: 1 },
             Error::QueryInvalid("x".into()),
             Error::BadRequest("x".into()),
+            Error::Busy("x".into()),
+            Error::StorageFull("x".into()),
             Error::TagImmutable("x".into()),
             Error::PreconditionFailed {
                 tag: "t".into(),

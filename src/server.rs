@@ -54,6 +54,7 @@ pub struct Server {
     app: Router,
     registry: Registry,
     webhooks: Vec<Webhook>,
+    gc_interval: Option<std::time::Duration>,
 }
 
 impl Server {
@@ -66,6 +67,7 @@ impl Server {
             app: app(registry.clone()),
             registry,
             webhooks: config.webhooks.clone(),
+            gc_interval: config.gc_interval()?,
         })
     }
 
@@ -77,19 +79,38 @@ impl Server {
     /// Webhook deliveries run beside it and stop with it; their cursors are in
     /// the database, so they resume where they were on the next start.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let deliveries: Vec<_> = self
+        let mut background: Vec<_> = self
             .webhooks
             .into_iter()
             .map(|hook| tokio::spawn(self.registry.clone().deliver_webhook(hook)))
             .collect();
+        if let Some(every) = self.gc_interval {
+            background.push(tokio::spawn(collect_periodically(
+                self.registry.clone(),
+                every,
+            )));
+        }
         let served = axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
             .await;
-        for d in deliveries {
-            d.abort();
+        for task in background {
+            task.abort();
         }
         served?;
         Ok(())
+    }
+}
+
+/// Runs garbage collection every `every`, with the configured policy.
+async fn collect_periodically(registry: Registry, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let policy = registry.settings().gc.clone();
+        if let Err(e) = registry.collect_garbage(&policy, false).await {
+            tracing::warn!(error = %e, "scheduled garbage collection failed");
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 
 mod client;
 mod diff;
+mod fsck;
+mod gc;
 mod history;
 mod lineage;
 mod promote;
@@ -37,6 +39,10 @@ enum Command {
     History(history::Args),
     /// Release notes between two versions.
     Diff(diff::Args),
+    /// Run garbage collection on a running registry.
+    Gc(gc::Args),
+    /// Check (and repair) a data directory.
+    Fsck(fsck::Args),
 }
 
 impl Cli {
@@ -48,6 +54,8 @@ impl Cli {
             Command::Rollback(args) => rollback::run(args).await,
             Command::History(args) => history::run(args).await,
             Command::Diff(args) => diff::run(args).await,
+            Command::Gc(args) => gc::run(args).await,
+            Command::Fsck(args) => fsck::run(args).await,
         }
     }
 }

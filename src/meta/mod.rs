@@ -239,9 +239,13 @@ pub trait UploadMeta {
         len: u64,
         hash_state: &[u8],
     ) -> Result<bool>;
+    /// Marks the session as moving `digest` into place, so that garbage
+    /// collection leaves that digest alone; `Busy` while a collection of it is
+    /// under way. Returns the size if the content is already stored and sound.
+    fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>>;
     /// Ends the session and records the verified blob as held by its repository,
-    /// in one transaction.
-    fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64) -> Result<()>;
+    /// in one transaction. `stored` says the bytes were (re)written just now.
+    fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64, stored: bool) -> Result<()>;
     /// Ends the session; false if there was none.
     fn cancel_upload(&self, id: &UploadId) -> Result<bool>;
 }
@@ -352,13 +356,89 @@ pub trait ReleaseMeta {
     fn set_webhook_cursor(&self, name: &str, last_event: i64) -> Result<()>;
 }
 
+/// What garbage collection may remove.
+#[derive(Debug, Clone)]
+pub struct GcPolicy {
+    /// Nothing younger than this (by when it was pushed or linked) is removed.
+    pub grace_ms: i64,
+    /// Digests a tag pointed at within its last N history entries are kept
+    /// (rollback targets).
+    pub keep_history: usize,
+    /// Remove manifests no tag, index, kept subject, lineage or history needs.
+    pub delete_untagged: bool,
+    /// Rows per transaction.
+    pub batch: usize,
+    /// Upload sessions idle longer than this expire.
+    pub upload_ttl_ms: i64,
+}
+
+/// Collection: each call is one short transaction over at most `batch` rows,
+/// re-checking inside it that nothing needs what it removes.
+pub trait GcMeta {
+    /// Content whose rows are gone and whose objects may still need deleting.
+    fn tombstones(&self) -> Result<Vec<Digest>>;
+    fn clear_tombstones(&self, digests: &[Digest]) -> Result<()>;
+    /// Upload sessions idle since before `cutoff_ms`; removed unless `dry_run`.
+    fn sweep_uploads(&self, cutoff_ms: i64, batch: usize, dry_run: bool) -> Result<Vec<UploadId>>;
+    /// Manifests nothing needs (see [`GcPolicy::delete_untagged`]); removed unless `dry_run`.
+    fn sweep_manifests(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        dry_run: bool,
+    ) -> Result<Vec<(String, Digest)>>;
+    /// Content no manifest, lineage fact or recent push needs; its rows are
+    /// removed and tombstoned unless `dry_run`. Returns digests and sizes.
+    fn sweep_contents(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        dry_run: bool,
+    ) -> Result<Vec<(Digest, u64)>>;
+}
+
+/// What `fsck` reads and repairs.
+pub trait IntegrityMeta {
+    /// Recorded content after `after` (by digest), at most `n`: digest, size, corrupt.
+    fn contents_page(&self, after: Option<&str>, n: usize) -> Result<Vec<(Digest, u64, bool)>>;
+    fn contents_count(&self) -> Result<u64>;
+    /// Marks content as corrupt: it is not served until pushed again.
+    fn mark_corrupt(&self, digest: &Digest) -> Result<()>;
+    /// References, tags, history and lineage rows that point at nothing.
+    fn dangling(&self) -> Result<Vec<String>>;
+    /// SQLite's own check; empty when sound.
+    fn database_check(&self) -> Result<Vec<String>>;
+    /// Every upload session id.
+    fn upload_ids(&self) -> Result<Vec<String>>;
+    /// Whether a digest is recorded content or tombstoned.
+    fn knows_content(&self, digest: &Digest) -> Result<bool>;
+}
+
 /// Everything the registry needs from its metadata database.
 pub trait MetaStore:
-    BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + ReleaseMeta + Send + Sync
+    BlobMeta
+    + UploadMeta
+    + ManifestMeta
+    + ListingMeta
+    + LineageMeta
+    + ReleaseMeta
+    + GcMeta
+    + IntegrityMeta
+    + Send
+    + Sync
 {
 }
 
 impl<T> MetaStore for T where
-    T: BlobMeta + UploadMeta + ManifestMeta + ListingMeta + LineageMeta + ReleaseMeta + Send + Sync
+    T: BlobMeta
+        + UploadMeta
+        + ManifestMeta
+        + ListingMeta
+        + LineageMeta
+        + ReleaseMeta
+        + GcMeta
+        + IntegrityMeta
+        + Send
+        + Sync
 {
 }

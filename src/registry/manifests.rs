@@ -78,13 +78,30 @@ impl Registry {
         };
         let key = StorageKey::Blob(digest.clone());
         let bytes_for_policy = body.clone();
-        if self.blobs.size(&key).await? != Some(body.len() as u64) {
-            self.blobs.put_bytes(&key, body).await?;
-        }
-        let (r, t, rec) = (repo.clone(), tags.clone(), record.clone());
         let immutable = self.settings.releases.immutable_tags.clone();
-        self.meta(move |m| m.record_manifest(&r, &rec, &t, &immutable, &Actor::default()))
-            .await?;
+        let deadline = std::time::Instant::now() + super::BUSY_WAIT;
+        loop {
+            // Written (again) unless the same bytes are there: garbage
+            // collection may have taken them while this push waited.
+            if self.blobs.size(&key).await? != Some(body.len() as u64) {
+                self.blobs.put_bytes(&key, body.clone()).await?;
+            }
+            let (r, t, rec, imm) = (
+                repo.clone(),
+                tags.clone(),
+                record.clone(),
+                immutable.clone(),
+            );
+            match self
+                .meta(move |m| m.record_manifest(&r, &rec, &t, &imm, &Actor::default()))
+                .await
+            {
+                Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => break other?,
+            }
+        }
         self.events_changed();
         tracing::info!(repo = %repo, digest = %digest, media_type = %record.media_type, "manifest pushed");
         if manifest.artifact_type.as_deref() == Some(super::releases::EVALUATION_ARTIFACT)

@@ -6,6 +6,8 @@
 
 pub mod blobs;
 pub mod events;
+pub mod fsck;
+pub mod gc;
 pub mod lineage;
 pub mod listing;
 pub mod manifests;
@@ -35,6 +37,8 @@ pub struct Settings {
     pub chunk_min_length: u64,
     /// Immutable tags, promotion gates and rollback policies.
     pub releases: releases::ReleasePolicy,
+    /// What garbage collection may remove.
+    pub gc: crate::meta::GcPolicy,
 }
 
 impl Default for Settings {
@@ -46,9 +50,19 @@ impl Default for Settings {
             auto_mount: true,
             chunk_min_length: 0,
             releases: releases::ReleasePolicy::default(),
+            gc: crate::meta::GcPolicy {
+                grace_ms: 24 * 3_600_000,
+                keep_history: 10,
+                delete_untagged: false,
+                batch: 500,
+                upload_ttl_ms: 24 * 3_600_000,
+            },
         }
     }
 }
+
+/// How long an operation waits for garbage collection to release content.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Registry {
@@ -57,6 +71,8 @@ pub struct Registry {
     settings: Arc<Settings>,
     /// Woken whenever events are appended, for webhook delivery.
     events: Arc<Notify>,
+    /// Held while a garbage collection runs.
+    gc_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -75,6 +91,7 @@ impl Registry {
             meta,
             settings: Arc::new(settings),
             events: Arc::new(Notify::new()),
+            gc_lock: Arc::default(),
         }
     }
 
@@ -94,6 +111,24 @@ impl Registry {
         async move {
             task.await
                 .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))?
+        }
+    }
+
+    /// Runs a metadata operation, retrying while garbage collection holds the
+    /// content it needs (`Busy`): collection deletes objects in small batches,
+    /// so the wait is short.
+    async fn retry_busy<T: Send + 'static>(
+        &self,
+        f: impl Fn(&dyn MetaStore) -> Result<T> + Send + Sync + Clone + 'static,
+    ) -> Result<T> {
+        let deadline = std::time::Instant::now() + BUSY_WAIT;
+        loop {
+            match self.meta(f.clone()).await {
+                Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -189,20 +189,32 @@ impl Registry {
                 "the upload's content has digest {computed}, not {digest}"
             )));
         }
-        // Content is stored once: if these bytes are already there (pushed before,
-        // or moved by a finish that crashed before its commit), keep that copy.
+        // Content is stored once: if these bytes are already recorded, keep
+        // that copy. Marking the session as finishing keeps garbage collection
+        // away from this digest until the commit below.
+        let (i, d) = (id.clone(), digest.clone());
+        let stored = self
+            .retry_busy(move |m| m.begin_finish(&i, &d))
+            .await?
+            .is_some();
         let target = StorageKey::Blob(digest.clone());
-        if self.blobs.size(&target).await? != Some(session.offset) {
-            match parts.as_slice() {
-                [] => self.blobs.put_bytes(&target, Bytes::new()).await?,
-                [only] => self.blobs.rename(only, &target).await?,
-                many => {
-                    self.blobs.concat(many, &target).await?;
+        if !stored {
+            let moved = match parts.as_slice() {
+                [] => self.blobs.put_bytes(&target, Bytes::new()).await,
+                [only] => self.blobs.rename(only, &target).await,
+                many => self.blobs.concat(many, &target).await.map(|_| ()),
+            };
+            if let Err(e) = moved {
+                // A finish that crashed after moving the bytes and before its
+                // commit left them in place: the hash state above vouches for them.
+                if self.blobs.size(&target).await? != Some(session.offset) {
+                    return Err(e);
                 }
             }
         }
         let (i, d, size) = (id.clone(), digest.clone(), session.offset);
-        self.meta(move |m| m.finish_upload(&i, &d, size)).await?;
+        self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
+            .await?;
         if let Err(e) = self
             .blobs
             .delete_prefix(&StorageKey::Upload(id.clone()))

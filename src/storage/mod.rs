@@ -158,6 +158,25 @@ impl BlobStore {
         }
     }
 
+    /// Every object path under `prefix` (`blobs`, `uploads`), for integrity checks.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = object_store::path::Path::from(prefix);
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    /// Deletes one object by the path [`BlobStore::list`] gave.
+    pub async fn delete_path(&self, path: &str) -> Result<()> {
+        match self
+            .store
+            .delete(&object_store::path::Path::from(path))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Deletes every object under the key's prefix (an upload's parts).
     pub async fn delete_prefix(&self, key: &StorageKey) -> Result<()> {
         let prefix = key.path();

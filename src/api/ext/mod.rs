@@ -2,13 +2,14 @@
 //! history, promotion and events). Errors use the same JSON error body as `/v2/`.
 
 mod events;
+mod gc;
 mod lineage;
 mod releases;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::Uri;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
@@ -24,6 +25,7 @@ pub fn router() -> Router<Registry> {
         .route("/api/v1/lineage/{*rest}", get(lineage::graph))
         .route("/api/v1/repositories/{*rest}", any(releases::dispatch))
         .route("/api/v1/events", get(events::list))
+        .route("/api/v1/gc", post(gc::run))
 }
 
 /// The raw path after `prefix`; percent-encoding is refused, as for `/v2/`, so

@@ -13,7 +13,7 @@ impl BlobMeta for Sqlite {
             let size = c
                 .prepare_cached(
                     "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-                     WHERE r.repo = ?1 AND r.digest = ?2",
+                     WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
                 )?
                 .query_row(params![repo.as_str(), digest.to_string()], |r| {
                     r.get::<_, i64>(0)
@@ -45,7 +45,7 @@ impl BlobMeta for Sqlite {
             let size = tx
                 .prepare_cached(
                     "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-                     WHERE r.repo = ?1 AND r.digest = ?2",
+                     WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
                 )?
                 .query_row(params![from.as_str(), digest.to_string()], |r| {
                     r.get::<_, i64>(0)

@@ -21,6 +21,12 @@ impl ManifestMeta for Sqlite {
         let repo = repo.as_str();
         let digest = m.digest.to_string();
         self.write(|tx| {
+            if tx
+                .prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
+                .exists(params![digest])?
+            {
+                return Err(Error::Busy(format!("{digest} is being garbage-collected")));
+            }
             check_references(tx, repo, m)?;
             ensure_repo(tx, repo)?;
             let now = now_ms();
@@ -183,7 +189,7 @@ impl ManifestMeta for Sqlite {
 fn check_references(tx: &Transaction<'_>, repo: &str, m: &NewManifest) -> Result<()> {
     let mut blob = tx.prepare_cached(
         "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-         WHERE r.repo = ?1 AND r.digest = ?2",
+         WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
     )?;
     for (digest, claimed) in &m.blobs {
         let size = blob

@@ -2,6 +2,7 @@
 //! a small pool of readers. All SQL runs on the caller's (blocking) thread.
 
 mod blobs;
+mod gc;
 mod lineage;
 mod listing;
 mod manifests;
@@ -21,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_lineage.sql"),
     include_str!("migrations/0003_releases.sql"),
+    include_str!("migrations/0004_gc.sql"),
 ];
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;

@@ -88,7 +88,31 @@ impl UploadMeta for Sqlite {
         })
     }
 
-    fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64) -> Result<()> {
+    fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>> {
+        let d = digest.to_string();
+        self.write(|tx| {
+            if tx
+                .prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
+                .exists(params![d])?
+            {
+                return Err(Error::Busy(format!("{d} is being garbage-collected")));
+            }
+            let n = tx.execute(
+                "UPDATE uploads SET finishing = ?2 WHERE id = ?1",
+                params![id.as_str(), d],
+            )?;
+            if n == 0 {
+                return Err(Error::BlobUploadUnknown);
+            }
+            let size: Option<i64> = tx
+                .prepare_cached("SELECT size FROM contents WHERE digest = ?1 AND corrupt = 0")?
+                .query_row(params![d], |r| r.get(0))
+                .optional()?;
+            Ok(size.map(to_u64))
+        })
+    }
+
+    fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64, stored: bool) -> Result<()> {
         self.write(|tx| {
             let repo: Option<String> = tx
                 .query_row(
@@ -100,8 +124,9 @@ impl UploadMeta for Sqlite {
             let repo = repo.ok_or(Error::BlobUploadUnknown)?;
             let now = now_ms();
             tx.execute(
-                "INSERT OR IGNORE INTO contents (digest, size, created_at) VALUES (?1, ?2, ?3)",
-                params![digest.to_string(), to_i64(size), now],
+                "INSERT INTO contents (digest, size, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (digest) DO UPDATE SET corrupt = 0 WHERE ?4",
+                params![digest.to_string(), to_i64(size), now, stored],
             )?;
             tx.execute(
                 "INSERT OR IGNORE INTO repo_blobs (repo, digest, created_at) VALUES (?1, ?2, ?3)",

@@ -1,0 +1,149 @@
+//! `fsck`: re-hashes every stored blob and manifest, checks every reference,
+//! tag, history row and lineage fact, SQLite's own integrity, and finds
+//! objects nothing records. With `repair`, orphans are removed and corrupt
+//! content is marked so that it is not served until it is pushed again.
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::Digest as _;
+
+use super::Registry;
+use crate::error::Result;
+use crate::oci::{Algorithm, Digest};
+use crate::storage::StorageKey;
+
+const PAGE: usize = 256;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsckReport {
+    pub checked: u64,
+    /// Recorded content whose object is gone.
+    pub missing: Vec<String>,
+    /// Objects whose bytes do not hash to their digest.
+    pub corrupt: Vec<String>,
+    /// Objects (or upload directories) nothing records.
+    pub orphaned: Vec<String>,
+    /// Rows that point at nothing.
+    pub dangling: Vec<String>,
+    /// SQLite's integrity check.
+    pub database: Vec<String>,
+    pub repaired: bool,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.corrupt.is_empty()
+            && self.orphaned.is_empty()
+            && self.dangling.is_empty()
+            && self.database.is_empty()
+    }
+}
+
+enum Hashing {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Registry {
+    /// Checks everything; `progress(done, total)` is called as blobs are re-hashed.
+    pub async fn fsck(
+        &self,
+        repair: bool,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<FsckReport> {
+        let mut report = FsckReport {
+            repaired: repair,
+            ..FsckReport::default()
+        };
+        let total = self.meta(|m| m.contents_count()).await?;
+        let mut after: Option<String> = None;
+        loop {
+            let a = after.clone();
+            let page = self
+                .meta(move |m| m.contents_page(a.as_deref(), PAGE))
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.0.to_string());
+            for (digest, size, _) in page {
+                match self.rehash(&digest).await? {
+                    None => report.missing.push(digest.to_string()),
+                    Some((actual, len)) if actual != digest || len != size => {
+                        report.corrupt.push(digest.to_string());
+                        if repair {
+                            let d = digest.clone();
+                            self.meta(move |m| m.mark_corrupt(&d)).await?;
+                        }
+                    }
+                    Some(_) => {}
+                }
+                report.checked += 1;
+                progress(report.checked, total);
+            }
+        }
+
+        for path in self.blobs.list("blobs").await? {
+            let known = match digest_of_path(&path) {
+                Some(d) => self.meta(move |m| m.knows_content(&d)).await?,
+                None => false,
+            };
+            if !known {
+                report.orphaned.push(path);
+            }
+        }
+        let sessions = self.meta(|m| m.upload_ids()).await?;
+        for path in self.blobs.list("uploads").await? {
+            let id = path.split('/').nth(1).unwrap_or_default();
+            if !sessions.iter().any(|s| s == id) {
+                report.orphaned.push(path);
+            }
+        }
+        if repair {
+            for path in &report.orphaned {
+                self.blobs.delete_path(path).await?;
+            }
+        }
+        report.dangling = self.meta(|m| m.dangling()).await?;
+        report.database = self.meta(|m| m.database_check()).await?;
+        Ok(report)
+    }
+
+    /// The digest (under the stored algorithm) and length of an object, or
+    /// `None` if it is missing.
+    async fn rehash(&self, digest: &Digest) -> Result<Option<(Digest, u64)>> {
+        let mut stream = match self
+            .blobs
+            .read(&StorageKey::Blob(digest.clone()), None)
+            .await
+        {
+            Ok(s) => s,
+            Err(crate::Error::Storage(object_store::Error::NotFound { .. })) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut h = match digest.algorithm() {
+            Algorithm::Sha256 => Hashing::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hashing::Sha512(sha2::Sha512::new()),
+        };
+        let mut len = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            len += chunk.len() as u64;
+            match &mut h {
+                Hashing::Sha256(s) => s.update(&chunk),
+                Hashing::Sha512(s) => s.update(&chunk),
+            }
+        }
+        let actual = match h {
+            Hashing::Sha256(s) => Digest::from_output(Algorithm::Sha256, &s.finalize()),
+            Hashing::Sha512(s) => Digest::from_output(Algorithm::Sha512, &s.finalize()),
+        };
+        Ok(Some((actual, len)))
+    }
+}
+
+/// `blobs/<alg>/<2 hex>/<hex>` back to the digest.
+fn digest_of_path(path: &str) -> Option<Digest> {
+    let mut parts = path.split('/');
+    let (_, alg, _, hex) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Digest::parse(&format!("{alg}:{hex}")).ok()
+}
