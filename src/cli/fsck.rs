@@ -36,13 +36,12 @@ pub async fn run(args: Args) -> Result<()> {
     let registry = open_registry(&config)?;
     let tty = std::io::stderr().is_terminal();
     let progress = move |done: u64, total: u64| {
-        if tty && (done % 64 == 0 || done == total) {
+        if tty && (done.is_multiple_of(64) || done == total) {
             const WIDTH: u64 = 40;
-            let filled = if total == 0 {
-                WIDTH
-            } else {
-                (done * WIDTH / total).min(WIDTH)
-            };
+            let filled = (done * WIDTH)
+                .checked_div(total)
+                .unwrap_or(WIDTH)
+                .min(WIDTH);
             let (filled, empty) = (filled as usize, (WIDTH - filled) as usize);
             eprint!(
                 "\rfsck [{}{}] {done}/{total}",
