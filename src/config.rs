@@ -40,14 +40,17 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct GcConfig {
     /// How often collection runs by itself; "0" turns the schedule off.
+    #[serde(deserialize_with = "duration_text")]
     pub interval: String,
     /// Nothing younger than this is collected.
+    #[serde(deserialize_with = "duration_text")]
     pub grace_period: String,
     /// Rollback targets kept: digests in each tag's last N history entries.
     pub keep_history: usize,
     /// Also collect manifests no tag, index, subject, lineage or history needs.
     pub delete_untagged: bool,
     /// Upload sessions idle this long expire, with their bytes.
+    #[serde(deserialize_with = "duration_text")]
     pub upload_ttl: String,
     /// Rows per transaction.
     pub batch: usize,
@@ -64,6 +67,21 @@ impl Default for GcConfig {
             batch: 500,
         }
     }
+}
+
+/// A duration as written: `"24h"`, or a bare `0` (which an environment
+/// variable arrives as).
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        N(u64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::N(n) => n.to_string(),
+    })
 }
 
 /// Parses `500ms`, `30s`, `10m`, `24h`, `7d` (and `0`).
@@ -332,6 +350,8 @@ mod tests {
             assert!(parse_duration(s).is_err(), "{s}");
         }
         assert!(Config::load(None, env(&[("BERTH_GC__GRACE_PERIOD", "soon")])).is_err());
+        let c = Config::load(None, env(&[("BERTH_GC__GRACE_PERIOD", "0")])).expect("bare zero");
+        assert_eq!(c.gc_policy().map(|p| p.grace_ms).ok(), Some(0));
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub struct Server {
 impl Server {
     /// Opens the registry and binds its address (port 0 picks a free one).
     pub async fn bind(config: &Config) -> Result<Server> {
-        let registry = open_registry(config)?;
+        Server::bind_with(config, open_registry(config)?).await
+    }
+
+    /// Binds a registry assembled by the caller (another store, a test wrapper).
+    pub async fn bind_with(config: &Config, registry: Registry) -> Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server {
             listener,

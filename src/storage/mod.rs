@@ -5,6 +5,7 @@
 //! backends keep invisible until it completes, so a reader never sees a partial
 //! object.
 
+pub mod faulty;
 mod key;
 
 use std::ops::Range;
@@ -48,6 +49,20 @@ impl BlobStore {
         Ok(BlobStore {
             store: Arc::new(fs),
         })
+    }
+
+    /// Any object store (a cloud backend, or a test wrapper).
+    pub fn from_store(store: Arc<dyn ObjectStore>) -> BlobStore {
+        BlobStore { store }
+    }
+
+    /// Local disk under `dir`, as an object store to wrap (see [`faulty`]).
+    pub fn local_store(dir: &FsPath) -> Result<Arc<dyn ObjectStore>> {
+        std::fs::create_dir_all(dir)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        Ok(Arc::new(fs))
     }
 
     /// Process memory; for tests.

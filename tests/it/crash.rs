@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -21,6 +21,10 @@ struct Process {
 impl Process {
     /// Starts `berth serve` on `port` and waits (with a deadline) until it answers.
     async fn start(dir: &Path, port: u16) -> Process {
+        Process::start_with(dir, port, &[]).await
+    }
+
+    async fn start_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args([
                 "serve",
@@ -30,6 +34,7 @@ impl Process {
             ])
             .arg(dir)
             .env("BERTH_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -330,4 +335,145 @@ async fn sigkill_mid_manifest_push_keeps_acknowledged_manifests_and_shows_nothin
         .await
         .expect("GET");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// `berth fsck` on a data directory: the report, and whether it was clean.
+fn fsck(dir: &Path) -> (bool, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["fsck", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("fsck");
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).expect("fsck report"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_gc_sweep_and_a_final_put_leaves_nothing_broken() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let env = [("BERTH_GC__GRACE_PERIOD", "0")];
+    let mut berth = Process::start_with(dir.path(), port, &env).await;
+    let client = reqwest::Client::new();
+    let base = berth.base.clone();
+
+    // Something to keep, something to collect.
+    let keep = blob(7, 50_000);
+    let keep_d = sha256(&keep);
+    let r = client
+        .post(format!("{base}/v2/gc/blobs/uploads/?digest={keep_d}"))
+        .body(keep.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let manifest = image_manifest(&keep, &[], None);
+    let r = client
+        .put(format!("{base}/v2/gc/manifests/kept"))
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for i in 0..200u64 {
+        let b = blob(500 + i, 2000);
+        let d = sha256(&b);
+        client
+            .post(format!("{base}/v2/gc/blobs/uploads/?digest={d}"))
+            .body(b)
+            .send()
+            .await
+            .expect("orphan");
+    }
+    // A final PUT whose body is cut off by the kill.
+    let r = client
+        .post(format!("{base}/v2/gc/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST");
+    let loc = location(&r);
+    let last = blob(8, 300_000);
+    let put = format!("{}?digest={}", loc, sha256(&last));
+    let _conn = half_sent(
+        &base,
+        "PUT",
+        &put,
+        "application/octet-stream",
+        last.len(),
+        &last[..100_000],
+    );
+    // A sweep, killed while it runs.
+    let sweep = tokio::spawn({
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            client
+                .post(format!("{base}/api/v1/gc"))
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    poll_until("the sweep to start deleting", || {
+        files_under(&dir.path().join("blobs")).len() < 202
+    })
+    .await;
+    berth.kill();
+    let _ = sweep.await;
+
+    let (_, report) = fsck(dir.path());
+    assert_eq!(report["missing"], json!([]), "{report}");
+    assert_eq!(report["dangling"], json!([]), "{report}");
+    assert_eq!(report["corrupt"], json!([]), "{report}");
+
+    let berth = Process::start_with(dir.path(), port, &env).await;
+    let r = client
+        .get(format!("{}/v2/gc/manifests/kept", berth.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .get(format!("{}/v2/gc/blobs/{keep_d}", berth.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(sha256(&r.bytes().await.expect("b")), keep_d);
+    // The upload whose final PUT was cut off resumes from where it stood.
+    let r = client
+        .get(format!("{}{loc}", berth.base))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(header(&r, "range").as_deref(), Some("0-0"));
+    let r = client
+        .put(format!("{}{put}", berth.base))
+        .body(last.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = client
+        .get(format!("{}/v2/gc/blobs/{}", berth.base, sha256(&last)))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(sha256(&r.bytes().await.expect("b")), sha256(&last));
+    // The next sweep finishes the interrupted one.
+    let r = client
+        .post(format!("{}/api/v1/gc", berth.base))
+        .send()
+        .await
+        .expect("gc");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (clean, report) = fsck(dir.path());
+    assert!(clean, "{report}");
+    // With no grace period, only what the tagged manifest needs survives.
+    assert_eq!(
+        files_under(&dir.path().join("blobs")).len(),
+        2,
+        "the kept config and its manifest"
+    );
 }

@@ -4,6 +4,7 @@ mod base;
 mod blobs;
 mod catalog;
 mod crash;
+mod integrity;
 mod lineage;
 mod manifests;
 mod mounts;

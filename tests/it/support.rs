@@ -2,10 +2,15 @@
 //! build deterministic content and read OCI error bodies.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth::config::Config;
+use berth::meta::sqlite::Sqlite;
 use berth::oci::Digest;
+use berth::registry::Registry;
 use berth::server::Server;
+use berth::storage::BlobStore;
+use berth::storage::faulty::FaultyStore;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -39,11 +44,41 @@ impl TestServer {
 
     /// Starts on a data directory the caller keeps (to restart on it).
     pub async fn in_dir(dir: &Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::assembled(dir, adjust, |c| {
+            berth::server::open_registry(c).expect("open")
+        })
+        .await
+    }
+
+    /// Starts with blobs behind a fault-injecting store.
+    pub async fn with_faults(adjust: impl FnOnce(&mut Config)) -> (TestServer, FaultyStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FaultyStore::new(BlobStore::local_store(dir.path()).expect("store"));
+        let faults = store.clone();
+        let mut server = TestServer::assembled(dir.path(), adjust, move |c| {
+            let meta = Sqlite::open(&c.data_dir.join(berth::server::DATABASE_FILE)).expect("db");
+            Registry::new(
+                BlobStore::from_store(Arc::new(store)),
+                Arc::new(meta),
+                c.registry_settings(),
+            )
+        })
+        .await;
+        server._owned = Some(dir);
+        (server, faults)
+    }
+
+    async fn assembled(
+        dir: &Path,
+        adjust: impl FnOnce(&mut Config),
+        registry: impl FnOnce(&Config) -> Registry,
+    ) -> TestServer {
         let mut config = Config::load(None, Vec::new()).expect("default config");
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.data_dir = dir.to_path_buf();
         adjust(&mut config);
-        let server = Server::bind(&config).await.expect("bind");
+        let registry = registry(&config);
+        let server = Server::bind_with(&config, registry).await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async move {
