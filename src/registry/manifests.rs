@@ -140,10 +140,14 @@ impl Registry {
         reference: &Reference,
     ) -> Result<(StoredManifest, Bytes)> {
         let stored = self.stat_manifest(repo, reference).await?;
+        if let Some(bytes) = self.manifests.get(&stored.digest) {
+            return Ok((stored, bytes));
+        }
         let bytes = self
             .blobs
             .read_all(&StorageKey::Blob(stored.digest.clone()))
             .await?;
+        self.manifests.insert(stored.digest.clone(), bytes.clone());
         Ok((stored, bytes))
     }
 

@@ -10,6 +10,7 @@ pub mod fsck;
 pub mod gc;
 pub mod lineage;
 pub mod listing;
+pub mod manifest_cache;
 pub mod manifests;
 pub mod releases;
 pub mod uploads;
@@ -73,6 +74,7 @@ pub struct Registry {
     events: Arc<Notify>,
     /// Held while a garbage collection runs.
     gc_lock: Arc<tokio::sync::Mutex<()>>,
+    manifests: Arc<manifest_cache::ManifestCache>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -92,6 +94,7 @@ impl Registry {
             settings: Arc::new(settings),
             events: Arc::new(Notify::new()),
             gc_lock: Arc::default(),
+            manifests: Arc::default(),
         }
     }
 

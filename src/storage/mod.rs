@@ -28,9 +28,15 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts in flight at once while streaming; bounds memory per upload.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// Read size for local files: large enough that a pull is not a storm of
+/// small reads (object_store's local reader uses 8 KiB).
+const LOCAL_READ_CHUNK: usize = 1024 * 1024;
+
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Set for local disk: reads go straight to the file in large chunks.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -42,18 +48,18 @@ impl std::fmt::Debug for BlobStore {
 impl BlobStore {
     /// Local disk under `dir`, syncing files and directories on completion.
     pub fn local(dir: &FsPath) -> Result<BlobStore> {
-        std::fs::create_dir_all(dir)?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
         Ok(BlobStore {
-            store: Arc::new(fs),
+            store: BlobStore::local_store(dir)?,
+            local_root: Some(dir.canonicalize()?),
         })
     }
 
     /// Any object store (a cloud backend, or a test wrapper).
     pub fn from_store(store: Arc<dyn ObjectStore>) -> BlobStore {
-        BlobStore { store }
+        BlobStore {
+            store,
+            local_root: None,
+        }
     }
 
     /// Local disk under `dir`, as an object store to wrap (see [`faulty`]).
@@ -69,6 +75,7 @@ impl BlobStore {
     pub fn memory() -> BlobStore {
         BlobStore {
             store: Arc::new(InMemory::new()),
+            local_root: None,
         }
     }
 
@@ -129,6 +136,9 @@ impl BlobStore {
         key: &StorageKey,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        if let Some(root) = &self.local_root {
+            return read_local(root.join(key.path().as_ref()), range).await;
+        }
         let options = GetOptions::new().with_range(range.map(GetRange::Bounded));
         let result = self.store.get_opts(&key.path(), options).await?;
         Ok(result.into_stream().map_err(Error::from).boxed())
@@ -209,6 +219,58 @@ impl BlobStore {
         }
         Ok(())
     }
+}
+
+/// Streams a local file (or a range of it) in large chunks.
+async fn read_local(
+    path: std::path::PathBuf,
+    range: Option<Range<u64>>,
+) -> Result<BoxStream<'static, Result<Bytes>>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Storage(object_store::Error::NotFound {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (start, end) = match range {
+        Some(r) => (r.start, r.end),
+        None => (0, file.metadata().await?.len()),
+    };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+    }
+    let stream = futures_util::stream::unfold((file, end - start), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let want = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(LOCAL_READ_CHUNK);
+        let mut buf = bytes::BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut buf[filled..]).await {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => return Some((Err(Error::from(e)), (file, 0))),
+            }
+        }
+        if filled == 0 {
+            let short = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "blob shorter than recorded",
+            );
+            return Some((Err(Error::from(short)), (file, 0)));
+        }
+        buf.truncate(filled);
+        Some((Ok(buf.freeze()), (file, left - filled as u64)))
+    });
+    Ok(stream.boxed())
 }
 
 /// An object being written in parts; invisible until finished.

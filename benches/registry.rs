@@ -1,0 +1,881 @@
+//! Side-by-side benchmark: Berth against CNCF Distribution 2.8.2 (Debian's
+//! `docker-registry`, installed here if missing) and against the machine's own
+//! limits, on loopback. Workloads run interleaved (Berth, Distribution, Berth,
+//! ...) and report medians, spreads (min–max) and the ratio Berth/Distribution.
+//!
+//! Run: `cargo bench --bench registry` (about six minutes). Knobs:
+//! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10),
+//! `BENCH_BLOB_MIB` (default 1024). The table is also written to
+//! `target/bench-registry.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::Digest as _;
+
+const MIB: usize = 1 << 20;
+
+fn env_or(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn sha256(parts: &[&[u8]]) -> String {
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let out = h.finalize();
+    format!(
+        "sha256:{}",
+        out.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+// ---------------------------------------------------------------- servers
+
+struct Server {
+    base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory, MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        proc_field(self.pid(), "VmHWM:") / 1024.0
+    }
+
+    /// User + system CPU seconds so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // Fields 14 and 15 of stat; after the command name they are at 11 and 12 (0-based, state excluded).
+        (f.get(10).unwrap_or(&0.0) + f.get(11).unwrap_or(&0.0)) / 100.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_field(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/v2/")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not start");
+}
+
+async fn start_berth() -> Server {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("BERTH_LOG", "warn")
+        .env("BERTH_GC__INTERVAL", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn berth");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    Server {
+        base,
+        child,
+        _dir: dir,
+    }
+}
+
+async fn start_distribution() -> Server {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("installing Debian's docker-registry (CNCF Distribution 2.8.2)");
+        let ok = Command::new("sh")
+            .args(["-c", "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "could not install docker-registry");
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let child = Command::new("docker-registry")
+        .args(["serve"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn docker-registry");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    Server {
+        base,
+        child,
+        _dir: dir,
+    }
+}
+
+// ---------------------------------------------------------------- client
+
+fn abs(base: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        location.to_owned()
+    } else {
+        format!("{base}{location}")
+    }
+}
+
+fn with_query(url: &str, q: &str) -> String {
+    format!("{url}{}{q}", if url.contains('?') { '&' } else { '?' })
+}
+
+/// The blob: an 8-byte prefix making it unique, then the shared body.
+#[derive(Clone)]
+struct Blob {
+    prefix: Bytes,
+    body: Bytes,
+    digest: String,
+}
+
+impl Blob {
+    fn new(prefix: u64, body: &Bytes) -> Blob {
+        let prefix = Bytes::copy_from_slice(&prefix.to_le_bytes());
+        let digest = sha256(&[&prefix, body]);
+        Blob {
+            prefix,
+            body: body.clone(),
+            digest,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.prefix.len() + self.body.len()
+    }
+
+    /// The bytes from `start` to `end`, as 1 MiB slices (no copies).
+    fn stream(&self, start: usize, end: usize) -> reqwest::Body {
+        let mut chunks = Vec::new();
+        let mut at = start;
+        while at < end {
+            if at < self.prefix.len() {
+                chunks.push(self.prefix.slice(at..self.prefix.len().min(end)));
+                at = self.prefix.len().min(end);
+            } else {
+                let o = at - self.prefix.len();
+                let stop = (o + MIB).min(end - self.prefix.len());
+                chunks.push(self.body.slice(o..stop));
+                at = stop + self.prefix.len();
+            }
+        }
+        reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks.into_iter().map(Ok::<_, std::io::Error>),
+        ))
+    }
+}
+
+async fn start_upload(c: &reqwest::Client, base: &str, repo: &str) -> String {
+    let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 202, "POST uploads");
+    abs(base, r.headers()["location"].to_str().expect("location"))
+}
+
+async fn finish(c: &reqwest::Client, url: &str, digest: &str, body: Option<reqwest::Body>) {
+    let mut req = c.put(with_query(url, &format!("digest={digest}")));
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let r = req.send().await.expect("PUT");
+    assert_eq!(
+        r.status(),
+        201,
+        "PUT {}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+async fn push_monolithic(c: &reqwest::Client, base: &str, repo: &str, blob: &Blob) {
+    let url = start_upload(c, base, repo).await;
+    finish(c, &url, &blob.digest, Some(blob.stream(0, blob.len()))).await;
+}
+
+async fn push_chunked(c: &reqwest::Client, base: &str, repo: &str, blob: &Blob, chunk: usize) {
+    let mut url = start_upload(c, base, repo).await;
+    let mut at = 0;
+    while at < blob.len() {
+        let end = (at + chunk).min(blob.len());
+        let r = c
+            .patch(&url)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{at}-{}", end - 1))
+            .header("content-length", (end - at).to_string())
+            .body(blob.stream(at, end))
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(r.status(), 202, "PATCH");
+        url = abs(base, r.headers()["location"].to_str().expect("location"));
+        at = end;
+    }
+    finish(c, &url, &blob.digest, None).await;
+}
+
+async fn push_streamed(c: &reqwest::Client, base: &str, repo: &str, blob: &Blob) {
+    let url = start_upload(c, base, repo).await;
+    let r = c
+        .patch(&url)
+        .header("content-type", "application/octet-stream")
+        .body(blob.stream(0, blob.len()))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 202, "PATCH");
+    let url = abs(base, r.headers()["location"].to_str().expect("location"));
+    finish(c, &url, &blob.digest, None).await;
+}
+
+async fn pull(c: &reqwest::Client, url: &str) -> usize {
+    let r = c.get(url).send().await.expect("GET");
+    assert!(r.status().is_success(), "GET {url}");
+    let mut n = 0;
+    let mut s = r.bytes_stream();
+    while let Some(chunk) = s.next().await {
+        n += chunk.expect("body").len();
+    }
+    n
+}
+
+async fn push_small(c: &reqwest::Client, base: &str, repo: &str, bytes: Vec<u8>) -> String {
+    let digest = sha256(&[&bytes]);
+    let url = start_upload(c, base, repo).await;
+    let r = c
+        .put(with_query(&url, &format!("digest={digest}")))
+        .body(bytes)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), 201);
+    digest
+}
+
+async fn push_image(c: &reqwest::Client, base: &str, repo: &str, tag: &str, seed: u64) -> String {
+    let config =
+        format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed}}}").into_bytes();
+    let mut layer = vec![0u8; 2048];
+    layer[..8].copy_from_slice(&seed.to_le_bytes());
+    let (cl, ll) = (config.len(), layer.len());
+    let cd = push_small(c, base, repo, config).await;
+    let ld = push_small(c, base, repo, layer).await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cl}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{ll}}}]}}"#
+    );
+    let md = sha256(&[manifest.as_bytes()]);
+    let r = c
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .await
+        .expect("PUT manifest");
+    let status = r.status();
+    assert_eq!(
+        status,
+        201,
+        "{base} manifest: {}",
+        r.text().await.unwrap_or_default()
+    );
+    md
+}
+
+/// `conc` workers repeating one request for `secs`: requests/s, p50 and p99 (ms).
+async fn load(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    conc: usize,
+    secs: u64,
+) -> (f64, f64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let workers = (0..conc).map(|_| {
+        let (c, url, method) = (c.clone(), url.to_owned(), method.clone());
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = c
+                    .request(method.clone(), &url)
+                    .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                    .send()
+                    .await
+                    .expect("req");
+                assert!(r.status().is_success());
+                let _ = r.bytes().await;
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            lat
+        })
+    });
+    let started = Instant::now();
+    let mut all: Vec<u32> = Vec::new();
+    for w in futures_util::future::join_all(workers).await {
+        all.extend(w.expect("worker"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |q: f64| {
+        all.get(((all.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    (all.len() as f64 / elapsed, pct(0.5), pct(0.99))
+}
+
+// ---------------------------------------------------------------- machine limits
+
+fn sha256_speed(buf: &[u8]) -> f64 {
+    let t = Instant::now();
+    let mut h = sha2::Sha256::new();
+    h.update(buf);
+    let _ = h.finalize();
+    buf.len() as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn disk_write_speed(dir: &Path, buf: &[u8]) -> f64 {
+    use std::io::Write;
+    let path = dir.join("disk-probe");
+    let t = Instant::now();
+    let mut f = std::fs::File::create(&path).expect("create");
+    for chunk in buf.chunks(8 * MIB) {
+        f.write_all(chunk).expect("write");
+    }
+    f.sync_data().expect("fdatasync");
+    let speed = buf.len() as f64 / t.elapsed().as_secs_f64() / 1e9;
+    let _ = std::fs::remove_file(path);
+    speed
+}
+
+/// A plain static file server on its own thread and runtime: the best a pull can be.
+fn static_server(file: PathBuf) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let file = Arc::new(file);
+            let app = axum::Router::new()
+                .route(
+                    "/file",
+                    axum::routing::get({
+                        let file = Arc::clone(&file);
+                        move || {
+                            let file = Arc::clone(&file);
+                            async move {
+                                let f = tokio::fs::File::open(&*file).await.expect("open");
+                                let stream = futures_util::stream::unfold(f, |mut f| async move {
+                                    use tokio::io::AsyncReadExt;
+                                    let mut buf = vec![0u8; MIB];
+                                    match f.read(&mut buf).await {
+                                        Ok(0) | Err(_) => None,
+                                        Ok(n) => {
+                                            buf.truncate(n);
+                                            Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+                                        }
+                                    }
+                                });
+                                axum::body::Body::from_stream(stream)
+                            }
+                        }
+                    }),
+                )
+                .route(
+                    "/v2/x/manifests/ok",
+                    axum::routing::get(|| async { "{}" }).head(|| async { "" }),
+                );
+            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(l, app).await.expect("serve");
+        });
+    });
+    format!("http://{addr}")
+}
+
+// ---------------------------------------------------------------- report
+
+struct Row {
+    name: String,
+    unit: &'static str,
+    higher_is_better: bool,
+    berth: Vec<f64>,
+    dist: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() { 0.0 } else { s[s.len() / 2] }
+}
+
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.len() < 2 {
+        String::new()
+    } else {
+        format!(" ({min:.2}–{max:.2})")
+    }
+}
+
+fn render(rows: &[Row], limits: &[(String, f64, &'static str)], header: &str) -> String {
+    let mut out = format!(
+        "{header}\n\n| workload | Berth | Distribution | Berth/Distribution |\n| --- | --- | --- | --- |\n"
+    );
+    for r in rows {
+        let (b, d) = (median(&r.berth), median(&r.dist));
+        let ratio = if r.higher_is_better { b / d } else { d / b };
+        out.push_str(&format!(
+            "| {} | {b:.2} {u}{} | {d:.2} {u}{} | {ratio:.2}x |\n",
+            r.name,
+            spread(&r.berth),
+            spread(&r.dist),
+            u = r.unit
+        ));
+    }
+    out.push_str("\n| machine limit | value |\n| --- | --- |\n");
+    for (name, v, unit) in limits {
+        out.push_str(&format!("| {name} | {v:.2} {unit} |\n"));
+    }
+    out.push_str("\nRatios are oriented so that above 1 means Berth is better (for latency and memory, Distribution/Berth).\n");
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let reps = env_or("BENCH_REPS", 3);
+    let secs = env_or("BENCH_SECONDS", 10) as u64;
+    let blob_mib = env_or("BENCH_BLOB_MIB", 1024);
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+
+    eprintln!("preparing {blob_mib} MiB of data");
+    let mut data = vec![0u8; blob_mib * MIB];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for w in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        w.copy_from_slice(&b[..w.len()]);
+    }
+    let data = Bytes::from(data);
+    let gb = data.len() as f64 / 1e9;
+    let size = if blob_mib % 1024 == 0 {
+        format!("{} GiB", blob_mib / 1024)
+    } else {
+        format!("{blob_mib} MiB")
+    };
+
+    let mut limits = Vec::new();
+    limits.push(("sha256, one core".to_owned(), sha256_speed(&data), "GB/s"));
+    let scratch = tempfile::tempdir().expect("scratch");
+    limits.push((
+        "disk write + fdatasync".to_owned(),
+        disk_write_speed(scratch.path(), &data),
+        "GB/s",
+    ));
+    let file = scratch.path().join("static.bin");
+    std::fs::write(&file, &data).expect("static file");
+    let plain = static_server(file);
+    let mut ceiling = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        pull(&c, &format!("{plain}/file")).await;
+        ceiling.push(gb / t.elapsed().as_secs_f64());
+    }
+    limits.push((
+        "static file server, one pull stream".to_owned(),
+        median(&ceiling),
+        "GB/s",
+    ));
+    let (rps, _, p99) = load(
+        &c,
+        reqwest::Method::GET,
+        &format!("{plain}/v2/x/manifests/ok"),
+        64,
+        secs.min(5),
+    )
+    .await;
+    limits.push((
+        "load generator ceiling (trivial GET, c64)".to_owned(),
+        rps,
+        "req/s",
+    ));
+    limits.push(("  its p99".to_owned(), p99, "ms"));
+
+    let servers = [start_berth().await, start_distribution().await];
+    let mut rows: Vec<Row> = Vec::new();
+    let row =
+        |rows: &mut Vec<Row>, name: &str, unit: &'static str, higher: bool, i: usize, v: f64| {
+            if !rows.iter().any(|r| r.name == name) {
+                rows.push(Row {
+                    name: name.to_owned(),
+                    unit,
+                    higher_is_better: higher,
+                    berth: Vec::new(),
+                    dist: Vec::new(),
+                });
+            }
+            let r = rows.iter_mut().find(|r| r.name == name).expect("row");
+            if i == 0 {
+                r.berth.push(v)
+            } else {
+                r.dist.push(v)
+            }
+        };
+    let mut cpu_per_gb = [Vec::new(), Vec::new()];
+    let mut prefix = 0u64;
+
+    for rep in 0..reps {
+        eprintln!("repetition {}/{reps}", rep + 1);
+        for (i, s) in servers.iter().enumerate() {
+            let cpu0 = s.cpu_seconds();
+            let mut moved = 0.0;
+            for (name, kind) in [
+                (format!("push {size}, monolithic"), 0),
+                (format!("push {size}, 16 MiB chunks"), 1),
+                (format!("push {size}, streamed"), 2),
+            ] {
+                prefix += 1;
+                let blob = Blob::new(prefix, &data);
+                let t = Instant::now();
+                match kind {
+                    0 => push_monolithic(&c, &s.base, "big", &blob).await,
+                    1 => push_chunked(&c, &s.base, "big", &blob, 16 * MIB).await,
+                    _ => push_streamed(&c, &s.base, "big", &blob).await,
+                }
+                row(
+                    &mut rows,
+                    &name,
+                    "GB/s",
+                    true,
+                    i,
+                    gb / t.elapsed().as_secs_f64(),
+                );
+                moved += gb;
+            }
+            let pull_url = format!(
+                "{}/v2/big/blobs/{}",
+                s.base,
+                Blob::new(prefix, &data).digest
+            );
+            let t = Instant::now();
+            pull(&c, &pull_url).await;
+            row(
+                &mut rows,
+                &format!("pull {size}, one stream"),
+                "GB/s",
+                true,
+                i,
+                gb / t.elapsed().as_secs_f64(),
+            );
+            let t = Instant::now();
+            futures_util::future::join_all((0..4).map(|_| pull(&c, &pull_url))).await;
+            row(
+                &mut rows,
+                &format!("pull {size}, four streams (total)"),
+                "GB/s",
+                true,
+                i,
+                4.0 * gb / t.elapsed().as_secs_f64(),
+            );
+            moved += 5.0 * gb;
+            cpu_per_gb[i].push((s.cpu_seconds() - cpu0) / moved);
+
+            let t = Instant::now();
+            let repo = format!("small{rep}");
+            let work: Vec<Vec<u8>> = (0..2000u64)
+                .map(|n| {
+                    let mut v = vec![0u8; 4096];
+                    v[..8].copy_from_slice(
+                        &(n + 1_000_000 * (rep as u64 + 1) + 10_000_000 * i as u64).to_le_bytes(),
+                    );
+                    v
+                })
+                .collect();
+            futures_util::stream::iter(work.into_iter().map(|b| push_small(&c, &s.base, &repo, b)))
+                .buffer_unordered(8)
+                .collect::<Vec<_>>()
+                .await;
+            row(
+                &mut rows,
+                "2,000 blobs of 4 KiB, c8",
+                "blobs/s",
+                true,
+                i,
+                2000.0 / t.elapsed().as_secs_f64(),
+            );
+
+            let t = Instant::now();
+            let repo = format!("images{rep}");
+            futures_util::stream::iter(
+                (0..500u64).map(|n| {
+                    let (c, base, repo) = (&c, &s.base, &repo);
+                    async move {
+                        push_image(c, base, repo, &format!("t{n}"), n + 1000 * rep as u64).await
+                    }
+                }),
+            )
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+            row(
+                &mut rows,
+                "500 small images, c8",
+                "images/s",
+                true,
+                i,
+                500.0 / t.elapsed().as_secs_f64(),
+            );
+        }
+    }
+
+    eprintln!("manifest look-ups and tag listings");
+    for (i, s) in servers.iter().enumerate() {
+        let digest = push_image(&c, &s.base, "lookups", "latest", 7).await;
+        for conc in [1, 16, 64] {
+            let (rps, p50, p99) = load(
+                &c,
+                reqwest::Method::GET,
+                &format!("{}/v2/lookups/manifests/latest", s.base),
+                conc,
+                secs,
+            )
+            .await;
+            row(
+                &mut rows,
+                &format!("manifest GET by tag, c{conc}"),
+                "req/s",
+                true,
+                i,
+                rps,
+            );
+            row(&mut rows, &format!("  p50, c{conc}"), "ms", false, i, p50);
+            row(&mut rows, &format!("  p99, c{conc}"), "ms", false, i, p99);
+            let (rps, _, p99) = load(
+                &c,
+                reqwest::Method::HEAD,
+                &format!("{}/v2/lookups/manifests/{digest}", s.base),
+                conc,
+                secs,
+            )
+            .await;
+            row(
+                &mut rows,
+                &format!("manifest HEAD by digest, c{conc}"),
+                "req/s",
+                true,
+                i,
+                rps,
+            );
+            row(
+                &mut rows,
+                &format!("  HEAD p99, c{conc}"),
+                "ms",
+                false,
+                i,
+                p99,
+            );
+        }
+        let manifest_digest = push_image(&c, &s.base, "tagged", "t0", 9).await;
+        let body = c
+            .get(format!("{}/v2/tagged/manifests/{manifest_digest}", s.base))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("b");
+        // Set-up, not timed, one tag at a time: Distribution answers 500 to
+        // concurrent tag writes of one manifest.
+        for n in 1..5000 {
+            let r = c
+                .put(format!("{}/v2/tagged/manifests/t{n}", s.base))
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("tag");
+            assert_eq!(
+                r.status(),
+                201,
+                "tag t{n}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        for _ in 0..reps {
+            let t = Instant::now();
+            let r = c
+                .get(format!("{}/v2/tagged/tags/list", s.base))
+                .send()
+                .await
+                .expect("tags");
+            let v: serde_json::Value =
+                serde_json::from_slice(&r.bytes().await.expect("b")).expect("json");
+            assert_eq!(v["tags"].as_array().map(Vec::len), Some(5000));
+            row(
+                &mut rows,
+                "list 5,000 tags, whole",
+                "ms",
+                false,
+                i,
+                t.elapsed().as_secs_f64() * 1e3,
+            );
+            let t = Instant::now();
+            let mut url = format!("{}/v2/tagged/tags/list?n=100", s.base);
+            let mut got = 0;
+            loop {
+                let r = c.get(&url).send().await.expect("page");
+                let link = r
+                    .headers()
+                    .get("link")
+                    .and_then(|l| l.to_str().ok())
+                    .map(str::to_owned);
+                let v: serde_json::Value =
+                    serde_json::from_slice(&r.bytes().await.expect("b")).expect("json");
+                got += v["tags"].as_array().map_or(0, Vec::len);
+                match link {
+                    Some(l) => {
+                        url = abs(
+                            &s.base,
+                            l.trim_start_matches('<').split('>').next().unwrap_or(""),
+                        )
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(got, 5000);
+            row(
+                &mut rows,
+                "list 5,000 tags, pages of 100",
+                "ms",
+                false,
+                i,
+                t.elapsed().as_secs_f64() * 1e3,
+            );
+        }
+    }
+    for (i, s) in servers.iter().enumerate() {
+        row(
+            &mut rows,
+            "peak resident memory",
+            "MiB",
+            false,
+            i,
+            s.peak_rss_mib(),
+        );
+        let per_gb = median(&cpu_per_gb[i]);
+        row(
+            &mut rows,
+            "server CPU seconds per GB moved",
+            "s",
+            false,
+            i,
+            per_gb,
+        );
+    }
+
+    let header = format!(
+        "Berth {} vs {} on {} cores, {}; {reps} repetitions, {secs} s per load run, {blob_mib} MiB blobs; {}",
+        env!("CARGO_PKG_VERSION"),
+        "CNCF Distribution 2.8.2 (Debian docker-registry)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned())
+            )
+            .unwrap_or_default(),
+        chrono::Utc::now().format("%Y-%m-%d"),
+    );
+    let table = render(&rows, &limits, &header);
+    println!("{table}");
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-registry.md"),
+        &table,
+    );
+    drop(servers);
+}
