@@ -537,7 +537,7 @@ async fn main() {
     }
     let data = Bytes::from(data);
     let gb = data.len() as f64 / 1e9;
-    let size = if blob_mib % 1024 == 0 {
+    let size = if blob_mib.is_multiple_of(1024) {
         format!("{} GiB", blob_mib / 1024)
     } else {
         format!("{blob_mib} MiB")
