@@ -75,6 +75,12 @@ pub struct Registry {
     /// Held while a garbage collection runs.
     gc_lock: Arc<tokio::sync::Mutex<()>>,
     manifests: Arc<manifest_cache::ManifestCache>,
+    /// One lock per upload being appended in place, so its chunks never interleave.
+    upload_locks: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<crate::oci::UploadId, Arc<tokio::sync::Mutex<()>>>,
+        >,
+    >,
 }
 
 impl std::fmt::Debug for Registry {
@@ -95,6 +101,7 @@ impl Registry {
             events: Arc::new(Notify::new()),
             gc_lock: Arc::default(),
             manifests: Arc::default(),
+            upload_locks: Arc::default(),
         }
     }
 

@@ -13,7 +13,8 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::UploadSession;
 use crate::oci::{Algorithm, Digest, RepoName, UploadId};
-use crate::storage::StorageKey;
+use crate::storage::{BlobStore, StorageKey};
+use std::sync::Arc;
 
 /// Repositories tried for a mount without `from`.
 const AUTO_MOUNT_CANDIDATES: usize = 16;
@@ -182,7 +183,11 @@ impl Registry {
                 Algorithm::Sha256,
                 &restore_state(&session.hash_state)?.finalize(),
             ),
-            Algorithm::Sha512 => self.rehash_sha512(&parts).await?,
+            Algorithm::Sha512 if self.blobs.appends_in_place() && session.offset > 0 => {
+                self.rehash_sha512(&[BlobStore::in_place_key(id)], Some(session.offset))
+                    .await?
+            }
+            Algorithm::Sha512 => self.rehash_sha512(&parts, None).await?,
         };
         if &computed != digest {
             return Err(Error::DigestInvalid(format!(
@@ -201,6 +206,9 @@ impl Registry {
         if !stored {
             let moved = match parts.as_slice() {
                 [] => self.blobs.put_bytes(&target, Bytes::new()).await,
+                _ if self.blobs.appends_in_place() => {
+                    self.blobs.seal_in_place(id, session.offset, &target).await
+                }
                 [only] => self.blobs.rename(only, &target).await,
                 many => self.blobs.concat(many, &target).await.map(|_| ()),
             };
@@ -236,6 +244,12 @@ impl Registry {
             .finish_upload(repo, &status.id, digest, None, body)
             .await;
         if result.is_err() {
+            // Nothing of a single-request upload was acknowledged: its bytes go
+            // first (so a full disk gets its space back), then the session.
+            let _ = self
+                .blobs
+                .delete_prefix(&StorageKey::Upload(status.id.clone()))
+                .await;
             self.cancel_upload(repo, &status.id).await.ok();
         }
         result
@@ -273,6 +287,9 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
+        if self.blobs.appends_in_place() {
+            return self.append_in_place(id, range, body).await;
+        }
         if let Some(r) = range
             && r.start != session.offset
         {
@@ -304,30 +321,113 @@ impl Registry {
             self.blobs.delete(&key).await?;
             return Ok(session.offset);
         }
-        let (i, expected, state, part) = (id.clone(), session.offset, save_state(&hasher), name);
-        let committed = self
-            .meta(move |m| m.append_upload_part(&i, expected, &part, len, &state))
-            .await?;
-        if !committed {
-            self.blobs.delete(&key).await?;
-            let now = self.meta({
-                let i = id.clone();
-                move |m| m.upload(&i)
-            });
-            let offset = now.await?.map_or(0, |s| s.offset);
-            return Err(Error::ChunkOutOfOrder {
-                offset,
-                start: session.offset,
-            });
+        match self
+            .commit_chunk(id, session.offset, &name, len, &hasher)
+            .await
+        {
+            Err(e) => {
+                self.blobs.delete(&key).await?;
+                Err(e)
+            }
+            ok => ok,
         }
-        Ok(session.offset + len)
     }
 
-    async fn rehash_sha512(&self, parts: &[StorageKey]) -> Result<Digest> {
+    /// Local disk: one data file per session, appended in place under a
+    /// per-session lock (so chunks of one upload never interleave), with
+    /// anything past the committed offset dropped first.
+    async fn append_in_place<S>(
+        &self,
+        id: &UploadId,
+        range: Option<ChunkRange>,
+        body: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let lock = {
+            let mut locks = self
+                .upload_locks
+                .lock()
+                .map_err(|_| Error::Internal("upload locks poisoned".into()))?;
+            Arc::clone(locks.entry(id.clone()).or_default())
+        };
+        let result = async {
+            let _held = lock.lock().await;
+            let i = id.clone();
+            let session = self
+                .meta(move |m| m.upload(&i))
+                .await?
+                .ok_or(Error::BlobUploadUnknown)?;
+            if let Some(r) = range
+                && r.start != session.offset
+            {
+                return Err(Error::ChunkOutOfOrder {
+                    offset: session.offset,
+                    start: r.start,
+                });
+            }
+            let mut hasher = restore_state(&session.hash_state)?;
+            let len = self
+                .blobs
+                .append_in_place(id, session.offset, body, |c| hasher.update(c))
+                .await?;
+            if let Some(r) = range
+                && r.len() != len
+            {
+                return Err(Error::SizeInvalid(format!(
+                    "Content-Range names {} bytes, the body had {len}",
+                    r.len()
+                )));
+            }
+            if len == 0 {
+                return Ok(session.offset);
+            }
+            self.commit_chunk(id, session.offset, "data", len, &hasher)
+                .await
+        }
+        .await;
+        if let Ok(mut locks) = self.upload_locks.lock()
+            && Arc::strong_count(&lock) == 2
+        {
+            locks.remove(id);
+        }
+        result
+    }
+
+    /// Records a written chunk if the session still stands at `offset`.
+    async fn commit_chunk(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        part: &str,
+        len: u64,
+        hasher: &Sha256,
+    ) -> Result<u64> {
+        let (i, state, part) = (id.clone(), save_state(hasher), part.to_owned());
+        let committed = self
+            .meta(move |m| m.append_upload_part(&i, offset, &part, len, &state))
+            .await?;
+        if !committed {
+            let i = id.clone();
+            let now = self
+                .meta(move |m| m.upload(&i))
+                .await?
+                .map_or(0, |s| s.offset);
+            return Err(Error::ChunkOutOfOrder {
+                offset: now,
+                start: offset,
+            });
+        }
+        Ok(offset + len)
+    }
+
+    /// Hashes the parts with sha512 (the first `len` bytes, when given).
+    async fn rehash_sha512(&self, parts: &[StorageKey], len: Option<u64>) -> Result<Digest> {
         use futures_util::StreamExt;
         let mut hasher = sha2::Sha512::new();
         for part in parts {
-            let mut stream = self.blobs.read(part, None).await?;
+            let mut stream = self.blobs.read(part, len.map(|n| 0..n)).await?;
             while let Some(chunk) = stream.next().await {
                 hasher.update(&chunk?);
             }

@@ -22,11 +22,17 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMulti
 pub use key::StorageKey;
 
 use crate::error::{Error, Result};
+use crate::oci::UploadId;
 
 /// Size of the parts handed to the object store while streaming a body in.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts in flight at once while streaming; bounds memory per upload.
 const PARTS_IN_FLIGHT: usize = 2;
+
+/// Bytes gathered before each write of an in-place upload.
+const APPEND_BUFFER: usize = 4 * 1024 * 1024;
+/// Name of an in-place upload's data file.
+const IN_PLACE_DATA: &str = "data";
 
 /// Read size for local files: large enough that a pull is not a storm of
 /// small reads (object_store's local reader uses 8 KiB).
@@ -113,6 +119,113 @@ impl BlobStore {
             }
         }
         writer.finish().await
+    }
+
+    /// Whether uploads append in place to one file per session (local disk),
+    /// rather than storing each chunk as its own object.
+    pub fn appends_in_place(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Local disk: writes `body` into the upload's data file at `offset`, first
+    /// dropping anything past `offset` (what a failed chunk left), and syncs it.
+    /// The caller serialises chunks of one upload. Returns the bytes written.
+    pub async fn append_in_place<S>(
+        &self,
+        upload: &UploadId,
+        offset: u64,
+        body: S,
+        mut observe: impl FnMut(&[u8]),
+    ) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+        let path = self.in_place_path(upload)?;
+        let dir = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let created = !tokio::fs::try_exists(&path).await.unwrap_or(false);
+        tokio::fs::create_dir_all(&dir).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .await?;
+        file.set_len(offset).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut buf = bytes::BytesMut::with_capacity(APPEND_BUFFER);
+        let mut written = 0u64;
+        let mut body = std::pin::pin!(body);
+        let outcome: Result<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                observe(&chunk);
+                written += chunk.len() as u64;
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= APPEND_BUFFER {
+                    file.write_all(&buf).await?;
+                    buf.clear();
+                }
+            }
+            file.write_all(&buf).await?;
+            file.sync_data().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            // Give back the space at once (a full disk); the offset is unchanged.
+            let _ = file.set_len(offset).await;
+            return Err(e);
+        }
+        if created {
+            sync_dir(dir).await?;
+        }
+        Ok(written)
+    }
+
+    /// Local disk: cuts the upload's data file to exactly `len` bytes and moves
+    /// it to `to`, durably.
+    pub async fn seal_in_place(&self, upload: &UploadId, len: u64, to: &StorageKey) -> Result<()> {
+        let from = self.in_place_path(upload)?;
+        let root = self
+            .local_root
+            .clone()
+            .ok_or_else(|| Error::Internal("not a local store".into()))?;
+        let target = root.join(to.path().as_ref());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let file = std::fs::OpenOptions::new().write(true).open(&from)?;
+            file.set_len(len)?;
+            file.sync_all()?;
+            let dir = target
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            std::fs::create_dir_all(&dir)?;
+            std::fs::rename(&from, &target)?;
+            std::fs::File::open(&dir)?.sync_all()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("seal task: {e}")))?
+    }
+
+    /// The key of an in-place upload's data file.
+    pub fn in_place_key(upload: &UploadId) -> StorageKey {
+        StorageKey::UploadPart {
+            upload: upload.clone(),
+            name: IN_PLACE_DATA.into(),
+        }
+    }
+
+    fn in_place_path(&self, upload: &UploadId) -> Result<std::path::PathBuf> {
+        let root = self
+            .local_root
+            .as_ref()
+            .ok_or_else(|| Error::Internal("not a local store".into()))?;
+        Ok(root.join(BlobStore::in_place_key(upload).path().as_ref()))
     }
 
     /// Writes small content (a manifest) in one go.
@@ -219,6 +332,14 @@ impl BlobStore {
         }
         Ok(())
     }
+}
+
+/// Syncs a directory, so that a file created in it survives a crash.
+async fn sync_dir(dir: std::path::PathBuf) -> Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(|e| Error::Internal(format!("sync task: {e}")))??;
+    Ok(())
 }
 
 /// Streams a local file (or a range of it) in large chunks.

@@ -161,7 +161,7 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
     let port = free_port();
     let mut berth = Process::start(dir.path(), port).await;
     let client = reqwest::Client::new();
-    let bytes = blob(42, 3 * 1024 * 1024);
+    let bytes = blob(42, 12 * 1024 * 1024);
     let first = 1024 * 1024;
 
     let r = client
@@ -182,17 +182,24 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
 
     // Start the second chunk, let the server begin writing it, and kill it.
     let parts_dir = dir.path().join("uploads").join(&id);
-    let before = files_under(&parts_dir).len();
+    let staged = |d: &Path| -> u64 {
+        files_under(d)
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let before = staged(&parts_dir);
     let _conn = half_sent(
         &berth.base,
         "PATCH",
         &loc,
         "application/octet-stream",
         bytes.len() - first,
-        &bytes[first..first + 100_000],
+        &bytes[first..first + 6 * 1024 * 1024],
     );
     poll_until("the second chunk to be staged", || {
-        files_under(&parts_dir).len() > before
+        staged(&parts_dir) > before
     })
     .await;
     berth.kill();
