@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthConfig;
 use crate::error::{Error, Result};
 use crate::meta::GcPolicy;
 use crate::registry::Settings;
@@ -33,6 +34,9 @@ pub struct Config {
     /// Where events are delivered.
     pub webhooks: Vec<Webhook>,
     pub gc: GcConfig,
+    /// Authentication and access rules; absent means none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// The `[gc]` section. Durations are `<number><unit>` with unit ms, s, m, h or d.
@@ -135,6 +139,7 @@ impl Default for Config {
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
             gc: GcConfig::default(),
+            auth: None,
         }
     }
 }

@@ -101,6 +101,12 @@ pub enum Error {
     GateFailed { unmet: Vec<String> },
     #[error("invalid request: {0}")]
     BadRequest(String),
+    /// No (or bad) credentials; the challenge says how to authenticate.
+    #[error("authentication required")]
+    Unauthorized { challenge: String },
+    /// Authenticated, but not allowed.
+    #[error("requested access to the resource is denied: {0}")]
+    Denied(String),
     /// Content caught between garbage collection and a push; retry shortly.
     #[error("busy, retry: {0}")]
     Busy(String),
@@ -197,6 +203,8 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => (C::SizeInvalid, S::RANGE_NOT_SATISFIABLE),
             Error::QueryInvalid(_) | Error::BadRequest(_) => (C::Unsupported, S::BAD_REQUEST),
             Error::TagImmutable(_) => (C::Denied, S::CONFLICT),
+            Error::Unauthorized { .. } => (C::Unauthorized, S::UNAUTHORIZED),
+            Error::Denied(_) => (C::Denied, S::FORBIDDEN),
             Error::Busy(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
             Error::StorageFull(_) => (C::Unknown, S::INSUFFICIENT_STORAGE),
             Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
@@ -269,6 +277,11 @@ impl IntoResponse for Error {
             Error::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
+            Error::Unauthorized { challenge } => {
+                if let Ok(v) = HeaderValue::from_str(challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
             Error::Busy(_) | Error::StorageFull(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -310,6 +323,10 @@ mod tests {
             Error::QueryInvalid("x".into()),
             Error::BadRequest("x".into()),
             Error::Busy("x".into()),
+            Error::Unauthorized {
+                challenge: "Basic realm=\"x\"".into(),
+            },
+            Error::Denied("x".into()),
             Error::StorageFull("x".into()),
             Error::TagImmutable("x".into()),
             Error::PreconditionFailed {

@@ -6,6 +6,7 @@
 //! cli            parse arguments, load config, run
 //! server         assemble storage, metadata and router; shutdown
 //! api            axum: /v2 endpoint parser and thin handlers
+//! auth           who is asking (htpasswd), and the rules over what they may do
 //! registry       domain operations: push, pull, mount, delete, list
 //! storage, meta  bytes on object_store; metadata in SQLite
 //! oci            digests, names, references, manifests
@@ -13,6 +14,7 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -10,6 +10,7 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{Result, ServerFault};
 use crate::meta::sqlite::Sqlite;
@@ -33,8 +34,8 @@ pub fn open_registry(config: &Config) -> Result<Registry> {
 }
 
 /// The whole HTTP application for a registry.
-pub fn app(registry: Registry) -> Router {
-    crate::api::router(registry)
+pub fn app(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
+    crate::api::router(registry, auth)
         .layer(axum::middleware::map_response(log_server_faults))
         .layer(TraceLayer::new_for_http())
 }
@@ -66,9 +67,15 @@ impl Server {
     /// Binds a registry assembled by the caller (another store, a test wrapper).
     pub async fn bind_with(config: &Config, registry: Registry) -> Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
+        let auth = config
+            .auth
+            .clone()
+            .map(Auth::new)
+            .transpose()?
+            .map(Arc::new);
         Ok(Server {
             listener,
-            app: app(registry.clone()),
+            app: app(registry.clone(), auth),
             registry,
             webhooks: config.webhooks.clone(),
             gc_interval: config.gc_interval()?,

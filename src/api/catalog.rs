@@ -2,13 +2,17 @@
 
 use super::query::Query;
 use super::responses::JsonPage;
+use crate::auth::{Access, Action};
 use crate::error::Result;
 use crate::registry::Registry;
 
-pub async fn list(registry: &Registry, query: &Query) -> Result<JsonPage> {
+/// Lists only the repositories the caller may pull.
+pub async fn list(registry: &Registry, access: &Access, query: &Query) -> Result<JsonPage> {
     let n = query.page_size()?;
     let last = query.get("last").map(String::from);
-    let page = registry.list_repositories(n, last).await?;
+    let page = registry
+        .list_repositories(n, last, &|r| access.allows(r, Action::Pull))
+        .await?;
     let next_link = page
         .next
         .as_ref()

@@ -6,6 +6,7 @@
 
 use axum::http::Method;
 
+pub use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference, RepoName, UploadId};
 
@@ -27,14 +28,6 @@ pub enum Endpoint {
     Upload(RepoName, UploadId),
     /// `/v2/<name>/referrers/<digest>`
     Referrers(RepoName, Digest),
-}
-
-/// What a request does to a repository, for access rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
 }
 
 impl Endpoint {

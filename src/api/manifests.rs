@@ -6,7 +6,9 @@ use axum::http::{HeaderMap, header};
 use super::query::Query;
 use super::request::{body_bytes, header_str};
 use super::responses::{Deleted, ManifestContent, ManifestCreated};
+use crate::auth::Access;
 use crate::error::Result;
+use crate::meta::Actor;
 use crate::oci::{Reference, RepoName, Tag};
 use crate::registry::Registry;
 
@@ -41,6 +43,7 @@ pub async fn get(
 /// PUT, with any extra `?tag=` parameters set in the same transaction.
 pub async fn put(
     registry: &Registry,
+    access: &Access,
     repo: &RepoName,
     reference: Reference,
     query: &Query,
@@ -54,7 +57,14 @@ pub async fn put(
     let bytes = body_bytes(headers, body, registry.settings().max_manifest_bytes).await?;
     let content_type = header_str(headers, header::CONTENT_TYPE);
     let pushed = registry
-        .push_manifest(repo, &reference, content_type, bytes, extra_tags)
+        .push_manifest(
+            repo,
+            &reference,
+            content_type,
+            bytes,
+            extra_tags,
+            actor(access),
+        )
         .await?;
     Ok(ManifestCreated {
         repo: repo.clone(),
@@ -64,7 +74,22 @@ pub async fn put(
     })
 }
 
-pub async fn delete(registry: &Registry, repo: &RepoName, reference: Reference) -> Result<Deleted> {
-    registry.delete_manifest(repo, &reference).await?;
+pub async fn delete(
+    registry: &Registry,
+    access: &Access,
+    repo: &RepoName,
+    reference: Reference,
+) -> Result<Deleted> {
+    registry
+        .delete_manifest(repo, &reference, actor(access))
+        .await?;
     Ok(Deleted)
+}
+
+/// Who history and events name for this request.
+fn actor(access: &Access) -> Actor {
+    Actor {
+        name: access.user().map(str::to_owned),
+        reason: None,
+    }
 }

@@ -13,31 +13,63 @@ pub mod responses;
 mod tags;
 mod uploads;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 pub use endpoint::{Action, Endpoint};
 use query::Query;
 
+use crate::auth::{Access, Auth};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 
-/// The registry's HTTP routes.
-pub fn router(registry: Registry) -> Router {
-    Router::new()
+/// The registry's HTTP routes; with `auth`, every request under `/v2` and
+/// `/api/v1` is authenticated and checked against its rules.
+pub fn router(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
+    let protected = Router::new()
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
         .merge(ext::router())
         .with_state(registry)
+        .layer(axum::middleware::from_fn_with_state(auth, authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .merge(protected)
         .layer(axum::middleware::map_response(stamp_api_version))
+}
+
+/// Works out who is asking (401 for bad credentials) and hands the request
+/// its [`Access`]; the handlers check it against the endpoint's scope.
+async fn authenticate(
+    State(auth): State<Option<Arc<Auth>>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let access = match auth {
+        None => Access::Open,
+        Some(auth) => {
+            let header = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            match auth.authenticate(header) {
+                Ok(who) => Access::Checked(auth, who),
+                Err(e) => return e.into_response(),
+            }
+        }
+    };
+    request.extensions_mut().insert(access);
+    next.run(request).await
 }
 
 /// Every response says which API it speaks (distribution-spec, "API Version Check").
@@ -61,14 +93,30 @@ async fn v2(State(registry): State<Registry>, request: Request) -> Response {
 async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
     let endpoint = Endpoint::parse(request.uri().path())?;
     let (parts, body) = request.into_parts();
+    let access = parts
+        .extensions
+        .get::<Access>()
+        .cloned()
+        .unwrap_or(Access::Open);
+    // One table: the endpoint says what it needs, the rules say who has it.
+    match endpoint.scope(&parts.method) {
+        Some((repo, action)) => access.require(repo, action)?,
+        None if endpoint == Endpoint::Base => access.require_signed_in()?,
+        None => {}
+    }
+    if let Endpoint::Upload(repo, id) = &endpoint
+        && !matches!(access, Access::Open)
+    {
+        registry.check_upload_owner(repo, id, access.user()).await?;
+    }
     let query = Query::parse(parts.uri.query());
     let method = parts.method;
     let headers = &parts.headers;
     let response = match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => responses::ApiVersionCheck.into_response(),
-        (Endpoint::Catalog, Method::GET | Method::HEAD) => {
-            catalog::list(registry, &query).await?.into_response()
-        }
+        (Endpoint::Catalog, Method::GET | Method::HEAD) => catalog::list(registry, &access, &query)
+            .await?
+            .into_response(),
         (Endpoint::Tags(repo), Method::GET | Method::HEAD) => {
             tags::list(registry, &repo, &query).await?.into_response()
         }
@@ -79,12 +127,14 @@ async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
             manifests::head(registry, &repo, r).await?.into_response()
         }
         (Endpoint::Manifest(repo, r), Method::PUT) => {
-            manifests::put(registry, &repo, r, &query, headers, body)
+            manifests::put(registry, &access, &repo, r, &query, headers, body)
                 .await?
                 .into_response()
         }
         (Endpoint::Manifest(repo, r), Method::DELETE) => {
-            manifests::delete(registry, &repo, r).await?.into_response()
+            manifests::delete(registry, &access, &repo, r)
+                .await?
+                .into_response()
         }
         (Endpoint::Blob(repo, d), Method::GET) => blobs::get(registry, &repo, d, headers)
             .await?
@@ -96,7 +146,7 @@ async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
             blobs::delete(registry, &repo, d).await?.into_response()
         }
         (Endpoint::UploadStart(repo), Method::POST) => {
-            uploads::start(registry, &repo, &query, body).await?
+            uploads::start(registry, &access, &repo, &query, body).await?
         }
         (Endpoint::Upload(repo, id), Method::GET) => {
             uploads::status(registry, &repo, id).await?.into_response()

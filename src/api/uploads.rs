@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::query::Query;
 use super::request::{body_stream, header_str};
 use super::responses::{BlobCreated, UploadCancelled, UploadProgress};
+use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, RepoName, UploadId};
 use crate::registry::Registry;
@@ -45,22 +46,30 @@ fn chunk_range(headers: &HeaderMap) -> Result<Option<ChunkRange>> {
 /// anything else opens a session.
 pub async fn start(
     registry: &Registry,
+    access: &Access,
     repo: &RepoName,
     query: &Query,
     body: Body,
 ) -> Result<Response> {
+    let owner = access.user();
+    // A mount reads only from a repository the caller may pull.
+    let may_read = |r: &RepoName| access.allows(r, Action::Pull);
     if let Some(mount) = query.get("mount") {
         let digest = Digest::parse(mount)?;
         // A `from` that is not a valid name holds nothing: the mount falls back
         // to an upload session, as any mount that cannot be done.
         let outcome = match query.get("from").map(RepoName::parse) {
-            Some(Err(_)) => MountOutcome::Started(registry.start_upload(repo).await?),
+            Some(Err(_)) => MountOutcome::Started(registry.start_upload(repo, owner).await?),
             Some(Ok(from)) => {
                 registry
-                    .mount_blob(repo, &digest, Some(from), &|_| true)
+                    .mount_blob(repo, &digest, Some(from), &may_read, owner)
                     .await?
             }
-            None => registry.mount_blob(repo, &digest, None, &|_| true).await?,
+            None => {
+                registry
+                    .mount_blob(repo, &digest, None, &may_read, owner)
+                    .await?
+            }
         };
         return Ok(match outcome {
             MountOutcome::Mounted { digest } => BlobCreated {
@@ -75,14 +84,16 @@ pub async fn start(
     }
     if query.get("digest").is_some() {
         let digest = digest_param(query)?;
-        registry.push_blob(repo, &digest, body_stream(body)).await?;
+        registry
+            .push_blob(repo, &digest, owner, body_stream(body))
+            .await?;
         return Ok(BlobCreated {
             repo: repo.clone(),
             digest,
         }
         .into_response());
     }
-    let status = registry.start_upload(repo).await?;
+    let status = registry.start_upload(repo, owner).await?;
     Ok(progress(registry, repo, status, StatusCode::ACCEPTED).into_response())
 }
 

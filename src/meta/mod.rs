@@ -16,6 +16,8 @@ use crate::oci::{Digest, RepoName, Tag, UploadId};
 #[derive(Debug, Clone)]
 pub struct UploadSession {
     pub repo: RepoName,
+    /// The user who opened it, when there is authentication.
+    pub owner: Option<String>,
     /// Bytes received and committed so far.
     pub offset: u64,
     /// The serialised running sha256 over those bytes.
@@ -227,7 +229,13 @@ pub trait BlobMeta {
 
 /// Upload sessions.
 pub trait UploadMeta {
-    fn create_upload(&self, id: &UploadId, repo: &RepoName, hash_state: &[u8]) -> Result<()>;
+    fn create_upload(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        owner: Option<&str>,
+        hash_state: &[u8],
+    ) -> Result<()>;
     fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>>;
     /// Appends a part if the session still stands at `expected_offset`;
     /// false if another request moved it first.

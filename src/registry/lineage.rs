@@ -736,6 +736,15 @@ impl<'a> Builder<'a> {
 }
 
 impl Graph {
+    /// Keeps only the nodes `keep` accepts (and the root), and the edges between them.
+    pub fn retain_nodes(&mut self, keep: impl Fn(&Node) -> bool) {
+        let root = self.root.clone();
+        self.nodes.retain(|n| n.id == root || keep(n));
+        let ids: HashSet<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+        self.edges
+            .retain(|e| ids.contains(e.from.as_str()) && ids.contains(e.to.as_str()));
+    }
+
     /// Graphviz DOT.
     pub fn to_dot(&self) -> String {
         let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");

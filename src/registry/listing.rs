@@ -49,13 +49,31 @@ impl Registry {
         Ok(Page::from_overfetch(tags, n))
     }
 
-    /// Repository names in lexical order after `last`.
-    pub async fn list_repositories(&self, n: Option<usize>, last: Option<String>) -> Result<Page> {
+    /// Repository names in lexical order after `last`, only those `visible` accepts.
+    pub async fn list_repositories(
+        &self,
+        n: Option<usize>,
+        last: Option<String>,
+        visible: &(dyn Fn(&RepoName) -> bool + Send + Sync),
+    ) -> Result<Page> {
         let n = self.page_size(n);
-        let names = self
-            .meta(move |m| m.catalog(last.as_deref(), n + 1))
-            .await?;
-        Ok(Page::from_overfetch(names, n))
+        let mut shown = Vec::new();
+        let mut after = last;
+        loop {
+            let a = after.clone();
+            let batch = self.meta(move |m| m.catalog(a.as_deref(), n + 1)).await?;
+            let exhausted = batch.len() <= n;
+            after = batch.last().cloned();
+            shown.extend(
+                batch
+                    .into_iter()
+                    .filter(|name| RepoName::parse(name).is_ok_and(|r| visible(&r))),
+            );
+            if shown.len() > n || exhausted {
+                break;
+            }
+        }
+        Ok(Page::from_overfetch(shown, n))
     }
 
     /// Manifests in `repo` whose subject is `subject`, optionally filtered by

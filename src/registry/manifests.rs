@@ -32,6 +32,7 @@ impl Registry {
         content_type: Option<&str>,
         body: Bytes,
         extra_tags: Vec<Tag>,
+        actor: Actor,
     ) -> Result<PushedManifest> {
         let limit = self.settings.max_manifest_bytes;
         if body.len() as u64 > limit {
@@ -86,6 +87,7 @@ impl Registry {
             if self.blobs.size(&key).await? != Some(body.len() as u64) {
                 self.blobs.put_bytes(&key, body.clone()).await?;
             }
+            let who = actor.clone();
             let (r, t, rec, imm) = (
                 repo.clone(),
                 tags.clone(),
@@ -93,7 +95,7 @@ impl Registry {
                 immutable.clone(),
             );
             match self
-                .meta(move |m| m.record_manifest(&r, &rec, &t, &imm, &Actor::default()))
+                .meta(move |m| m.record_manifest(&r, &rec, &t, &imm, &who))
                 .await
             {
                 Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {
@@ -152,14 +154,19 @@ impl Registry {
     }
 
     /// Deletes a tag (by tag) or a manifest with all its tags (by digest).
-    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        actor: Actor,
+    ) -> Result<()> {
         self.ensure_deletes_enabled()?;
         let (r, rf) = (repo.clone(), reference.clone());
         let immutable = self.settings.releases.immutable_tags.clone();
         let deleted = self
             .meta(move |m| match &rf {
-                Reference::Tag(t) => m.delete_tag(&r, t, &immutable, &Actor::default()),
-                Reference::Digest(d) => m.delete_manifest(&r, d, &immutable, &Actor::default()),
+                Reference::Tag(t) => m.delete_tag(&r, t, &immutable, &actor),
+                Reference::Digest(d) => m.delete_manifest(&r, d, &immutable, &actor),
             })
             .await?;
         self.events_changed();

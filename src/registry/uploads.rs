@@ -78,11 +78,13 @@ fn restore_state(bytes: &[u8]) -> Result<Sha256> {
 }
 
 impl Registry {
-    /// Opens an upload session in `repo`.
-    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
+    /// Opens an upload session in `repo`, belonging to `owner`.
+    pub async fn start_upload(&self, repo: &RepoName, owner: Option<&str>) -> Result<UploadStatus> {
         let id = UploadId::new_random();
         let (i, r, state) = (id.clone(), repo.clone(), save_state(&Sha256::new()));
-        self.meta(move |m| m.create_upload(&i, &r, &state)).await?;
+        let owner = owner.map(str::to_owned);
+        self.meta(move |m| m.create_upload(&i, &r, owner.as_deref(), &state))
+            .await?;
         tracing::debug!(repo = %repo, upload = %id, "upload started");
         Ok(UploadStatus { id, offset: 0 })
     }
@@ -96,6 +98,7 @@ impl Registry {
         digest: &Digest,
         from: Option<RepoName>,
         may_read: &(dyn Fn(&RepoName) -> bool + Send + Sync),
+        owner: Option<&str>,
     ) -> Result<MountOutcome> {
         let candidates = match from {
             Some(from) => vec![from],
@@ -120,7 +123,24 @@ impl Registry {
                 });
             }
         }
-        self.start_upload(repo).await.map(MountOutcome::Started)
+        self.start_upload(repo, owner)
+            .await
+            .map(MountOutcome::Started)
+    }
+
+    /// Refuses (as unknown) a session that another user opened.
+    pub async fn check_upload_owner(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        user: Option<&str>,
+    ) -> Result<()> {
+        let session = self.session(repo, id).await?;
+        if session.owner.as_deref() == user {
+            Ok(())
+        } else {
+            Err(Error::BlobUploadUnknown)
+        }
     }
 
     /// The session's status, if it belongs to `repo`.
@@ -235,11 +255,17 @@ impl Registry {
     }
 
     /// Pushes a whole blob in one request (POST with `?digest=`).
-    pub async fn push_blob<S>(&self, repo: &RepoName, digest: &Digest, body: S) -> Result<()>
+    pub async fn push_blob<S>(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        owner: Option<&str>,
+        body: S,
+    ) -> Result<()>
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let status = self.start_upload(repo).await?;
+        let status = self.start_upload(repo, owner).await?;
         let result = self
             .finish_upload(repo, &status.id, digest, None, body)
             .await;

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on a real loopback socket, one binary.
 
+mod auth;
 mod base;
 mod blobs;
 mod catalog;

@@ -1,25 +1,32 @@
 //! `GET /api/v1/events?after=<id>&n=`: the event log, oldest first, in CNCF
 //! Distribution's notification envelope.
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::api::query::Query;
+use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
+use crate::oci::RepoName;
 use crate::registry::Registry;
 use crate::registry::events::envelope_event;
 
 const MAX_PAGE: usize = 1000;
 
-pub async fn list(State(registry): State<Registry>, RawQuery(q): RawQuery) -> Response {
-    inner(&registry, &Query::parse(q.as_deref()))
+pub async fn list(
+    State(registry): State<Registry>,
+    Extension(access): Extension<Access>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    inner(&registry, &access, &Query::parse(q.as_deref()))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn inner(registry: &Registry, query: &Query) -> Result<Response> {
+/// Administrators see every event; others only those of repositories they may pull.
+async fn inner(registry: &Registry, access: &Access, query: &Query) -> Result<Response> {
     let after = query
         .get("after")
         .map(|a| {
@@ -29,7 +36,13 @@ async fn inner(registry: &Registry, query: &Query) -> Result<Response> {
         .transpose()?
         .unwrap_or(0);
     let n = query.page_size()?.unwrap_or(100).min(MAX_PAGE);
-    let events = registry.events_after(after, n).await?;
+    let all = access.require_admin().is_ok();
+    let events: Vec<_> = registry
+        .events_after(after, n)
+        .await?
+        .into_iter()
+        .filter(|e| all || RepoName::parse(&e.repo).is_ok_and(|r| access.allows(&r, Action::Pull)))
+        .collect();
     Ok(
         Json(json!({ "events": events.iter().map(envelope_event).collect::<Vec<_>>() }))
             .into_response(),

@@ -2,12 +2,13 @@
 //! model version (JSON, or DOT with `format=dot`), and `GET /api/v1/lineage`
 //! with `dataset=`, `commit=` or `parent=`: the model versions built from it.
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use crate::api::query::Query;
+use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference, RepoName};
 use crate::registry::Registry;
@@ -16,19 +17,30 @@ use crate::registry::lineage::{Direction, ModelQuery};
 /// Depth of a graph query when none is asked for.
 const DEFAULT_DEPTH: usize = 10;
 
-pub async fn graph(State(registry): State<Registry>, uri: Uri, RawQuery(q): RawQuery) -> Response {
+pub async fn graph(
+    State(registry): State<Registry>,
+    Extension(access): Extension<Access>,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+) -> Response {
     let result = match super::raw_rest(&uri, "/api/v1/lineage/") {
-        Ok(rest) => graph_inner(&registry, rest, &Query::parse(q.as_deref())).await,
+        Ok(rest) => graph_inner(&registry, &access, rest, &Query::parse(q.as_deref())).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn graph_inner(registry: &Registry, rest: &str, query: &Query) -> Result<Response> {
+async fn graph_inner(
+    registry: &Registry,
+    access: &Access,
+    rest: &str,
+    query: &Query,
+) -> Result<Response> {
     let (repo, reference) = rest.rsplit_once('/').ok_or_else(|| {
         Error::NameInvalid("expected /api/v1/lineage/<repository>/<tag or digest>".into())
     })?;
     let repo = RepoName::parse(repo)?;
+    access.require(&repo, Action::Pull)?;
     let reference = Reference::parse(reference)?;
     let direction = match query.get("direction") {
         None => Direction::Upstream,
@@ -42,9 +54,15 @@ async fn graph_inner(registry: &Registry, rest: &str, query: &Query) -> Result<R
             .parse()
             .map_err(|_| Error::QueryInvalid(format!("depth {d:?} is not a number")))?,
     };
-    let graph = registry
+    let mut graph = registry
         .lineage_graph(&repo, &reference, direction, depth)
         .await?;
+    // Nothing about repositories the caller cannot pull.
+    graph.retain_nodes(|n| {
+        n.repository
+            .as_deref()
+            .is_none_or(|r| RepoName::parse(r).is_ok_and(|r| access.allows(&r, Action::Pull)))
+    });
     Ok(match query.get("format") {
         None | Some("json") => Json(graph).into_response(),
         Some("dot") => {
@@ -59,13 +77,17 @@ async fn graph_inner(registry: &Registry, rest: &str, query: &Query) -> Result<R
     })
 }
 
-pub async fn models(State(registry): State<Registry>, RawQuery(q): RawQuery) -> Response {
-    models_inner(&registry, &Query::parse(q.as_deref()))
+pub async fn models(
+    State(registry): State<Registry>,
+    Extension(access): Extension<Access>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    models_inner(&registry, &access, &Query::parse(q.as_deref()))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn models_inner(registry: &Registry, query: &Query) -> Result<Response> {
+async fn models_inner(registry: &Registry, access: &Access, query: &Query) -> Result<Response> {
     let selected = match (
         query.get("dataset"),
         query.get("commit"),
@@ -80,6 +102,11 @@ async fn models_inner(registry: &Registry, query: &Query) -> Result<Response> {
             ));
         }
     };
-    let models = registry.lineage_models(selected).await?;
+    let models: Vec<_> = registry
+        .lineage_models(selected)
+        .await?
+        .into_iter()
+        .filter(|m| RepoName::parse(&m.repository).is_ok_and(|r| access.allows(&r, Action::Pull)))
+        .collect();
     Ok(Json(serde_json::json!({ "models": models })).into_response())
 }

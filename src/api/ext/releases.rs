@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{json_body, raw_rest};
 use crate::api::query::Query;
+use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::meta::Actor;
 use crate::oci::{Digest, Reference, RepoName, Tag};
@@ -52,13 +53,33 @@ pub async fn dispatch(
 ) -> Response {
     let query = Query::parse(q.as_deref());
     let method = request.method().clone();
+    let access = request
+        .extensions()
+        .get::<Access>()
+        .cloned()
+        .unwrap_or(Access::Open);
     let rest = raw_rest(request.uri(), PREFIX);
-    let result = match (rest.and_then(route), method) {
+    let route = rest.and_then(route).and_then(|r| {
+        // Moving environment tags is its own right, so that "may push but not
+        // promote to production" can be said; reading history needs pull.
+        match &r {
+            Route::Promote(repo) | Route::Rollback(repo) => {
+                access.require(repo, Action::Promote)?
+            }
+            Route::History(repo, _) | Route::Diff(repo) => access.require(repo, Action::Pull)?,
+        }
+        Ok(r)
+    });
+    let actor = Actor {
+        name: access.user().map(str::to_owned),
+        reason: None,
+    };
+    let result = match (route, method) {
         (Ok(Route::Promote(repo)), Method::POST) => {
-            promote(&registry, repo, request.into_body()).await
+            promote(&registry, repo, actor, request.into_body()).await
         }
         (Ok(Route::Rollback(repo)), Method::POST) => {
-            rollback(&registry, repo, request.into_body()).await
+            rollback(&registry, repo, actor, request.into_body()).await
         }
         (Ok(Route::History(repo, tag)), Method::GET) => history(&registry, repo, tag, &query).await,
         (Ok(Route::Diff(repo)), Method::GET) => diff(&registry, repo, &query).await,
@@ -82,14 +103,19 @@ struct PromoteRequest {
     expect: Option<String>,
 }
 
-async fn promote(registry: &Registry, repo: RepoName, body: Body) -> Result<Response> {
+async fn promote(
+    registry: &Registry,
+    repo: RepoName,
+    actor: Actor,
+    body: Body,
+) -> Result<Response> {
     let req: PromoteRequest = json_body(body).await?;
     let reference = Reference::parse(&req.reference)?;
     let to = Tag::parse(&req.to)?;
     let expect = req.expect.as_deref().map(Digest::parse).transpose()?;
     let actor = Actor {
-        name: None,
         reason: req.reason,
+        ..actor
     };
     let moved = registry
         .promote(&repo, &reference, &to, expect, actor)
@@ -107,13 +133,18 @@ struct RollbackRequest {
     reason: Option<String>,
 }
 
-async fn rollback(registry: &Registry, repo: RepoName, body: Body) -> Result<Response> {
+async fn rollback(
+    registry: &Registry,
+    repo: RepoName,
+    actor: Actor,
+    body: Body,
+) -> Result<Response> {
     let req: RollbackRequest = json_body(body).await?;
     let tag = Tag::parse(&req.tag)?;
     let to = req.to.as_deref().map(Digest::parse).transpose()?;
     let actor = Actor {
-        name: None,
         reason: req.reason,
+        ..actor
     };
     let moved = registry.rollback(&repo, &tag, to, actor).await?;
     Ok(Json(moved).into_response())

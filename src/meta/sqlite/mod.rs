@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_lineage.sql"),
     include_str!("migrations/0003_releases.sql"),
     include_str!("migrations/0004_gc.sql"),
+    include_str!("migrations/0005_upload_owner.sql"),
 ];
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;

@@ -8,14 +8,20 @@ use crate::meta::{UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
 
 impl UploadMeta for Sqlite {
-    fn create_upload(&self, id: &UploadId, repo: &RepoName, hash_state: &[u8]) -> Result<()> {
+    fn create_upload(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        owner: Option<&str>,
+        hash_state: &[u8],
+    ) -> Result<()> {
         self.write(|tx| {
             ensure_repo(tx, repo.as_str())?;
             let now = now_ms();
             tx.execute(
-                "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?4)",
-                params![id.as_str(), repo.as_str(), hash_state, now],
+                "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at, owner)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?4, ?5)",
+                params![id.as_str(), repo.as_str(), hash_state, now, owner],
             )?;
             Ok(())
         })
@@ -24,16 +30,19 @@ impl UploadMeta for Sqlite {
     fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>> {
         self.read(|c| {
             let row = c
-                .prepare_cached("SELECT repo, offset, hash_state FROM uploads WHERE id = ?1")?
+                .prepare_cached(
+                    "SELECT repo, offset, hash_state, owner FROM uploads WHERE id = ?1",
+                )?
                 .query_row(params![id.as_str()], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
                     ))
                 })
                 .optional()?;
-            let Some((repo, offset, hash_state)) = row else {
+            let Some((repo, offset, hash_state, owner)) = row else {
                 return Ok(None);
             };
             let parts = c
@@ -49,6 +58,7 @@ impl UploadMeta for Sqlite {
             })?;
             Ok(Some(UploadSession {
                 repo,
+                owner,
                 offset: to_u64(offset),
                 hash_state,
                 parts,

@@ -1,0 +1,582 @@
+//! Access control: htpasswd users over HTTP Basic, rules per repository and
+//! action, applied to every endpoint family.
+
+use berth::auth::{Action, Anonymous, AuthConfig, Rule};
+use berth::glob::Glob;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "root", "pusher"];
+
+fn rule(repos: &[&str], users: &[&str], actions: &[Action]) -> Rule {
+    Rule {
+        repositories: repos.iter().map(|r| Glob::new(*r)).collect(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+        actions: actions.to_vec(),
+    }
+}
+
+/// A server with users `USERS` (password: the name backwards) and rules:
+/// alice may do everything in team-a/**, bob may pull it, dave may push in
+/// team-b/**, pusher may push but not promote in team-a/**, root everything.
+async fn server(anonymous: Anonymous) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let htpasswd = dir.path().join("users.htpasswd");
+    let lines: Vec<String> = USERS
+        .iter()
+        .map(|u| format!("{u}:{}", bcrypt::hash(password(u), 4).expect("bcrypt")))
+        .collect();
+    std::fs::write(&htpasswd, lines.join("\n")).expect("htpasswd");
+    let s = TestServer::with_config(move |c| {
+        c.auth = Some(AuthConfig {
+            htpasswd,
+            anonymous,
+            realm: "berth".into(),
+            admins: vec!["root".into()],
+            rules: vec![
+                rule(
+                    &["team-a/**"],
+                    &["alice"],
+                    &[Action::Pull, Action::Push, Action::Delete, Action::Promote],
+                ),
+                rule(&["team-a/**"], &["bob"], &[Action::Pull]),
+                rule(&["team-a/**"], &["pusher"], &[Action::Pull, Action::Push]),
+                rule(&["team-b/**"], &["dave"], &[Action::Pull, Action::Push]),
+                rule(
+                    &["**"],
+                    &["root"],
+                    &[Action::Pull, Action::Push, Action::Delete, Action::Promote],
+                ),
+            ],
+        });
+    })
+    .await;
+    (s, dir)
+}
+
+fn password(user: &str) -> String {
+    user.chars().rev().collect()
+}
+
+fn as_user(s: &TestServer, user: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+    s.request(method, path)
+        .basic_auth(user, Some(password(user)))
+}
+
+/// Pushes an image as `user` (blobs then manifest); returns the manifest status.
+async fn push_image_as(s: &TestServer, user: &str, repo: &str, tag: &str, seed: u64) -> StatusCode {
+    let config = format!("{{\"seed\":{seed}}}").into_bytes();
+    for b in [&config] {
+        let d = sha256(b);
+        let r = as_user(
+            s,
+            user,
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+        )
+        .body(b.clone())
+        .send()
+        .await
+        .expect("POST");
+        if r.status() != StatusCode::CREATED {
+            return r.status();
+        }
+    }
+    as_user(s, user, Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
+        .header("content-type", OCI_MANIFEST)
+        .body(image_manifest(&config, &[], None))
+        .send()
+        .await
+        .expect("PUT")
+        .status()
+}
+
+#[tokio::test]
+async fn the_version_check_challenges_and_accepts_only_good_credentials() {
+    let (s, _dir) = server(Anonymous::None).await;
+    let r = s.get("/v2/").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header(&r, "www-authenticate").as_deref(),
+        Some("Basic realm=\"berth\"")
+    );
+    assert_eq!(error_code(r).await, "UNAUTHORIZED");
+    for (user, pass) in [("alice", "wrong"), ("nobody", "ydobon"), ("alice", "")] {
+        let r = s
+            .request(Method::GET, "/v2/")
+            .basic_auth(user, Some(pass))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{user}");
+    }
+    let r = s
+        .request(Method::GET, "/v2/")
+        .header("authorization", "Bearer x")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        as_user(&s, "alice", Method::GET, "/v2/")
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get("/healthz").await.status(),
+        StatusCode::OK,
+        "health needs no login"
+    );
+}
+
+// Rules decide pull, push and delete, with no confusion between similar names.
+#[tokio::test]
+async fn rules_decide_every_v2_endpoint_by_repository_and_action() {
+    let (s, _dir) = server(Anonymous::None).await;
+    assert_eq!(
+        push_image_as(&s, "alice", "team-a/app", "v1", 1).await,
+        StatusCode::CREATED
+    );
+    for repo in ["team-a", "team-ab/app", "team-b/app"] {
+        assert_eq!(
+            push_image_as(&s, "alice", repo, "v1", 2).await,
+            StatusCode::FORBIDDEN,
+            "{repo}"
+        );
+    }
+    let manifest = "/v2/team-a/app/manifests/v1";
+    assert_eq!(
+        as_user(&s, "bob", Method::GET, manifest)
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::OK
+    );
+    let r = as_user(&s, "bob", Method::POST, "/v2/team-a/app/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(r).await, "DENIED");
+    assert_eq!(
+        as_user(&s, "carol", Method::GET, manifest)
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(s.get(manifest).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        as_user(&s, "bob", Method::DELETE, manifest)
+            .send()
+            .await
+            .expect("DELETE")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        as_user(&s, "pusher", Method::DELETE, manifest)
+            .send()
+            .await
+            .expect("DELETE")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        as_user(&s, "bob", Method::GET, "/v2/team-a/app/tags/list")
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        as_user(&s, "dave", Method::GET, "/v2/team-a/app/tags/list")
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let referrers = format!("/v2/team-a/app/referrers/{}", sha256(b"x"));
+    assert_eq!(
+        as_user(&s, "dave", Method::GET, &referrers)
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        as_user(&s, "alice", Method::DELETE, manifest)
+            .send()
+            .await
+            .expect("DELETE")
+            .status(),
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn anonymous_pull_allows_reads_only() {
+    let (s, _dir) = server(Anonymous::Pull).await;
+    assert_eq!(
+        push_image_as(&s, "alice", "team-a/app", "v1", 3).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.get("/v2/team-a/app/manifests/v1").await.status(),
+        StatusCode::OK
+    );
+    let r = s
+        .request(Method::POST, "/v2/team-a/app/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_catalog_lists_only_what_the_caller_may_pull() {
+    let (s, _dir) = server(Anonymous::None).await;
+    for (user, repo) in [
+        ("alice", "team-a/one"),
+        ("alice", "team-a/two"),
+        ("dave", "team-b/x"),
+    ] {
+        assert_eq!(
+            push_image_as(&s, user, repo, "v1", 4).await,
+            StatusCode::CREATED
+        );
+    }
+    let list = |user: &'static str| {
+        let s = &s;
+        async move {
+            let r = as_user(s, user, Method::GET, "/v2/_catalog")
+                .send()
+                .await
+                .expect("GET");
+            json_body(r).await["repositories"].clone()
+        }
+    };
+    assert_eq!(list("bob").await, json!(["team-a/one", "team-a/two"]));
+    assert_eq!(list("dave").await, json!(["team-b/x"]));
+    assert_eq!(list("carol").await, json!([]));
+    assert_eq!(
+        list("root").await,
+        json!(["team-a/one", "team-a/two", "team-b/x"])
+    );
+    let r = as_user(&s, "bob", Method::GET, "/v2/_catalog?n=1")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        header(&r, "link").as_deref(),
+        Some("</v2/_catalog?n=1&last=team-a/one>; rel=\"next\"")
+    );
+}
+
+// A mount reads only from a repository the caller may pull.
+#[tokio::test]
+async fn a_mount_needs_pull_on_the_source() {
+    let (s, _dir) = server(Anonymous::None).await;
+    let secret = blob(5, 1000);
+    let d = sha256(&secret);
+    let r = as_user(
+        &s,
+        "alice",
+        Method::POST,
+        &format!("/v2/team-a/app/blobs/uploads/?digest={d}"),
+    )
+    .body(secret.clone())
+    .send()
+    .await
+    .expect("POST");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for query in [format!("mount={d}&from=team-a/app"), format!("mount={d}")] {
+        let r = as_user(
+            &s,
+            "dave",
+            Method::POST,
+            &format!("/v2/team-b/x/blobs/uploads/?{query}"),
+        )
+        .send()
+        .await
+        .expect("POST");
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "{query}: a session, not the blob"
+        );
+    }
+    assert_eq!(
+        as_user(&s, "dave", Method::GET, &format!("/v2/team-b/x/blobs/{d}"))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = as_user(
+        &s,
+        "root",
+        Method::POST,
+        &format!("/v2/team-b/x/blobs/uploads/?mount={d}&from=team-a/app"),
+    )
+    .send()
+    .await
+    .expect("POST");
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+// An upload session belongs to its repository and its user.
+#[tokio::test]
+async fn another_users_upload_session_is_unknown() {
+    let (s, _dir) = server(Anonymous::None).await;
+    let r = as_user(&s, "alice", Method::POST, "/v2/team-a/app/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    let loc = location(&r);
+    for method in [Method::GET, Method::PATCH, Method::PUT, Method::DELETE] {
+        let r = as_user(&s, "pusher", method.clone(), &loc)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    }
+    let r = as_user(&s, "alice", Method::GET, &loc)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+// Berth's own API follows the same rules, and reveals nothing else.
+#[tokio::test]
+async fn lineage_releases_events_and_gc_follow_the_rules() {
+    let (s, _dir) = server(Anonymous::None).await;
+    assert_eq!(
+        push_image_as(&s, "dave", "team-b/data", "v1", 6).await,
+        StatusCode::CREATED
+    );
+    let data = header(
+        &as_user(&s, "dave", Method::HEAD, "/v2/team-b/data/manifests/v1")
+            .send()
+            .await
+            .expect("HEAD"),
+        "docker-content-digest",
+    )
+    .expect("digest");
+    as_user(
+        &s,
+        "alice",
+        Method::POST,
+        &format!("/v2/team-a/m/blobs/uploads/?digest={}", sha256(b"{}")),
+    )
+    .body(b"{}".to_vec())
+    .send()
+    .await
+    .expect("POST");
+    let model = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.oci.empty.v1+json", b"{}"), "layers": [],
+        "annotations": { "io.berth.lineage.datasets": format!("team-b/data@{data}") },
+    }))
+    .expect("json");
+    let r = as_user(&s, "alice", Method::PUT, "/v2/team-a/m/manifests/v1")
+        .header("content-type", OCI_MANIFEST)
+        .body(model)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let graph = |user: &'static str| {
+        let s = &s;
+        async move {
+            as_user(s, user, Method::GET, "/api/v1/lineage/team-a/m/v1")
+                .send()
+                .await
+                .expect("GET")
+        }
+    };
+    let root_view = json_body(graph("root").await).await;
+    let bob_view = json_body(graph("bob").await).await;
+    let has = |g: &Value, id: &str| {
+        g["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["id"] == id))
+    };
+    assert!(has(&root_view, &data), "root sees the dataset");
+    assert!(
+        !has(&bob_view, &data),
+        "bob cannot pull team-b: the dataset is left out"
+    );
+    assert_eq!(graph("carol").await.status(), StatusCode::FORBIDDEN);
+    let r = as_user(
+        &s,
+        "bob",
+        Method::GET,
+        &format!("/api/v1/lineage?dataset={data}"),
+    )
+    .send()
+    .await
+    .expect("GET");
+    assert_eq!(
+        json_body(r).await["models"].as_array().map(Vec::len),
+        Some(1),
+        "bob may pull the model"
+    );
+    let r = as_user(
+        &s,
+        "dave",
+        Method::GET,
+        &format!("/api/v1/lineage?dataset={data}"),
+    )
+    .send()
+    .await
+    .expect("GET");
+    assert_eq!(
+        json_body(r).await["models"],
+        json!([]),
+        "dave cannot see team-a"
+    );
+
+    let promote = |user: &'static str| {
+        let s = &s;
+        async move {
+            as_user(
+                s,
+                user,
+                Method::POST,
+                "/api/v1/repositories/team-a/m/promote",
+            )
+            .header("content-type", "application/json")
+            .body(json!({ "reference": "v1", "to": "production" }).to_string())
+            .send()
+            .await
+            .expect("promote")
+        }
+    };
+    assert_eq!(
+        promote("pusher").await.status(),
+        StatusCode::FORBIDDEN,
+        "may push but not promote"
+    );
+    assert_eq!(promote("alice").await.status(), StatusCode::OK);
+    let h = json_body(
+        as_user(
+            &s,
+            "bob",
+            Method::GET,
+            "/api/v1/repositories/team-a/m/tags/production/history",
+        )
+        .send()
+        .await
+        .expect("GET"),
+    )
+    .await;
+    assert_eq!(
+        h["history"][0]["actor"], "alice",
+        "the actor is the signed-in user"
+    );
+    assert_eq!(
+        as_user(
+            &s,
+            "dave",
+            Method::GET,
+            "/api/v1/repositories/team-a/m/tags/production/history"
+        )
+        .send()
+        .await
+        .expect("GET")
+        .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let events = |user: &'static str| {
+        let s = &s;
+        async move {
+            let r = as_user(s, user, Method::GET, "/api/v1/events")
+                .send()
+                .await
+                .expect("GET");
+            json_body(r).await["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let repos = |e: &[Value]| {
+        e.iter()
+            .filter_map(|e| e["target"]["repository"].as_str().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        repos(&events("dave").await).into_iter().collect::<Vec<_>>(),
+        ["team-b/data"]
+    );
+    assert_eq!(repos(&events("root").await).len(), 2);
+
+    assert_eq!(
+        as_user(&s, "alice", Method::POST, "/api/v1/gc")
+            .send()
+            .await
+            .expect("gc")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        as_user(&s, "root", Method::POST, "/api/v1/gc")
+            .send()
+            .await
+            .expect("gc")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.request(Method::POST, "/api/v1/gc")
+            .send()
+            .await
+            .expect("gc")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn path_tricks_get_the_canonical_decision_or_an_error() {
+    let (s, _dir) = server(Anonymous::None).await;
+    assert_eq!(
+        push_image_as(&s, "alice", "team-a/app", "v1", 7).await,
+        StatusCode::CREATED
+    );
+    for path in [
+        "/v2/team-a%2Fapp/manifests/v1",
+        "/v2/team-a//app/manifests/v1",
+        "/v2/Team-a/app/manifests/v1",
+        "/v2/team-b/../team-a/app/manifests/v1",
+    ] {
+        let r = as_user(&s, "dave", Method::GET, path)
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            r.status() == StatusCode::BAD_REQUEST
+                || r.status() == StatusCode::NOT_FOUND
+                || r.status() == StatusCode::FORBIDDEN,
+            "{path}: {}",
+            r.status()
+        );
+        assert_ne!(r.status(), StatusCode::OK, "{path}");
+    }
+}
