@@ -19,4 +19,5 @@ if [ -x conformance/run.sh ]; then
     sleep 0.1
   done
   conformance/run.sh "http://127.0.0.1:$port"
+  conformance/auth.sh ./target/release/berth
 fi

@@ -15,9 +15,9 @@ from pathlib import Path
 import oras.client
 import oras.oci
 
-URL = os.environ["BERTH_CONFORMANCE_URL"].rstrip("/")
-NS = os.environ["BERTH_CONFORMANCE_NS"]
-WORK = Path(os.environ["BERTH_CONFORMANCE_WORK"]) / "oras"
+URL = os.environ["CONFORMANCE_URL"].rstrip("/")
+NS = os.environ["CONFORMANCE_NS"]
+WORK = Path(os.environ["CONFORMANCE_WORK"]) / "oras"
 HOST = URL.removeprefix("http://")
 REPO = f"{NS}/models/churn"
 TARGET = f"{HOST}/{REPO}:v1"

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 ns="conf-$(date +%s)-$RANDOM"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export BERTH_CONFORMANCE_URL=$url BERTH_CONFORMANCE_NS=$ns BERTH_CONFORMANCE_WORK=$work
+export CONFORMANCE_URL=$url CONFORMANCE_NS=$ns CONFORMANCE_WORK=$work
 
 # --- what the suite needs ----------------------------------------------------
 need=()
@@ -26,7 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
   { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; } >"$work/apt.log" 2>&1 \
     || { cat "$work/apt.log"; echo "0 passed, 1 failed"; exit 1; }
 fi
-venv=${BERTH_CONFORMANCE_VENV:-$HOME/.cache/berth-conformance-venv}
+venv=${CONFORMANCE_VENV:-$HOME/.cache/berth-conformance-venv}
 if ! "$venv/bin/python" -c 'import oras, requests' 2>/dev/null; then
   echo "# installing the oras Python SDK into $venv"
   python3 -m venv "$venv" && "$venv/bin/pip" install -q 'oras==0.2.43' >"$work/pip.log" 2>&1 \

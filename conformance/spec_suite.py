@@ -1,7 +1,7 @@
 """Black-box checks of the OCI distribution spec v1.1 over HTTP, grouped by the
 spec's four workflows. Prints "ok NAME" or "FAIL NAME (why)" per check and
 keeps going after a failure. Reads the registry URL and a fresh namespace from
-BERTH_CONFORMANCE_URL and BERTH_CONFORMANCE_NS."""
+CONFORMANCE_URL and CONFORMANCE_NS."""
 
 import hashlib
 import json
@@ -10,8 +10,8 @@ import random
 
 import requests
 
-URL = os.environ["BERTH_CONFORMANCE_URL"].rstrip("/")
-NS = os.environ["BERTH_CONFORMANCE_NS"]
+URL = os.environ["CONFORMANCE_URL"].rstrip("/")
+NS = os.environ["CONFORMANCE_NS"]
 REPO = f"{NS}/spec"
 OTHER = f"{NS}/spec-other"
 S = requests.Session()

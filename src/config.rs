@@ -28,6 +28,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// Requests handled at once; more are answered 429 with Retry-After.
+    pub max_concurrent_requests: usize,
     pub registry: RegistryConfig,
     /// Immutable tags, promotion gates, rollback policies.
     pub releases: ReleasePolicy,
@@ -135,6 +137,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("berth-data"),
             log: "info".into(),
+            max_concurrent_requests: 1024,
             registry: RegistryConfig::default(),
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
@@ -206,6 +209,11 @@ impl Config {
                     hook.name
                 )));
             }
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err(Error::Config(
+                "max_concurrent_requests must be at least 1".into(),
+            ));
         }
         if self.registry.max_page_size == 0 {
             return Err(Error::Config(

@@ -104,6 +104,9 @@ pub enum Error {
     /// No (or bad) credentials; the challenge says how to authenticate.
     #[error("authentication required")]
     Unauthorized { challenge: String },
+    /// Too many requests in flight; retry shortly.
+    #[error("too many requests in flight")]
+    TooManyRequests,
     /// Authenticated, but not allowed.
     #[error("requested access to the resource is denied: {0}")]
     Denied(String),
@@ -205,6 +208,7 @@ impl Error {
             Error::TagImmutable(_) => (C::Denied, S::CONFLICT),
             Error::Unauthorized { .. } => (C::Unauthorized, S::UNAUTHORIZED),
             Error::Denied(_) => (C::Denied, S::FORBIDDEN),
+            Error::TooManyRequests => (C::TooManyRequests, S::TOO_MANY_REQUESTS),
             Error::Busy(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
             Error::StorageFull(_) => (C::Unknown, S::INSUFFICIENT_STORAGE),
             Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
@@ -282,7 +286,7 @@ impl IntoResponse for Error {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            Error::Busy(_) | Error::StorageFull(_) => {
+            Error::Busy(_) | Error::StorageFull(_) | Error::TooManyRequests => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
@@ -327,6 +331,7 @@ mod tests {
                 challenge: "Basic realm=\"x\"".into(),
             },
             Error::Denied("x".into()),
+            Error::TooManyRequests,
             Error::StorageFull("x".into()),
             Error::TagImmutable("x".into()),
             Error::PreconditionFailed {

@@ -34,10 +34,28 @@ pub fn open_registry(config: &Config) -> Result<Registry> {
 }
 
 /// The whole HTTP application for a registry.
-pub fn app(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
+pub fn app(registry: Registry, auth: Option<Arc<Auth>>, max_concurrent: usize) -> Router {
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrent));
     crate::api::router(registry, auth)
+        .layer(axum::middleware::from_fn_with_state(
+            permits,
+            limit_concurrency,
+        ))
         .layer(axum::middleware::map_response(log_server_faults))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Answers 429 with `Retry-After` when `max_concurrent_requests` are in
+/// flight, rather than queueing without bound.
+async fn limit_concurrency(
+    axum::extract::State(permits): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match permits.try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => axum::response::IntoResponse::into_response(crate::error::Error::TooManyRequests),
+    }
 }
 
 /// A server fault is logged once, here, with its cause; the client only sees
@@ -75,7 +93,7 @@ impl Server {
             .map(Arc::new);
         Ok(Server {
             listener,
-            app: app(registry.clone(), auth),
+            app: app(registry.clone(), auth, config.max_concurrent_requests),
             registry,
             webhooks: config.webhooks.clone(),
             gc_interval: config.gc_interval()?,

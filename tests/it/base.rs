@@ -64,3 +64,42 @@ async fn health_endpoints_answer() {
     assert_eq!(s.get("/healthz").await.status(), StatusCode::OK);
     assert_eq!(s.get("/readyz").await.status(), StatusCode::OK);
 }
+
+// Past the cap on requests in flight: 429 with Retry-After, and back to
+// normal once the slot frees.
+#[tokio::test]
+async fn requests_past_the_concurrency_cap_get_429_with_retry_after() {
+    use std::io::Write;
+    let s = TestServer::with_config(|c| c.max_concurrent_requests = 1).await;
+    let r = s
+        .request(Method::POST, "/v2/a/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    let loc = location(&r);
+    // Hold the only slot: a chunk whose body never finishes arriving.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut held = std::net::TcpStream::connect(&addr).expect("connect");
+    let head =
+        format!("PATCH {loc} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n\r\n0123456789");
+    held.write_all(head.as_bytes()).expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let r = s.get("/v2/").await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(header(&refused, "retry-after").as_deref(), Some("1"));
+    assert_eq!(error_code(refused).await, "TOOMANYREQUESTS");
+    drop(held);
+    loop {
+        if s.get("/v2/").await.status() == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# conformance/auth.sh BERTH_BINARY: real clients against a Berth with access
+# control on (htpasswd users over Basic, per-repository rules): skopeo login,
+# push and pull, podman login and pull, the oras SDK with credentials. Starts
+# its own server on a free loopback port. Ends with "N passed, N failed".
+set -uo pipefail
+berth=${1:?usage: conformance/auth.sh path/to/berth}
+berth=$(cd "$(dirname "$berth")" && pwd)/$(basename "$berth")
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+
+need=()
+for tool in skopeo:skopeo podman:podman umoci:umoci htpasswd:apache2-utils curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; } >"$work/apt.log" 2>&1 \
+    || { cat "$work/apt.log"; echo "0 passed, 1 failed"; exit 1; }
+fi
+venv=${CONFORMANCE_VENV:-$HOME/.cache/berth-conformance-venv}
+if ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q 'oras==0.2.43' >"$work/pip.log" 2>&1 \
+    || { cat "$work/pip.log"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+htpasswd -cbB "$work/users" alice ecila >/dev/null 2>&1
+htpasswd -bB "$work/users" bob bob-secret >/dev/null 2>&1
+cat >"$work/berth.toml" <<TOML
+[auth]
+htpasswd = "$work/users"
+[[auth.rules]]
+repositories = ["auth/**"]
+users = ["alice"]
+actions = ["pull", "push", "delete"]
+[[auth.rules]]
+repositories = ["auth/**"]
+users = ["bob"]
+actions = ["pull"]
+TOML
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+host="127.0.0.1:$port"
+"$berth" serve --config "$work/berth.toml" --listen "$host" --data-dir "$work/data" 2>"$work/berth.log" &
+pid=$!
+up=
+for _ in $(seq 1 100); do
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$host/v2/")" = 401 ]; then up=1; break; fi
+  sleep 0.1
+done
+if [ -z "$up" ]; then cat "$work/berth.log"; echo "0 passed, 1 failed"; exit 1; fi
+
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  ( set -e; "$@" ) >"$work/out" 2>&1
+  if [ $? -eq 0 ]; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name ($(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300))"; failed=$((failed + 1)); fi
+}
+sk=(skopeo --insecure-policy)
+store=(--root "$work/storage" --runroot "$work/run" --storage-driver vfs)
+
+build_image() {
+  umoci init --layout "$work/oci"
+  umoci new --image "$work/oci:img"
+  umoci config --image "$work/oci:img" --config.cmd /bin/true --created 2020-01-01T00:00:00Z
+}
+check "content: an image built with umoci" build_image
+
+logins() {
+  if "${sk[@]}" login --tls-verify=false --authfile "$work/auth-bad.json" -u alice -p wrong "$host"; then
+    echo "a wrong password logged in"; return 1
+  fi
+  "${sk[@]}" login --tls-verify=false --authfile "$work/alice.json" -u alice -p ecila "$host"
+  "${sk[@]}" login --tls-verify=false --authfile "$work/bob.json" -u bob -p bob-secret "$host"
+}
+check "skopeo login: a wrong password is refused, right ones accepted" logins
+
+push_pull() {
+  "${sk[@]}" copy --dest-tls-verify=false --dest-authfile "$work/alice.json" "oci:$work/oci:img" "docker://$host/auth/app:1"
+  "${sk[@]}" inspect --tls-verify=false --authfile "$work/bob.json" "docker://$host/auth/app:1" >/dev/null
+  if "${sk[@]}" copy --dest-tls-verify=false --dest-authfile "$work/bob.json" "oci:$work/oci:img" "docker://$host/auth/app:2"; then
+    echo "bob pushed without the right"; return 1
+  fi
+  if "${sk[@]}" inspect --tls-verify=false --no-creds "docker://$host/auth/app:1"; then
+    echo "anonymous pull allowed"; return 1
+  fi
+  if "${sk[@]}" copy --dest-tls-verify=false --dest-authfile "$work/alice.json" "oci:$work/oci:img" "docker://$host/other/app:1"; then
+    echo "alice pushed outside her repositories"; return 1
+  fi
+}
+check "skopeo: alice pushes, bob pulls but cannot push, nobody else gets in" push_pull
+
+podman_pull() {
+  export REGISTRIES_CONFIG_PATH="$work/registries.conf"
+  printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$host" >"$REGISTRIES_CONFIG_PATH"
+  podman "${store[@]}" login --tls-verify=false --authfile "$work/podman.json" -u bob -p bob-secret "$host"
+  podman "${store[@]}" pull --tls-verify=false --authfile "$work/podman.json" "$host/auth/app:1"
+}
+check "podman: login and pull as bob" podman_pull
+
+oras_push() {
+  BERTH_AUTH_HOST=$host BERTH_AUTH_WORK=$work "$venv/bin/python" - <<'PY'
+import os, pathlib, oras.client
+host, work = os.environ["BERTH_AUTH_HOST"], pathlib.Path(os.environ["BERTH_AUTH_WORK"])
+c = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
+c.login(username="alice", password="ecila", hostname=host)
+f = work / "weights.bin"
+f.write_bytes(b"model weights " * 1000)
+os.chdir(work)
+c.push(target=f"{host}/auth/model:v1", files=["weights.bin"])
+out = work / "pulled"
+c.pull(target=f"{host}/auth/model:v1", outdir=str(out))
+assert (out / "weights.bin").read_bytes() == f.read_bytes()
+PY
+}
+check "oras SDK: login, push and pull as alice" oras_push
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
