@@ -28,7 +28,12 @@ fi
 
 htpasswd -cbB "$work/users" alice ecila >/dev/null 2>&1
 htpasswd -bB "$work/users" bob bob-secret >/dev/null 2>&1
-cat >"$work/berth.toml" <<TOML
+# start_berth MODE: a fresh server with Basic (MODE=basic) or Bearer tokens (MODE=token).
+start_berth() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  local mode=$1
+  rm -rf "$work/data" "$work"/*.json "$work/storage" "$work/run"
+  cat >"$work/berth.toml" <<TOML
 [auth]
 htpasswd = "$work/users"
 [[auth.rules]]
@@ -40,16 +45,20 @@ repositories = ["auth/**"]
 users = ["bob"]
 actions = ["pull"]
 TOML
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-host="127.0.0.1:$port"
-"$berth" serve --config "$work/berth.toml" --listen "$host" --data-dir "$work/data" 2>"$work/berth.log" &
-pid=$!
-up=
-for _ in $(seq 1 100); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$host/v2/")" = 401 ]; then up=1; break; fi
-  sleep 0.1
-done
-if [ -z "$up" ]; then cat "$work/berth.log"; echo "0 passed, 1 failed"; exit 1; fi
+  if [ "$mode" = token ]; then
+    printf '[auth.token]\nkey = "%s/token.pem"\nlifetime = "5m"\n' "$work" >>"$work/berth.toml"
+  fi
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  host="127.0.0.1:$port"
+  "$berth" serve --config "$work/berth.toml" --listen "$host" --data-dir "$work/data" 2>"$work/berth.log" &
+  pid=$!
+  local up=
+  for _ in $(seq 1 100); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$host/v2/")" = 401 ]; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ -z "$up" ]; then cat "$work/berth.log"; echo "0 passed, 1 failed"; exit 1; fi
+}
 
 passed=0
 failed=0
@@ -58,15 +67,18 @@ check() {
   ( set -e; "$@" ) >"$work/out" 2>&1
   if [ $? -eq 0 ]; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name ($(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300))"; failed=$((failed + 1)); fi
 }
+for mode in basic token; do
+start_berth "$mode"
 sk=(skopeo --insecure-policy)
 store=(--root "$work/storage" --runroot "$work/run" --storage-driver vfs)
 
 build_image() {
+  [ -d "$work/oci" ] && return 0
   umoci init --layout "$work/oci"
   umoci new --image "$work/oci:img"
   umoci config --image "$work/oci:img" --config.cmd /bin/true --created 2020-01-01T00:00:00Z
 }
-check "content: an image built with umoci" build_image
+check "$mode: content: an image built with umoci" build_image
 
 logins() {
   if "${sk[@]}" login --tls-verify=false --authfile "$work/auth-bad.json" -u alice -p wrong "$host"; then
@@ -75,7 +87,7 @@ logins() {
   "${sk[@]}" login --tls-verify=false --authfile "$work/alice.json" -u alice -p ecila "$host"
   "${sk[@]}" login --tls-verify=false --authfile "$work/bob.json" -u bob -p bob-secret "$host"
 }
-check "skopeo login: a wrong password is refused, right ones accepted" logins
+check "$mode: skopeo login: a wrong password is refused, right ones accepted" logins
 
 push_pull() {
   "${sk[@]}" copy --dest-tls-verify=false --dest-authfile "$work/alice.json" "oci:$work/oci:img" "docker://$host/auth/app:1"
@@ -90,7 +102,7 @@ push_pull() {
     echo "alice pushed outside her repositories"; return 1
   fi
 }
-check "skopeo: alice pushes, bob pulls but cannot push, nobody else gets in" push_pull
+check "$mode: skopeo: alice pushes, bob pulls but cannot push, nobody else gets in" push_pull
 
 podman_pull() {
   export REGISTRIES_CONFIG_PATH="$work/registries.conf"
@@ -98,7 +110,7 @@ podman_pull() {
   podman "${store[@]}" login --tls-verify=false --authfile "$work/podman.json" -u bob -p bob-secret "$host"
   podman "${store[@]}" pull --tls-verify=false --authfile "$work/podman.json" "$host/auth/app:1"
 }
-check "podman: login and pull as bob" podman_pull
+check "$mode: podman: login and pull as bob" podman_pull
 
 oras_push() {
   BERTH_AUTH_HOST=$host BERTH_AUTH_WORK=$work "$venv/bin/python" - <<'PY'
@@ -115,7 +127,9 @@ c.pull(target=f"{host}/auth/model:v1", outdir=str(out))
 assert (out / "weights.bin").read_bytes() == f.read_bytes()
 PY
 }
-check "oras SDK: login, push and pull as alice" oras_push
+if [ "$mode" = basic ]; then check "$mode: oras SDK: login, push and pull as alice" oras_push; fi
+
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -11,6 +11,7 @@ mod referrers;
 mod request;
 pub mod responses;
 mod tags;
+mod token;
 mod uploads;
 
 use std::sync::Arc;
@@ -40,10 +41,17 @@ pub fn router(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
         .route("/v2/{*rest}", any(v2))
         .merge(ext::router())
         .with_state(registry)
-        .layer(axum::middleware::from_fn_with_state(auth, authenticate));
+        .layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            authenticate,
+        ));
+    let tokens = Router::new()
+        .route("/auth/token", get(token::get).post(token::post))
+        .with_state(auth);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .merge(tokens)
         .merge(protected)
         .layer(axum::middleware::map_response(stamp_api_version))
 }
@@ -58,12 +66,17 @@ async fn authenticate(
     let access = match auth {
         None => Access::Open,
         Some(auth) => {
-            let header = request
-                .headers()
+            let headers = request.headers();
+            let authorization = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            match auth.authenticate(header) {
-                Ok(who) => Access::Checked(auth, who),
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            let origin = format!("http://{host}");
+            match auth.authenticate(authorization, &origin) {
+                Ok(who) => Access::Checked(auth, who, origin),
                 Err(e) => return e.into_response(),
             }
         }

@@ -4,6 +4,7 @@
 //! action. No `[auth]` section means no authentication.
 
 pub mod htpasswd;
+pub mod token;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,16 +61,21 @@ pub struct AuthConfig {
     pub admins: Vec<String>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// With this section clients use Bearer tokens from `/auth/token`.
+    #[serde(default)]
+    pub token: Option<token::TokenConfig>,
 }
 
 fn default_realm() -> String {
     "berth".into()
 }
 
-/// Who a request comes from: a user, or nobody.
+/// Who a request comes from: a user, or nobody; with a Bearer token, what
+/// the token grants (already limited to the rules when it was issued).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal {
     pub user: Option<String>,
+    pub grants: Option<token::Grants>,
 }
 
 /// How long a verified password is remembered (bcrypt is slow by design, and
@@ -87,6 +93,7 @@ pub struct Auth {
     /// Verified for users with no entry, so that a wrong user costs what a
     /// wrong password costs and reveals nothing.
     dummy: String,
+    tokens: Option<token::TokenService>,
 }
 
 impl Auth {
@@ -103,29 +110,76 @@ impl Auth {
             .unwrap_or(bcrypt::DEFAULT_COST);
         let dummy = bcrypt::hash(uuid::Uuid::new_v4().to_string(), cost)
             .map_err(|e| Error::Config(format!("bcrypt: {e}")))?;
+        let tokens = config
+            .token
+            .as_ref()
+            .map(token::TokenService::new)
+            .transpose()?;
         Ok(Auth {
             config,
             users,
             verified: Mutex::default(),
             key,
             dummy,
+            tokens,
         })
     }
 
-    /// The `WWW-Authenticate` challenge of a 401.
-    pub fn challenge(&self) -> String {
-        format!("Basic realm=\"{}\"", self.config.realm.replace('"', ""))
+    /// The token service, when clients use Bearer tokens.
+    pub fn tokens(&self) -> Option<&token::TokenService> {
+        self.tokens.as_ref()
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401: Basic, or Bearer with the
+    /// token endpoint at `origin`, the scope needed, and `insufficient_scope`
+    /// when a token was shown that lacks it.
+    pub fn challenge(
+        &self,
+        origin: &str,
+        scope: Option<(&RepoName, Action)>,
+        insufficient: bool,
+    ) -> String {
+        let Some(t) = &self.tokens else {
+            return format!("Basic realm=\"{}\"", self.config.realm.replace('"', ""));
+        };
+        let mut c = format!(
+            "Bearer realm=\"{origin}/auth/token\",service=\"{}\"",
+            t.service
+        );
+        if let Some((repo, action)) = scope {
+            let actions = match action {
+                Action::Pull => "pull",
+                Action::Push => "pull,push",
+                Action::Delete => "delete",
+                Action::Promote => "promote",
+            };
+            c.push_str(&format!(",scope=\"repository:{repo}:{actions}\""));
+        }
+        if insufficient {
+            c.push_str(",error=\"insufficient_scope\"");
+        }
+        c
     }
 
     /// The principal of a request's `Authorization` header; 401 for bad
-    /// credentials (never saying whether the user exists).
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+    /// credentials or tokens (never saying whether the user exists).
+    pub fn authenticate(&self, authorization: Option<&str>, origin: &str) -> Result<Principal> {
         let Some(header) = authorization else {
             return Ok(Principal::default());
         };
         let unauthorized = || Error::Unauthorized {
-            challenge: self.challenge(),
+            challenge: self.challenge(origin, None, false),
         };
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            let tokens = self.tokens.as_ref().ok_or_else(unauthorized)?;
+            let verified = tokens
+                .verify_access(token.trim())
+                .map_err(|_| unauthorized())?;
+            return Ok(Principal {
+                user: verified.subject,
+                grants: Some(verified.grants),
+            });
+        }
         let encoded = header.strip_prefix("Basic ").ok_or_else(unauthorized)?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
@@ -135,13 +189,20 @@ impl Auth {
         if self.verify(user, password) {
             Ok(Principal {
                 user: Some(user.to_owned()),
+                grants: None,
             })
         } else {
             Err(unauthorized())
         }
     }
 
-    fn verify(&self, user: &str, password: &str) -> bool {
+    /// Whether `user` exists (a refresh token outlives nothing it names).
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Checks a password with bcrypt (see [`Auth::authenticate`]).
+    pub fn verify(&self, user: &str, password: &str) -> bool {
         let mut mac = sha2::Sha256::default();
         sha2::Digest::update(&mut mac, self.key);
         sha2::Digest::update(&mut mac, password.as_bytes());
@@ -166,10 +227,16 @@ impl Auth {
         ok
     }
 
-    /// Whether `who` may do `action` on `repo`.
+    /// Whether `who` may do `action` on `repo`: what a token grants, or
+    /// for credentials, what the rules say.
     pub fn allows(&self, who: &Principal, repo: &RepoName, action: Action) -> bool {
         if action == Action::Pull && self.config.anonymous == Anonymous::Pull {
             return true;
+        }
+        if let Some(grants) = &who.grants {
+            return grants
+                .iter()
+                .any(|(name, actions)| name == repo.as_str() && actions.contains(&action));
         }
         let Some(user) = &who.user else { return false };
         self.config.rules.iter().any(|r| {
@@ -186,38 +253,47 @@ impl Auth {
             .is_some_and(|u| self.config.admins.contains(u))
     }
 
-    /// The error for a refused request: 401 (with a challenge) for nobody,
-    /// 403 for a user without the right.
-    pub fn refuse(&self, who: &Principal, what: &str) -> Error {
-        match who.user {
-            None => Error::Unauthorized {
-                challenge: self.challenge(),
+    /// The error for a refused request: 401 with a challenge for nobody and
+    /// for a token without the scope, 403 for a user without the right.
+    pub fn refuse(
+        &self,
+        who: &Principal,
+        origin: &str,
+        scope: Option<(&RepoName, Action)>,
+    ) -> Error {
+        let token = who.grants.is_some();
+        match (&who.user, token) {
+            (None, _) | (_, true) => Error::Unauthorized {
+                challenge: self.challenge(origin, scope, token),
             },
-            Some(_) => Error::Denied(what.to_owned()),
+            (Some(_), false) => Error::Denied(match scope {
+                Some((repo, action)) => format!("{action:?} on {repo}").to_lowercase(),
+                None => "administration".into(),
+            }),
         }
     }
 }
 
 /// Access for one request: no authentication at all, or a principal checked
-/// against the rules.
+/// against the rules (`origin` is where the request came in, for challenges).
 #[derive(Debug, Clone)]
 pub enum Access {
     Open,
-    Checked(std::sync::Arc<Auth>, Principal),
+    Checked(std::sync::Arc<Auth>, Principal, String),
 }
 
 impl Access {
     pub fn user(&self) -> Option<&str> {
         match self {
             Access::Open => None,
-            Access::Checked(_, p) => p.user.as_deref(),
+            Access::Checked(_, p, _) => p.user.as_deref(),
         }
     }
 
     pub fn allows(&self, repo: &RepoName, action: Action) -> bool {
         match self {
             Access::Open => true,
-            Access::Checked(auth, who) => auth.allows(who, repo, action),
+            Access::Checked(auth, who, _) => auth.allows(who, repo, action),
         }
     }
 
@@ -225,9 +301,9 @@ impl Access {
     pub fn require(&self, repo: &RepoName, action: Action) -> Result<()> {
         match self {
             Access::Open => Ok(()),
-            Access::Checked(auth, who) if auth.allows(who, repo, action) => Ok(()),
-            Access::Checked(auth, who) => {
-                Err(auth.refuse(who, &format!("{action:?} on {repo}").to_lowercase()))
+            Access::Checked(auth, who, _) if auth.allows(who, repo, action) => Ok(()),
+            Access::Checked(auth, who, origin) => {
+                Err(auth.refuse(who, origin, Some((repo, action))))
             }
         }
     }
@@ -236,16 +312,19 @@ impl Access {
     pub fn require_admin(&self) -> Result<()> {
         match self {
             Access::Open => Ok(()),
-            Access::Checked(auth, who) if auth.is_admin(who) => Ok(()),
-            Access::Checked(auth, who) => Err(auth.refuse(who, "administration")),
+            Access::Checked(auth, who, _) if auth.is_admin(who) => Ok(()),
+            Access::Checked(auth, who, origin) => Err(auth.refuse(who, origin, None)),
         }
     }
 
-    /// `Ok` if someone is signed in (or there is no authentication): `/v2/`
-    /// answers 401 to nobody, so that clients discover how to log in.
+    /// `Ok` if someone is signed in, with credentials or a token (or there is
+    /// no authentication): `/v2/` answers 401 to nobody, so that clients
+    /// discover how to log in.
     pub fn require_signed_in(&self) -> Result<()> {
         match self {
-            Access::Checked(auth, who) if who.user.is_none() => Err(auth.refuse(who, "")),
+            Access::Checked(auth, who, origin) if who.user.is_none() && who.grants.is_none() => {
+                Err(auth.refuse(who, origin, None))
+            }
             _ => Ok(()),
         }
     }
@@ -263,11 +342,13 @@ mod tests {
                 realm: "berth".into(),
                 admins: vec!["root".into()],
                 rules,
+                token: None,
             },
             users: HashMap::new(),
             verified: Mutex::default(),
             key: [0; 32],
             dummy: String::new(),
+            tokens: None,
         }
     }
 
@@ -278,6 +359,7 @@ mod tests {
     fn user(s: &str) -> Principal {
         Principal {
             user: Some(s.into()),
+            grants: None,
         }
     }
 
@@ -327,10 +409,23 @@ mod tests {
     #[test]
     fn refusals_are_401_for_nobody_and_403_for_users() {
         let a = auth(Vec::new(), Anonymous::None);
+        let r = repo("x");
+        let scope = Some((&r, Action::Pull));
         assert!(matches!(
-            a.refuse(&Principal::default(), "x"),
+            a.refuse(&Principal::default(), "http://h", scope),
             Error::Unauthorized { .. }
         ));
-        assert!(matches!(a.refuse(&user("bob"), "x"), Error::Denied(_)));
+        assert!(matches!(
+            a.refuse(&user("bob"), "http://h", scope),
+            Error::Denied(_)
+        ));
+        let token = Principal {
+            user: Some("bob".into()),
+            grants: Some(Vec::new()),
+        };
+        assert!(matches!(
+            a.refuse(&token, "http://h", scope),
+            Error::Unauthorized { .. }
+        ));
     }
 }

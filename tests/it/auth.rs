@@ -1,6 +1,7 @@
 //! Access control: htpasswd users over HTTP Basic, rules per repository and
 //! action, applied to every endpoint family.
 
+use berth::auth::token::TokenConfig;
 use berth::auth::{Action, Anonymous, AuthConfig, Rule};
 use berth::glob::Glob;
 use reqwest::{Method, StatusCode};
@@ -22,7 +23,18 @@ fn rule(repos: &[&str], users: &[&str], actions: &[Action]) -> Rule {
 /// alice may do everything in team-a/**, bob may pull it, dave may push in
 /// team-b/**, pusher may push but not promote in team-a/**, root everything.
 async fn server(anonymous: Anonymous) -> (TestServer, tempfile::TempDir) {
+    server_with(anonymous, false).await
+}
+
+/// As [`server`], with the token service on when `tokens`.
+async fn server_with(anonymous: Anonymous, tokens: bool) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
+    let token = tokens.then(|| TokenConfig {
+        service: "berth".into(),
+        issuer: "berth".into(),
+        key: dir.path().join("token.pem"),
+        lifetime: "5m".into(),
+    });
     let htpasswd = dir.path().join("users.htpasswd");
     let lines: Vec<String> = USERS
         .iter()
@@ -50,6 +62,7 @@ async fn server(anonymous: Anonymous) -> (TestServer, tempfile::TempDir) {
                     &[Action::Pull, Action::Push, Action::Delete, Action::Promote],
                 ),
             ],
+            token,
         });
     })
     .await;
@@ -578,5 +591,318 @@ async fn path_tricks_get_the_canonical_decision_or_an_error() {
             r.status()
         );
         assert_ne!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// A token for `user` (or nobody) asking for `scopes`, from `/auth/token`.
+async fn token_for(s: &TestServer, user: Option<&str>, scopes: &[&str]) -> Value {
+    let query: Vec<String> = scopes.iter().map(|sc| format!("scope={sc}")).collect();
+    let mut req = s.request(
+        Method::GET,
+        &format!(
+            "/auth/token?service=berth&offline_token=true&{}",
+            query.join("&")
+        ),
+    );
+    if let Some(u) = user {
+        req = req.basic_auth(u, Some(password(u)));
+    }
+    let r = req.send().await.expect("token");
+    assert_eq!(r.status(), StatusCode::OK);
+    json_body(r).await
+}
+
+fn bearer(s: &TestServer, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+    s.request(method, path).bearer_auth(token)
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json")
+}
+
+// The Docker token flow: challenge, token for the intersection of asked and
+// allowed scopes, insufficient_scope when a token lacks what is needed.
+#[tokio::test]
+async fn bearer_tokens_grant_the_intersection_of_scopes_and_rules() {
+    let (s, _dir) = server_with(Anonymous::None, true).await;
+    let r = s.get("/v2/").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenge = header(&r, "www-authenticate").expect("challenge");
+    assert!(
+        challenge.starts_with("Bearer realm=\"http://")
+            && challenge.contains("/auth/token\",service=\"berth\""),
+        "{challenge}"
+    );
+
+    let r = s.get("/v2/team-a/app/manifests/v1").await;
+    let challenge = header(&r, "www-authenticate").expect("challenge");
+    assert!(
+        challenge.contains("scope=\"repository:team-a/app:pull\""),
+        "{challenge}"
+    );
+
+    let alice = token_for(
+        &s,
+        Some("alice"),
+        &[
+            "repository:team-a/app:pull,push",
+            "repository:team-b/x:pull,push",
+        ],
+    )
+    .await;
+    let access = claims(alice["token"].as_str().expect("token"))["access"].clone();
+    assert_eq!(
+        access,
+        json!([
+            { "type": "repository", "name": "team-a/app", "actions": ["pull", "push"] },
+            { "type": "repository", "name": "team-b/x", "actions": [] },
+        ])
+    );
+    let t = alice["token"].as_str().expect("token");
+    assert_eq!(
+        bearer(&s, t, Method::GET, "/v2/")
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::OK
+    );
+    let r = bearer(&s, t, Method::POST, "/v2/team-a/app/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = bearer(&s, t, Method::POST, "/v2/team-b/x/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenge = header(&r, "www-authenticate").expect("challenge");
+    assert!(
+        challenge.contains("scope=\"repository:team-b/x:pull,push\"")
+            && challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+
+    let bob = token_for(&s, Some("bob"), &["repository:team-a/app:pull,push"]).await;
+    let bob_access = claims(bob["token"].as_str().expect("token"))["access"].clone();
+    assert_eq!(
+        bob_access[0]["actions"],
+        json!(["pull"]),
+        "bob asked for push, gets pull only"
+    );
+
+    let anonymous = token_for(&s, None, &["repository:team-a/app:pull"]).await;
+    assert_eq!(
+        claims(anonymous["token"].as_str().expect("token"))["access"][0]["actions"],
+        json!([])
+    );
+    assert!(
+        anonymous.get("refresh_token").is_none(),
+        "nobody gets no refresh token"
+    );
+
+    let r = s
+        .request(Method::GET, "/auth/token?service=berth")
+        .basic_auth("alice", Some("wrong"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = s
+        .request(Method::GET, "/auth/token?service=other")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_refresh_and_password_grants_work_over_post() {
+    let (s, _dir) = server_with(Anonymous::None, true).await;
+    let alice = token_for(&s, Some("alice"), &[]).await;
+    let refresh = alice["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let post = |form: String| {
+        let s = &s;
+        async move {
+            s.request(Method::POST, "/auth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .expect("POST")
+        }
+    };
+    let r = post(format!("grant_type=refresh_token&service=berth&client_id=test&refresh_token={refresh}&scope=repository%3Ateam-a%2Fapp%3Apull")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_body(r).await;
+    assert_eq!(
+        claims(body["access_token"].as_str().expect("token"))["access"][0]["actions"],
+        json!(["pull"])
+    );
+    assert!(body["refresh_token"].is_string());
+    let r = post("grant_type=password&service=berth&client_id=test&username=bob&password=bob&scope=repository:team-a/app:pull".into()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r =
+        post("grant_type=password&service=berth&client_id=test&username=bob&password=nope".into())
+            .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let access = alice["token"].as_str().expect("token").to_owned();
+    let r = post(format!(
+        "grant_type=refresh_token&service=berth&refresh_token={access}"
+    ))
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "an access token is not a refresh token"
+    );
+}
+
+// Tokens are verified strictly: forged, re-signed, alg none, expired, future,
+// wrong issuer or audience are all refused.
+#[tokio::test]
+async fn forged_and_expired_tokens_are_refused() {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::DecodePrivateKey;
+    let (s, dir) = server_with(Anonymous::None, true).await;
+    let good = token_for(&s, Some("alice"), &["repository:team-a/app:pull"]).await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let path = "/v2/team-a/app/tags/list";
+    assert_ne!(
+        bearer(&s, &good, Method::GET, path)
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(dir.path().join("token.pem")).expect("pem"),
+    )
+    .expect("key");
+    let other = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).expect("other key");
+    let sign = |key: &p256::ecdsa::SigningKey, header: Value, claims: Value| {
+        let input = format!("{}.{}", b64(&header), b64(&claims));
+        let sig: p256::ecdsa::Signature = key.sign(input.as_bytes());
+        format!(
+            "{input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes())
+        )
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims_with = |iss: &str, aud: &str, nbf: i64, exp: i64| {
+        json!({
+            "iss": iss, "aud": aud, "sub": "alice", "nbf": nbf, "exp": exp, "iat": nbf,
+            "access": [{ "type": "repository", "name": "team-a/app", "actions": ["pull", "push"] }],
+        })
+    };
+    let es256 = json!({ "alg": "ES256", "typ": "JWT" });
+    assert_ne!(
+        bearer(
+            &s,
+            &sign(
+                &key,
+                es256.clone(),
+                claims_with("berth", "berth", now, now + 60)
+            ),
+            Method::GET,
+            path
+        )
+        .send()
+        .await
+        .expect("GET")
+        .status(),
+        StatusCode::UNAUTHORIZED,
+        "a token made with the right key is accepted (sanity)"
+    );
+    let jwk = json!({ "alg": "ES256", "jwk": { "kty": "EC", "crv": "P-256" } });
+    let bad = [
+        (
+            "another key",
+            sign(
+                &other,
+                es256.clone(),
+                claims_with("berth", "berth", now, now + 60),
+            ),
+        ),
+        (
+            "a key named in the token",
+            sign(&other, jwk, claims_with("berth", "berth", now, now + 60)),
+        ),
+        (
+            "expired",
+            sign(
+                &key,
+                es256.clone(),
+                claims_with("berth", "berth", now - 600, now - 300),
+            ),
+        ),
+        (
+            "not yet valid",
+            sign(
+                &key,
+                es256.clone(),
+                claims_with("berth", "berth", now + 600, now + 900),
+            ),
+        ),
+        (
+            "wrong issuer",
+            sign(
+                &key,
+                es256.clone(),
+                claims_with("evil", "berth", now, now + 60),
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                &key,
+                es256.clone(),
+                claims_with("berth", "other", now, now + 60),
+            ),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({ "alg": "none" })),
+                b64(&claims_with("berth", "berth", now, now + 60))
+            ),
+        ),
+        ("payload swapped", {
+            let parts: Vec<&str> = good.split('.').collect();
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(&claims_with("berth", "berth", now, now + 60)),
+                parts[2]
+            )
+        }),
+        ("garbage", "not.a.token".to_owned()),
+    ];
+    for (what, token) in bad {
+        let r = bearer(&s, &token, Method::GET, path)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
     }
 }
