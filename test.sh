@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The Rust tests run curl and openssl (TLS) and mount a tmpfs; install what a
+# fresh machine lacks.
+need=()
+for tool in curl:curl openssl:openssl python3:python3; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
 cargo test
 
 if [ -x conformance/run.sh ]; then

@@ -30,6 +30,12 @@ pub struct Config {
     pub log: String,
     /// Requests handled at once; more are answered 429 with Retry-After.
     pub max_concurrent_requests: usize,
+    /// A client must send its request headers within this (slowloris guard).
+    #[serde(deserialize_with = "duration_text")]
+    pub header_read_timeout: String,
+    /// Serve HTTPS with these PEM files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     pub registry: RegistryConfig,
     /// Immutable tags, promotion gates, rollback policies.
     pub releases: ReleasePolicy,
@@ -39,6 +45,16 @@ pub struct Config {
     /// Authentication and access rules; absent means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+}
+
+/// The `[tls]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// The `[gc]` section. Durations are `<number><unit>` with unit ms, s, m, h or d.
@@ -138,6 +154,8 @@ impl Default for Config {
             data_dir: PathBuf::from("berth-data"),
             log: "info".into(),
             max_concurrent_requests: 1024,
+            header_read_timeout: "10s".into(),
+            tls: None,
             registry: RegistryConfig::default(),
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
@@ -195,6 +213,9 @@ impl Config {
     fn validate(&self) -> Result<()> {
         self.gc_policy()?;
         self.gc_interval()?;
+        if parse_duration(&self.header_read_timeout)?.is_zero() {
+            return Err(Error::Config("header_read_timeout must be above 0".into()));
+        }
         let mut names = std::collections::HashSet::new();
         for hook in &self.webhooks {
             if !names.insert(hook.name.as_str()) {

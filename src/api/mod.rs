@@ -74,7 +74,7 @@ async fn authenticate(
                 .get(header::HOST)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("localhost");
-            let origin = format!("http://{host}");
+            let origin = auth.origin(host);
             match auth.authenticate(authorization, &origin) {
                 Ok(who) => Access::Checked(auth, who, origin),
                 Err(e) => return e.into_response(),

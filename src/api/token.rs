@@ -25,12 +25,12 @@ fn service_of(auth: &Auth) -> Result<&TokenService> {
     auth.tokens().ok_or(Error::RouteUnknown)
 }
 
-fn origin(headers: &HeaderMap) -> String {
+fn origin(auth: &Auth, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    auth.origin(host)
 }
 
 /// What of `requested` the rules allow `who`.
@@ -79,10 +79,10 @@ async fn get_inner(
     // Only credentials buy a token; a token cannot buy a wider one.
     if authorization.is_some_and(|a| !a.starts_with("Basic ")) {
         return Err(Error::Unauthorized {
-            challenge: auth.challenge(&origin(headers), None, false),
+            challenge: auth.challenge(&origin(&auth, headers), None, false),
         });
     }
-    let who = auth.authenticate(authorization, &origin(headers))?;
+    let who = auth.authenticate(authorization, &origin(&auth, headers))?;
     let grants = grant(&auth, &who, parse_scopes(query.all("scope")));
     let token = tokens.issue(who.user.as_deref(), &grants);
     let mut body = json!({
@@ -118,7 +118,7 @@ async fn post_inner(auth: Option<Arc<Auth>>, headers: &HeaderMap, body: Body) ->
     let form = Query::parse(Some(&String::from_utf8_lossy(&bytes).replace('+', "%20")));
     check_service(tokens, form.get("service"))?;
     let unauthorized = || Error::Unauthorized {
-        challenge: auth.challenge(&origin(headers), None, false),
+        challenge: auth.challenge(&origin(&auth, headers), None, false),
     };
     let user = match form.get("grant_type") {
         Some("password") => {

@@ -94,6 +94,8 @@ pub struct Auth {
     /// wrong password costs and reveals nothing.
     dummy: String,
     tokens: Option<token::TokenService>,
+    /// Whether the server speaks HTTPS (the token realm's scheme).
+    https: bool,
 }
 
 impl Auth {
@@ -122,7 +124,19 @@ impl Auth {
             key,
             dummy,
             tokens,
+            https: false,
         })
+    }
+
+    /// Marks the server as speaking HTTPS, for the token realm.
+    pub fn with_https(mut self, https: bool) -> Auth {
+        self.https = https;
+        self
+    }
+
+    /// Where a request came in, from its `Host` header.
+    pub fn origin(&self, host: &str) -> String {
+        format!("{}://{host}", if self.https { "https" } else { "http" })
     }
 
     /// The token service, when clients use Bearer tokens.
@@ -349,6 +363,7 @@ mod tests {
             key: [0; 32],
             dummy: String::new(),
             tokens: None,
+            https: false,
         }
     }
 

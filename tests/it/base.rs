@@ -103,3 +103,98 @@ async fn requests_past_the_concurrency_cap_get_429_with_retry_after() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+// A client that never finishes its headers is cut off (slowloris guard).
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use std::io::{Read, Write};
+    let s = TestServer::with_config(|c| c.header_read_timeout = "1s".into()).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut tcp = std::net::TcpStream::connect(&addr).expect("connect");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        tcp.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+            .expect("write");
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 512];
+        let n = tcp.read(&mut buf).unwrap_or(0);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(
+        closed.0 < std::time::Duration::from_secs(5),
+        "cut after {:?}",
+        closed.0
+    );
+    assert!(!closed.1.contains("200 OK"), "{}", closed.1);
+    assert_eq!(
+        s.get("/v2/").await.status(),
+        StatusCode::OK,
+        "others are served"
+    );
+}
+
+// HTTPS from [tls] cert and key; plain HTTP on that port gets nothing.
+#[tokio::test]
+async fn tls_serves_https_from_pem_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (c, k) = (cert.clone(), key.clone());
+    let s = TestServer::with_config(move |conf| {
+        conf.tls = Some(berth::config::TlsConfig { cert: c, key: k });
+    })
+    .await;
+    let https = s.base.replace("http://", "https://");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&cert)
+            .arg(format!("{https}/v2/"))
+            .output()
+            .expect("curl")
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s.client.get(s.url("/v2/")).send().await.is_err(),
+        "plain HTTP is not answered"
+    );
+}

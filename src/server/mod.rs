@@ -1,6 +1,8 @@
 //! Assembles a running registry: storage and metadata opened from the config,
 //! the router with its middleware, and graceful shutdown.
 
+mod connections;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +76,8 @@ pub struct Server {
     registry: Registry,
     webhooks: Vec<Webhook>,
     gc_interval: Option<std::time::Duration>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_read_timeout: std::time::Duration,
 }
 
 impl Server {
@@ -85,10 +89,11 @@ impl Server {
     /// Binds a registry assembled by the caller (another store, a test wrapper).
     pub async fn bind_with(config: &Config, registry: Registry) -> Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
+        let https = config.tls.is_some();
         let auth = config
             .auth
             .clone()
-            .map(Auth::new)
+            .map(|a| Auth::new(a).map(|a| a.with_https(https)))
             .transpose()?
             .map(Arc::new);
         Ok(Server {
@@ -97,6 +102,12 @@ impl Server {
             registry,
             webhooks: config.webhooks.clone(),
             gc_interval: config.gc_interval()?,
+            tls: config
+                .tls
+                .as_ref()
+                .map(|t| connections::tls_acceptor(&t.cert, &t.key))
+                .transpose()?,
+            header_read_timeout: crate::config::parse_duration(&config.header_read_timeout)?,
         })
     }
 
@@ -119,9 +130,14 @@ impl Server {
                 every,
             )));
         }
-        let served = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = connections::serve(
+            self.listener,
+            self.app,
+            self.tls,
+            self.header_read_timeout,
+            shutdown,
+        )
+        .await;
         for task in background {
             task.abort();
         }
