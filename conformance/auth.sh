@@ -128,6 +128,17 @@ assert (out / "weights.bin").read_bytes() == f.read_bytes()
 PY
 }
 if [ "$mode" = basic ]; then check "$mode: oras SDK: login, push and pull as alice" oras_push; fi
+if [ "$mode" = basic ]; then
+  # The whole spec suite again, signed in, inside alice's repositories.
+  CONFORMANCE_URL="http://$host" CONFORMANCE_NS="auth/conf-$RANDOM" CONFORMANCE_WORK="$work" \
+    CONFORMANCE_USER=alice CONFORMANCE_PASSWORD=ecila "$venv/bin/python" "$here/spec_suite.py" >"$work/spec.out" 2>&1
+  while IFS= read -r line; do
+    case $line in
+      "ok "*) echo "ok   $mode: spec: ${line#ok }"; passed=$((passed + 1)) ;;
+      "FAIL "*) echo "FAIL $mode: spec: ${line#FAIL }"; failed=$((failed + 1)) ;;
+    esac
+  done <"$work/spec.out"
+fi
 
 done
 

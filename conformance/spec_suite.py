@@ -15,6 +15,9 @@ NS = os.environ["CONFORMANCE_NS"]
 REPO = f"{NS}/spec"
 OTHER = f"{NS}/spec-other"
 S = requests.Session()
+if os.environ.get("CONFORMANCE_USER"):
+    # Against a registry with access control: every request signs in.
+    S.auth = (os.environ["CONFORMANCE_USER"], os.environ.get("CONFORMANCE_PASSWORD", ""))
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
