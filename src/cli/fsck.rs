@@ -3,9 +3,8 @@
 //! when anything is wrong (and, with `--repair`, was not repaired).
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
-use crate::config::Config;
+use super::ConfigArgs;
 use crate::error::{Error, Result};
 use crate::server::open_registry;
 
@@ -14,19 +13,12 @@ pub struct Args {
     /// Remove orphans and mark corrupt content so that it is not served.
     #[arg(long)]
     repair: bool,
-    /// Data directory [default: ./berth-data].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// TOML configuration file.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
+    let config = args.config.load()?;
     if !config.data_dir.is_dir() {
         return Err(Error::Config(format!(
             "no data directory at {}",

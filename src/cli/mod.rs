@@ -10,9 +10,35 @@ mod promote;
 mod rollback;
 mod serve;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
 use crate::error::Result;
+
+/// Where the configuration and data come from, for subcommands that open a
+/// data directory themselves.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Data directory [default: ./berth-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Defaults, file, `BERTH_*` environment, then `--data-dir`.
+    pub fn load(&self) -> Result<Config> {
+        let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        Ok(config)
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(

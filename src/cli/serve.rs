@@ -1,9 +1,8 @@
 //! `berth serve`: run the registry until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use crate::config::Config;
+use super::ConfigArgs;
 use crate::error::{Error, Result};
 use crate::server::{Server, shutdown_signal};
 
@@ -12,21 +11,14 @@ pub struct Args {
     /// Address to listen on [default: 127.0.0.1:5000].
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Data directory [default: ./berth-data].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// TOML configuration file.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let mut config = args.config.load()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
     }
     init_tracing(&config.log)?;
     let server = Server::bind(&config).await?;

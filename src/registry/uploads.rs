@@ -65,6 +65,28 @@ impl ChunkRange {
     fn len(self) -> u64 {
         self.end - self.start + 1
     }
+
+    /// A chunk must start where the upload stands (416 otherwise).
+    fn check_start(range: Option<ChunkRange>, offset: u64) -> Result<()> {
+        match range {
+            Some(r) if r.start != offset => Err(Error::ChunkOutOfOrder {
+                offset,
+                start: r.start,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A chunk's body must be as long as its range says.
+    fn check_len(range: Option<ChunkRange>, len: u64) -> Result<()> {
+        match range {
+            Some(r) if r.len() != len => Err(Error::SizeInvalid(format!(
+                "Content-Range names {} bytes, the body had {len}",
+                r.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn save_state(h: &Sha256) -> Vec<u8> {
@@ -316,14 +338,7 @@ impl Registry {
         if self.blobs.appends_in_place() {
             return self.append_in_place(id, range, body).await;
         }
-        if let Some(r) = range
-            && r.start != session.offset
-        {
-            return Err(Error::ChunkOutOfOrder {
-                offset: session.offset,
-                start: r.start,
-            });
-        }
+        ChunkRange::check_start(range, session.offset)?;
         let mut hasher = restore_state(&session.hash_state)?;
         let name = format!("{:020}-{}", session.offset, UploadId::new_random());
         let key = StorageKey::UploadPart {
@@ -334,14 +349,9 @@ impl Registry {
             .blobs
             .write_stream(&key, body, |c| hasher.update(c))
             .await?;
-        if let Some(r) = range
-            && r.len() != len
-        {
+        if let Err(e) = ChunkRange::check_len(range, len) {
             self.blobs.delete(&key).await?;
-            return Err(Error::SizeInvalid(format!(
-                "Content-Range names {} bytes, the body had {len}",
-                r.len()
-            )));
+            return Err(e);
         }
         if len == 0 {
             self.blobs.delete(&key).await?;
@@ -385,27 +395,13 @@ impl Registry {
                 .meta(move |m| m.upload(&i))
                 .await?
                 .ok_or(Error::BlobUploadUnknown)?;
-            if let Some(r) = range
-                && r.start != session.offset
-            {
-                return Err(Error::ChunkOutOfOrder {
-                    offset: session.offset,
-                    start: r.start,
-                });
-            }
+            ChunkRange::check_start(range, session.offset)?;
             let mut hasher = restore_state(&session.hash_state)?;
             let len = self
                 .blobs
                 .append_in_place(id, session.offset, body, |c| hasher.update(c))
                 .await?;
-            if let Some(r) = range
-                && r.len() != len
-            {
-                return Err(Error::SizeInvalid(format!(
-                    "Content-Range names {} bytes, the body had {len}",
-                    r.len()
-                )));
-            }
+            ChunkRange::check_len(range, len)?;
             if len == 0 {
                 return Ok(session.offset);
             }

@@ -1,26 +1,27 @@
 //! Which repository holds which blob.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Sqlite, ensure_repo, now_ms, to_u64};
 use crate::error::Result;
 use crate::meta::BlobMeta;
 use crate::oci::{Digest, RepoName};
 
+/// The size of a blob `repo` holds (and that is not marked corrupt).
+pub(super) fn held_size(c: &Connection, repo: &str, digest: &str) -> Result<Option<u64>> {
+    let size = c
+        .prepare_cached(
+            "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+             WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
+        )?
+        .query_row(params![repo, digest], |r| r.get::<_, i64>(0))
+        .optional()?;
+    Ok(size.map(to_u64))
+}
+
 impl BlobMeta for Sqlite {
     fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        self.read(|c| {
-            let size = c
-                .prepare_cached(
-                    "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-                     WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
-                )?
-                .query_row(params![repo.as_str(), digest.to_string()], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()?;
-            Ok(size.map(to_u64))
-        })
+        self.read(|c| held_size(c, repo.as_str(), &digest.to_string()))
     }
 
     fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
@@ -42,22 +43,15 @@ impl BlobMeta for Sqlite {
 
     fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<Option<u64>> {
         self.write(|tx| {
-            let size = tx
-                .prepare_cached(
-                    "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-                     WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
-                )?
-                .query_row(params![from.as_str(), digest.to_string()], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()?;
-            let Some(size) = size else { return Ok(None) };
+            let Some(size) = held_size(tx, from.as_str(), &digest.to_string())? else {
+                return Ok(None);
+            };
             ensure_repo(tx, repo.as_str())?;
             tx.execute(
                 "INSERT OR IGNORE INTO repo_blobs (repo, digest, created_at) VALUES (?1, ?2, ?3)",
                 params![repo.as_str(), digest.to_string(), now_ms()],
             )?;
-            Ok(Some(to_u64(size)))
+            Ok(Some(size))
         })
     }
 

@@ -187,16 +187,10 @@ impl ManifestMeta for Sqlite {
 /// Inside the write transaction: every blob must be held by the repository with
 /// the size the manifest claims, and every child manifest must be there.
 fn check_references(tx: &Transaction<'_>, repo: &str, m: &NewManifest) -> Result<()> {
-    let mut blob = tx.prepare_cached(
-        "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-         WHERE r.repo = ?1 AND r.digest = ?2 AND c.corrupt = 0",
-    )?;
     for (digest, claimed) in &m.blobs {
-        let size = blob
-            .query_row(params![repo, digest.to_string()], |r| r.get::<_, i64>(0))
-            .optional()?
+        let size = super::blobs::held_size(tx, repo, &digest.to_string())?
             .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
-        if to_u64(size) != *claimed {
+        if size != *claimed {
             return Err(Error::ManifestInvalid(format!(
                 "descriptor of {digest} says {claimed} bytes, the blob has {size}"
             )));
