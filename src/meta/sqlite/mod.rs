@@ -25,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_gc.sql"),
     include_str!("migrations/0005_upload_owner.sql"),
 ];
+/// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
+const READER_CACHE_KIB: i64 = -512;
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -87,6 +89,9 @@ impl Sqlite {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let c = Connection::open_with_flags(path, flags)?;
                 c.busy_timeout(std::time::Duration::from_secs(5))?;
+                // Readers come and go with load; a small page cache each keeps
+                // memory flat (the OS page cache does the real caching).
+                c.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
                 c
             }
         };
