@@ -27,13 +27,22 @@ const MIGRATIONS: &[&str] = &[
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;
-/// Reader connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 8;
+/// Reader connections at most; readers beyond wait for one.
+const MAX_READERS: usize = 8;
 
 pub struct Sqlite {
     path: Option<std::path::PathBuf>,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a reader connection is handed back.
+    returned: std::sync::Condvar,
+}
+
+/// The reader pool: idle connections, and how many exist in all.
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -51,7 +60,8 @@ impl Sqlite {
         Ok(Sqlite {
             path: Some(path.to_owned()),
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::default(),
+            returned: std::sync::Condvar::new(),
         })
     }
 
@@ -63,7 +73,8 @@ impl Sqlite {
         Ok(Sqlite {
             path: None,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::default(),
+            returned: std::sync::Condvar::new(),
         })
     }
 
@@ -82,26 +93,48 @@ impl Sqlite {
             let conn = self.writer.lock().map_err(|_| poisoned())?;
             return f(&conn);
         };
-        let idle = self.readers.lock().map_err(|_| poisoned())?.pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let c = Connection::open_with_flags(path, flags)?;
-                c.busy_timeout(std::time::Duration::from_secs(5))?;
-                // Readers come and go with load; a small page cache each keeps
-                // memory flat (the OS page cache does the real caching).
-                c.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
-                c
+        let conn = {
+            let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+            loop {
+                if let Some(c) = pool.idle.pop() {
+                    break Some(c);
+                }
+                if pool.open < MAX_READERS {
+                    pool.open += 1;
+                    break None;
+                }
+                // At most MAX_READERS connections: queue rather than grow.
+                pool = self.returned.wait(pool).map_err(|_| poisoned())?;
             }
         };
+        let conn = match conn {
+            Some(c) => c,
+            None => match open_reader(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Ok(mut pool) = self.readers.lock() {
+                        pool.open -= 1;
+                    }
+                    self.returned.notify_one();
+                    return Err(e);
+                }
+            },
+        };
         let value = f(&conn);
-        let mut idle = self.readers.lock().map_err(|_| poisoned())?;
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
+        self.readers.lock().map_err(|_| poisoned())?.idle.push(conn);
+        self.returned.notify_one();
         value
     }
+}
+
+fn open_reader(path: &std::path::Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(path, flags)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    // A small page cache each keeps memory flat (the OS page cache does the
+    // real caching).
+    c.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
+    Ok(c)
 }
 
 fn poisoned() -> Error {
