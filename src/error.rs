@@ -185,6 +185,11 @@ impl From<std::io::Error> for Error {
 }
 
 impl Error {
+    /// Whether storage said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Storage(object_store::Error::NotFound { .. }))
+    }
+
     /// The one table of OCI code and HTTP status per variant.
     pub fn code_and_status(&self) -> (ErrorCode, StatusCode) {
         use ErrorCode as C;

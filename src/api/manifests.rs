@@ -8,8 +8,8 @@ use super::request::{body_bytes, header_str};
 use super::responses::{Deleted, ManifestContent, ManifestCreated};
 use crate::auth::Access;
 use crate::error::Result;
-use crate::meta::Actor;
 use crate::oci::{Reference, RepoName, Tag};
+use crate::registry::Actor;
 use crate::registry::Registry;
 
 pub async fn head(

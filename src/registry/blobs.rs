@@ -90,16 +90,15 @@ impl Registry {
             (None, 0) => {
                 Box::pin(futures_util::stream::empty()) as BoxStream<'static, Result<Bytes>>
             }
-            _ => self
-                .blobs
-                .read(&key, range.clone())
-                .await
-                .map_err(|e| match e {
-                    Error::Storage(object_store::Error::NotFound { .. }) => Error::Internal(
-                        format!("blob {digest} is recorded but missing from storage"),
-                    ),
-                    e => e,
-                })?,
+            _ => self.blobs.read(&key, range.clone()).await.map_err(|e| {
+                if e.is_not_found() {
+                    Error::Internal(format!(
+                        "blob {digest} is recorded but missing from storage"
+                    ))
+                } else {
+                    e
+                }
+            })?,
         };
         Ok(BlobRead { size, range, body })
     }

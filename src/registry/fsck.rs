@@ -117,7 +117,7 @@ impl Registry {
             .await
         {
             Ok(s) => s,
-            Err(crate::Error::Storage(object_store::Error::NotFound { .. })) => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
         let mut h = match digest.algorithm() {

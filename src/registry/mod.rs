@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+/// Who did something and why; re-exported so that the HTTP layer need not reach into `meta`.
+pub use crate::meta::Actor;
+
 use crate::error::{Error, Result};
 use crate::meta::MetaStore;
 use crate::storage::BlobStore;

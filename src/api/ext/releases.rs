@@ -13,8 +13,8 @@ use super::{json_body, raw_rest};
 use crate::api::query::Query;
 use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
-use crate::meta::Actor;
 use crate::oci::{Digest, Reference, RepoName, Tag};
+use crate::registry::Actor;
 use crate::registry::Registry;
 use crate::registry::releases::history_json;
 
