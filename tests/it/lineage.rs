@@ -40,25 +40,13 @@ async fn attach_lineage(
     subject: &str,
     doc: &Value,
 ) -> reqwest::Response {
-    let doc = serde_json::to_vec(doc).expect("json");
-    s.push_blob(repo, b"{}").await;
-    s.push_blob(repo, &doc).await;
-    let subject_size = s
-        .get(&format!("/v2/{repo}/manifests/{subject}"))
-        .await
-        .bytes()
-        .await
-        .expect("b")
-        .len();
-    let body = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": LINEAGE,
-        "config": descriptor(EMPTY_MT, b"{}"),
-        "layers": [descriptor(LINEAGE, &doc)],
-        "subject": { "mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size },
-    }))
-    .expect("json");
-    s.put_manifest(repo, &sha256(&body), OCI_MANIFEST, &body)
-        .await
+    s.attach(
+        repo,
+        subject,
+        LINEAGE,
+        &serde_json::to_vec(doc).expect("json"),
+    )
+    .await
 }
 
 async fn graph(s: &TestServer, path: &str) -> Value {

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const EMPTY_MT: &str = "application/vnd.oci.empty.v1+json";
 const EVAL: &str = "application/vnd.berth.evaluation.v1+json";
 
 async fn promote(s: &TestServer, repo: &str, body: Value) -> reqwest::Response {
@@ -63,23 +62,7 @@ async fn history(s: &TestServer, repo: &str, tag: &str) -> Vec<Value> {
 async fn evaluate(s: &TestServer, repo: &str, subject: &str, metrics: Value) -> reqwest::Response {
     let report = serde_json::to_vec(&json!({ "metrics": metrics, "dataset": sha256(b"holdout") }))
         .expect("json");
-    s.push_blob(repo, b"{}").await;
-    s.push_blob(repo, &report).await;
-    let size = s
-        .get(&format!("/v2/{repo}/manifests/{subject}"))
-        .await
-        .bytes()
-        .await
-        .expect("b")
-        .len();
-    let body = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": EVAL,
-        "config": descriptor(EMPTY_MT, b"{}"), "layers": [descriptor(EVAL, &report)],
-        "subject": { "mediaType": OCI_MANIFEST, "digest": subject, "size": size },
-    }))
-    .expect("json");
-    s.put_manifest(repo, &sha256(&body), OCI_MANIFEST, &body)
-        .await
+    s.attach(repo, subject, EVAL, &report).await
 }
 
 fn rule(metric: &str, op: Comparison, threshold: f64) -> MetricRule {

@@ -176,6 +176,36 @@ impl TestServer {
         (manifest, digest)
     }
 
+    /// Attaches `document` to `subject` (a manifest digest of `repo`) as a
+    /// referrer of `artifact_type`, the document its one layer; the answer
+    /// of the manifest PUT.
+    pub async fn attach(
+        &self,
+        repo: &str,
+        subject: &str,
+        artifact_type: &str,
+        document: &[u8],
+    ) -> Response {
+        const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+        self.push_blob(repo, b"{}").await;
+        self.push_blob(repo, document).await;
+        let size = self
+            .get(&format!("/v2/{repo}/manifests/{subject}"))
+            .await
+            .bytes()
+            .await
+            .expect("subject")
+            .len();
+        let body = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": descriptor(EMPTY, b"{}"), "layers": [descriptor(artifact_type, document)],
+            "subject": { "mediaType": OCI_MANIFEST, "digest": subject, "size": size },
+        }))
+        .expect("json");
+        self.put_manifest(repo, &sha256(&body), OCI_MANIFEST, &body)
+            .await
+    }
+
     /// Every object file below the data directory's `blobs/`.
     pub fn stored_blob_files(&self) -> Vec<PathBuf> {
         files_under(&self.data_dir().join("blobs"))
