@@ -30,7 +30,7 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// Bytes gathered before each write of an in-place upload.
-const APPEND_BUFFER: usize = 4 * 1024 * 1024;
+const APPEND_BUFFER: usize = 1024 * 1024;
 /// Name of an in-place upload's data file.
 const IN_PLACE_DATA: &str = "data";
 
