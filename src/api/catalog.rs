@@ -18,7 +18,9 @@ pub async fn list(registry: &Registry, access: &Access, query: &Query) -> Result
         .as_ref()
         .map(|last| format!("/v2/_catalog?n={}&last={last}", page.items.len()));
     Ok(JsonPage {
-        body: serde_json::json!({ "repositories": page.items }),
+        body: serde_json::json!({ "repositories": page.items })
+            .to_string()
+            .into_bytes(),
         content_type: "application/json",
         next_link,
         extra: Vec::new(),

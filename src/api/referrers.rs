@@ -48,7 +48,9 @@ pub async fn list(
         None => Vec::new(),
     };
     Ok(JsonPage {
-        body: json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }),
+        body: json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests })
+            .to_string()
+            .into_bytes(),
         content_type: OCI_INDEX,
         next_link: None,
         extra,

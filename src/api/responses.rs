@@ -215,7 +215,8 @@ impl IntoResponse for UploadCancelled {
 
 /// 200 with a JSON document, an optional `Link` to the next page and extra headers.
 pub struct JsonPage {
-    pub body: serde_json::Value,
+    /// The serialised JSON document.
+    pub body: Vec<u8>,
     pub content_type: &'static str,
     pub next_link: Option<String>,
     pub extra: Vec<(HeaderName, HeaderValue)>,
@@ -231,7 +232,6 @@ impl IntoResponse for JsonPage {
             headers.push((header::LINK, value(format!("<{link}>; rel=\"next\""))));
         }
         headers.extend(self.extra);
-        let body = serde_json::to_vec(&self.body).unwrap_or_default();
-        with_headers(StatusCode::OK, headers, Body::from(body))
+        with_headers(StatusCode::OK, headers, Body::from(self.body))
     }
 }

@@ -14,8 +14,18 @@ pub async fn list(registry: &Registry, repo: &RepoName, query: &Query) -> Result
         .next
         .as_ref()
         .map(|last| format!("/v2/{repo}/tags/list?n={}&last={last}", page.items.len()));
+    #[derive(serde::Serialize)]
+    struct TagList<'a> {
+        name: &'a str,
+        tags: &'a [String],
+    }
+    let body = serde_json::to_vec(&TagList {
+        name: repo.as_str(),
+        tags: &page.items,
+    })
+    .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     Ok(JsonPage {
-        body: serde_json::json!({ "name": repo.as_str(), "tags": page.items }),
+        body,
         content_type: "application/json",
         next_link,
         extra: Vec::new(),
