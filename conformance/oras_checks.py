@@ -15,6 +15,8 @@ from pathlib import Path
 import oras.client
 import oras.oci
 
+from checks import check, expect
+
 URL = os.environ["CONFORMANCE_URL"].rstrip("/")
 NS = os.environ["CONFORMANCE_NS"]
 WORK = Path(os.environ["CONFORMANCE_WORK"]) / "oras"
@@ -31,22 +33,6 @@ COMMIT = hashlib.sha1(NS.encode()).hexdigest()
 
 client = oras.client.OrasClient(hostname=HOST, insecure=True)
 state = {}
-
-
-def check(name):
-    def run(fn):
-        try:
-            fn()
-            print(f"ok {name}", flush=True)
-        except Exception as e:  # noqa: BLE001 - any failure is a failed check
-            print(f"FAIL {name} ({str(e)[:300] or type(e).__name__})", flush=True)
-        return fn
-    return run
-
-
-def expect(cond, why):
-    if not cond:
-        raise AssertionError(why)
 
 
 def sha256(path: Path) -> str:

@@ -10,6 +10,8 @@ import random
 
 import requests
 
+from checks import check, expect
+
 URL = os.environ["CONFORMANCE_URL"].rstrip("/")
 NS = os.environ["CONFORMANCE_NS"]
 REPO = f"{NS}/spec"
@@ -45,23 +47,6 @@ def desc(media_type: str, b: bytes) -> dict:
 def u(path: str) -> str:
     """A URL for a path or for a Location header, which may be absolute."""
     return path if path.startswith("http") else URL + path
-
-
-def check(name):
-    def run(fn):
-        try:
-            fn()
-            print(f"ok {name}", flush=True)
-        except Exception as e:  # noqa: BLE001 - any failure is a failed check
-            why = str(e).replace("\n", " ")[-300:] or type(e).__name__
-            print(f"FAIL {name} ({why})", flush=True)
-        return fn
-    return run
-
-
-def expect(cond, why):
-    if not cond:
-        raise AssertionError(why)
 
 
 def status(r, *codes):
