@@ -520,6 +520,7 @@ async fn main() {
     let reps = env_or("BENCH_REPS", 3);
     let secs = env_or("BENCH_SECONDS", 10) as u64;
     let blob_mib = env_or("BENCH_BLOB_MIB", 1024);
+    berth::install_crypto_provider();
     let c = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()

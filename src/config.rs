@@ -14,6 +14,7 @@ use crate::meta::GcPolicy;
 use crate::registry::Settings;
 use crate::registry::events::Webhook;
 use crate::registry::releases::ReleasePolicy;
+use crate::storage::backend::StorageConfig;
 
 const ENV_PREFIX: &str = "BERTH_";
 /// `BERTH_*` variables that belong to the client subcommands, not the server.
@@ -42,6 +43,8 @@ pub struct Config {
     /// Where events are delivered.
     pub webhooks: Vec<Webhook>,
     pub gc: GcConfig,
+    /// Where blobs and manifests are stored: local disk or object storage.
+    pub storage: StorageConfig,
     /// Authentication and access rules; absent means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
@@ -160,6 +163,7 @@ impl Default for Config {
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
             gc: GcConfig::default(),
+            storage: StorageConfig::default(),
             auth: None,
         }
     }
@@ -211,6 +215,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.storage.validate()?;
         self.gc_policy()?;
         self.gc_interval()?;
         if parse_duration(&self.header_read_timeout)?.is_zero() {

@@ -26,3 +26,9 @@ pub mod server;
 pub mod storage;
 
 pub use error::{Error, Result};
+
+/// Makes ring the process's TLS crypto provider (HTTPS to object storage and
+/// webhooks); the first call wins, later ones do nothing.
+pub fn install_crypto_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}

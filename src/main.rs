@@ -5,6 +5,7 @@ use clap::Parser;
 const MAX_BLOCKING_THREADS: usize = 64;
 
 fn main() -> std::process::ExitCode {
+    berth::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

@@ -1,9 +1,10 @@
 //! `/v2/<name>/blobs/<digest>`: HEAD, GET (with Range) and DELETE.
 
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 
 use super::request::header_str;
-use super::responses::{BlobContent, Deleted};
+use super::responses::{BlobContent, BlobRedirect, Deleted};
 use crate::error::Result;
 use crate::oci::{Digest, RepoName};
 use crate::registry::Registry;
@@ -19,12 +20,16 @@ pub async fn head(registry: &Registry, repo: &RepoName, digest: Digest) -> Resul
     })
 }
 
+/// The bytes, or with `[storage] redirect` a 307 to a presigned URL.
 pub async fn get(
     registry: &Registry,
     repo: &RepoName,
     digest: Digest,
     headers: &HeaderMap,
-) -> Result<BlobContent> {
+) -> Result<Response> {
+    if let Some(url) = registry.blob_redirect(repo, &digest).await? {
+        return Ok(BlobRedirect { digest, url }.into_response());
+    }
     let range = header_str(headers, header::RANGE).and_then(ByteRange::parse);
     let read = registry.read_blob(repo, &digest, range).await?;
     Ok(BlobContent {
@@ -32,7 +37,8 @@ pub async fn get(
         size: read.size,
         range: read.range,
         body: Some(read.body),
-    })
+    }
+    .into_response())
 }
 
 pub async fn delete(registry: &Registry, repo: &RepoName, digest: Digest) -> Result<Deleted> {

@@ -1,19 +1,59 @@
 //! Reading request bodies and headers the way the handlers need them.
 
-use axum::body::Body;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, BodyDataStream};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
 
 use crate::error::{Error, Result};
 
-/// The body as a stream of chunks; a dropped connection becomes an error that
-/// aborts whatever the bytes were being written to.
-pub fn body_stream(body: Body) -> impl Stream<Item = Result<Bytes>> + Send {
-    TryStreamExt::map_err(body.into_data_stream(), |e| {
-        Error::BlobUploadInvalid(format!("request body interrupted: {e}"))
-    })
+/// Most of an unread body drained before an error answer.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+/// Longest wait for it.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A request body that an operation may stop reading early (a chunk out of
+/// order is refused before its bytes are read). What is left is drained, up to
+/// a bound, before the error is answered: closing a connection with unread
+/// bytes resets it, and a client still sending would lose the answer.
+pub struct UploadBody(Arc<Mutex<BodyDataStream>>);
+
+impl UploadBody {
+    pub fn new(body: Body) -> UploadBody {
+        UploadBody(Arc::new(Mutex::new(body.into_data_stream())))
+    }
+
+    /// The body as a stream of chunks; a dropped connection becomes an error
+    /// that aborts whatever the bytes were being written to.
+    pub fn stream(&self) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
+        let shared = Arc::clone(&self.0);
+        futures_util::stream::poll_fn(move |cx| match shared.lock() {
+            Ok(mut body) => body.poll_next_unpin(cx),
+            Err(_) => std::task::Poll::Ready(None),
+        })
+        .map_err(|e| Error::BlobUploadInvalid(format!("request body interrupted: {e}")))
+    }
+
+    /// Passes `result` on, first draining the rest of the body if it failed.
+    pub async fn answer<T>(self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            let mut left = DRAIN_LIMIT;
+            let drain = async {
+                let mut rest = std::pin::pin!(self.stream());
+                while let Some(Ok(chunk)) = rest.next().await {
+                    left = left.saturating_sub(chunk.len() as u64);
+                    if left == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        }
+        result
+    }
 }
 
 /// Reads a body of at most `limit` bytes into memory (manifests).

@@ -92,6 +92,22 @@ impl IntoResponse for BlobContent {
     }
 }
 
+/// A blob served from object storage by a presigned URL.
+pub struct BlobRedirect {
+    pub digest: Digest,
+    pub url: String,
+}
+
+impl IntoResponse for BlobRedirect {
+    fn into_response(self) -> Response {
+        let headers = vec![
+            (header::LOCATION, value(&self.url)),
+            (DOCKER_CONTENT_DIGEST, value(self.digest.to_string())),
+        ];
+        with_headers(StatusCode::TEMPORARY_REDIRECT, headers, Body::empty())
+    }
+}
+
 /// A manifest's exact bytes, or for HEAD just its headers.
 pub struct ManifestContent {
     pub digest: Digest,

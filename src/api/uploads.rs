@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::query::Query;
-use super::request::{body_stream, header_str};
+use super::request::{UploadBody, header_str};
 use super::responses::{BlobCreated, UploadCancelled, UploadProgress};
 use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
@@ -83,10 +83,15 @@ pub async fn start(
         });
     }
     if query.get("digest").is_some() {
-        let digest = digest_param(query)?;
-        registry
-            .push_blob(repo, &digest, owner, body_stream(body))
-            .await?;
+        let body = UploadBody::new(body);
+        let pushed = async {
+            let digest = digest_param(query)?;
+            registry
+                .push_blob(repo, &digest, owner, body.stream())
+                .await
+                .map(|()| digest)
+        }.await;
+        let digest = body.answer(pushed).await?;
         return Ok(BlobCreated {
             repo: repo.clone(),
             digest,
@@ -104,10 +109,12 @@ pub async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<UploadProgress> {
-    let range = chunk_range(headers)?;
-    let status = registry
-        .append_chunk(repo, &id, range, body_stream(body))
-        .await?;
+    let body = UploadBody::new(body);
+    let appended = async {
+        let range = chunk_range(headers)?;
+        registry.append_chunk(repo, &id, range, body.stream()).await
+    }.await;
+    let status = body.answer(appended).await?;
     Ok(progress(registry, repo, status, StatusCode::ACCEPTED))
 }
 
@@ -119,11 +126,16 @@ pub async fn finish(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<BlobCreated> {
-    let digest = digest_param(query)?;
-    let range = chunk_range(headers)?;
-    registry
-        .finish_upload(repo, &id, &digest, range, body_stream(body))
-        .await?;
+    let body = UploadBody::new(body);
+    let finished = async {
+        let digest = digest_param(query)?;
+        let range = chunk_range(headers)?;
+        registry
+            .finish_upload(repo, &id, &digest, range, body.stream())
+            .await
+            .map(|()| digest)
+    }.await;
+    let digest = body.answer(finished).await?;
     Ok(BlobCreated {
         repo: repo.clone(),
         digest,

@@ -22,8 +22,21 @@ pub struct UploadSession {
     pub offset: u64,
     /// The serialised running sha256 over those bytes.
     pub hash_state: Vec<u8>,
-    /// Storage part names, in order, with their lengths.
-    pub parts: Vec<(String, u64)>,
+    /// Object storage: the multipart upload, its parts and the staged tail.
+    pub parts: crate::storage::PartsState,
+}
+
+/// What one written chunk adds to its session.
+#[derive(Debug, Clone)]
+pub struct ChunkCommit<'a> {
+    /// Bytes the chunk held.
+    pub len: u64,
+    /// The running sha256 after them.
+    pub hash_state: &'a [u8],
+    /// Multipart parts uploaded by this chunk (object storage).
+    pub new_parts: &'a [(String, u64)],
+    /// The staged tail after this chunk, replacing the one before (object storage).
+    pub staged: Option<&'a (String, u64)>,
 }
 
 /// A manifest to record, already validated and stored as bytes.
@@ -237,16 +250,17 @@ pub trait UploadMeta {
         hash_state: &[u8],
     ) -> Result<()>;
     fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>>;
-    /// Appends a part if the session still stands at `expected_offset`;
+    /// Records a written chunk if the session still stands at `expected_offset`;
     /// false if another request moved it first.
-    fn append_upload_part(
+    fn commit_chunk(
         &self,
         id: &UploadId,
         expected_offset: u64,
-        part: &str,
-        len: u64,
-        hash_state: &[u8],
+        chunk: &ChunkCommit<'_>,
     ) -> Result<bool>;
+    /// Records the session's multipart upload unless one is recorded already;
+    /// returns the one that stands.
+    fn set_upload_multipart(&self, id: &UploadId, multipart_id: &str) -> Result<String>;
     /// Marks the session as moving `digest` into place, so that garbage
     /// collection leaves that digest alone; `Busy` while a collection of it is
     /// under way. Returns the size if the content is already stored and sound.
@@ -387,7 +401,13 @@ pub trait GcMeta {
     fn tombstones(&self) -> Result<Vec<Digest>>;
     fn clear_tombstones(&self, digests: &[Digest]) -> Result<()>;
     /// Upload sessions idle since before `cutoff_ms`; removed unless `dry_run`.
-    fn sweep_uploads(&self, cutoff_ms: i64, batch: usize, dry_run: bool) -> Result<Vec<UploadId>>;
+    /// Each comes with its multipart upload, if one was begun, to abort.
+    fn sweep_uploads(
+        &self,
+        cutoff_ms: i64,
+        batch: usize,
+        dry_run: bool,
+    ) -> Result<Vec<(UploadId, Option<String>)>>;
     /// Manifests nothing needs (see [`GcPolicy::delete_untagged`]); removed unless `dry_run`.
     fn sweep_manifests(
         &self,

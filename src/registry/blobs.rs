@@ -103,6 +103,18 @@ impl Registry {
         Ok(BlobRead { size, range, body })
     }
 
+    /// A presigned URL to read a blob `repo` holds, when the store redirects
+    /// reads (`[storage] redirect`); `None` to serve the bytes here.
+    pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
+        if !self.blobs.redirects() {
+            return Ok(None);
+        }
+        self.stat_blob(repo, digest).await?;
+        self.blobs
+            .redirect_url(&StorageKey::Blob(digest.clone()))
+            .await
+    }
+
     /// Stops `repo` from serving a blob. The bytes stay until garbage collection
     /// finds no repository or manifest that needs them.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {

@@ -54,7 +54,10 @@ impl Registry {
                 .await?;
             report.uploads_expired += ids.len();
             if !dry_run {
-                for id in &ids {
+                for (id, multipart) in &ids {
+                    if let Some(multipart) = multipart {
+                        self.blobs.abort_parts(id, multipart).await;
+                    }
                     if let Err(e) = self
                         .blobs
                         .delete_prefix(&StorageKey::Upload(id.clone()))

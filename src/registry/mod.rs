@@ -37,7 +37,8 @@ pub struct Settings {
     pub max_page_size: usize,
     /// Mount a blob without `from` when another repository holds it.
     pub auto_mount: bool,
-    /// Smallest chunk a client should send, advertised as `OCI-Chunk-Min-Length`.
+    /// Smallest chunk a client should send, advertised as `OCI-Chunk-Min-Length`
+    /// (raised to the storage backend's minimum part size).
     pub chunk_min_length: u64,
     /// Immutable tags, promotion gates and rollback policies.
     pub releases: releases::ReleasePolicy,
@@ -96,7 +97,9 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>, settings: Settings) -> Registry {
+    pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>, mut settings: Settings) -> Registry {
+        // Chunks below the backend's part size would only be staged.
+        settings.chunk_min_length = settings.chunk_min_length.max(blobs.min_part_size());
         Registry {
             blobs,
             meta,
@@ -110,6 +113,11 @@ impl Registry {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The object store holding the bytes.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
     }
 
     /// Runs a metadata operation on the blocking pool. The task starts at

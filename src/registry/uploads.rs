@@ -11,9 +11,10 @@ use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::UploadSession;
+use crate::meta::{ChunkCommit, UploadSession};
 use crate::oci::{Algorithm, Digest, RepoName, UploadId};
-use crate::storage::{BlobStore, StorageKey};
+use crate::storage::{BlobStore, PartsState, StorageKey};
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
 /// Repositories tried for a mount without `from`.
@@ -186,16 +187,17 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let session = self.session(repo, id).await?;
-        let offset = self.append(id, &session, range, body).await?;
+        let session = self.append(repo, id, range, body).await?;
         Ok(UploadStatus {
             id: id.clone(),
-            offset,
+            offset: session.offset,
         })
     }
 
     /// Completes an upload (PUT): appends the optional last chunk, checks the
     /// digest, moves the bytes to their content address and records the blob.
+    /// Safe to repeat after a crash at any step: each step keeps what an
+    /// earlier attempt finished.
     pub async fn finish_upload<S>(
         &self,
         repo: &RepoName,
@@ -207,34 +209,24 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let mut session = self.session(repo, id).await?;
-        let offset = self.append(id, &session, range, body).await?;
-        if offset != session.offset {
-            session = self.session(repo, id).await?;
-        }
-        let parts: Vec<StorageKey> = session
-            .parts
-            .iter()
-            .map(|(name, _)| StorageKey::UploadPart {
-                upload: id.clone(),
-                name: name.clone(),
-            })
-            .collect();
-        let computed = match digest.algorithm() {
-            Algorithm::Sha256 => Digest::from_output(
-                Algorithm::Sha256,
-                &restore_state(&session.hash_state)?.finalize(),
-            ),
-            Algorithm::Sha512 if self.blobs.appends_in_place() && session.offset > 0 => {
-                self.rehash_sha512(&[BlobStore::in_place_key(id)], Some(session.offset))
-                    .await?
-            }
-            Algorithm::Sha512 => self.rehash_sha512(&parts, None).await?,
+        let session = self.append(repo, id, range, body).await?;
+        let sha256 = || -> Result<Digest> {
+            let state = restore_state(&session.hash_state)?;
+            Ok(Digest::from_output(Algorithm::Sha256, &state.finalize()))
         };
-        if &computed != digest {
-            return Err(Error::DigestInvalid(format!(
-                "the upload's content has digest {computed}, not {digest}"
-            )));
+        if digest.algorithm() == Algorithm::Sha256 {
+            check_digest(&sha256()?, digest)?;
+        }
+        let source = self.assemble(id, &session).await?;
+        if digest.algorithm() == Algorithm::Sha512 {
+            let computed = self.rehash_sha512(id, &source, session.offset).await?;
+            if let Err(e) = check_digest(&computed, digest) {
+                if matches!(source, Assembled::Object(_)) && !session.parts.parts.is_empty() {
+                    // The multipart upload is complete: nothing can be added to it.
+                    self.cancel_upload(repo, id).await.ok();
+                }
+                return Err(e);
+            }
         }
         // Content is stored once: if these bytes are already recorded, keep
         // that copy. Marking the session as finishing keeps garbage collection
@@ -246,17 +238,18 @@ impl Registry {
             .is_some();
         let target = StorageKey::Blob(digest.clone());
         if !stored {
-            let moved = match parts.as_slice() {
-                [] => self.blobs.put_bytes(&target, Bytes::new()).await,
-                _ if self.blobs.appends_in_place() => {
-                    self.blobs.seal_in_place(id, session.offset, &target).await
+            let moved = match &source {
+                Assembled::Empty => self.blobs.put_bytes(&target, Bytes::new()).await,
+                Assembled::InPlace => self.blobs.seal_in_place(id, session.offset, &target).await,
+                Assembled::Object(key) => {
+                    self.blobs
+                        .move_into_place(key, &target, session.offset)
+                        .await
                 }
-                [only] => self.blobs.rename(only, &target).await,
-                many => self.blobs.concat(many, &target).await.map(|_| ()),
             };
             if let Err(e) = moved {
                 // A finish that crashed after moving the bytes and before its
-                // commit left them in place: the hash state above vouches for them.
+                // commit left them in place: the digest check above vouches for them.
                 if self.blobs.size(&target).await? != Some(session.offset) {
                     return Err(e);
                 }
@@ -274,6 +267,29 @@ impl Registry {
         }
         tracing::info!(repo = %repo, digest = %digest, size, "blob pushed");
         Ok(())
+    }
+
+    /// Where a finishing session's bytes are, as one piece.
+    async fn assemble(&self, id: &UploadId, session: &UploadSession) -> Result<Assembled> {
+        if self.blobs.appends_in_place() {
+            return Ok(if session.offset == 0 {
+                Assembled::Empty
+            } else {
+                Assembled::InPlace
+            });
+        }
+        match self
+            .blobs
+            .assemble_parts(id, &session.parts, session.offset)
+            .await?
+        {
+            Some(key) => Ok(Assembled::Object(key)),
+            None if session.offset == 0 => Ok(Assembled::Empty),
+            None => Err(Error::Internal(format!(
+                "upload {id} has {} bytes but no parts",
+                session.offset
+            ))),
+        }
     }
 
     /// Pushes a whole blob in one request (POST with `?digest=`).
@@ -305,10 +321,13 @@ impl Registry {
 
     /// Cancels a session and removes its bytes.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
-        self.session(repo, id).await?;
+        let session = self.session(repo, id).await?;
         let i = id.clone();
         if !self.meta(move |m| m.cancel_upload(&i)).await? {
             return Err(Error::BlobUploadUnknown);
+        }
+        if let Some(multipart) = &session.parts.multipart_id {
+            self.blobs.abort_parts(id, multipart).await;
         }
         self.blobs
             .delete_prefix(&StorageKey::Upload(id.clone()))
@@ -323,61 +342,18 @@ impl Registry {
             .ok_or(Error::BlobUploadUnknown)
     }
 
-    /// Writes one chunk as a new part and commits it to the session if the
-    /// session has not moved meanwhile. Returns the new offset.
+    /// Writes one chunk and commits it to the session, under a per-session
+    /// lock (so that chunks of one upload never interleave here) and only if
+    /// the session has not moved meanwhile (another replica). With a `range`,
+    /// the chunk must start where the upload stands and match the body's
+    /// length. Returns the session as it now stands.
     async fn append<S>(
         &self,
-        id: &UploadId,
-        session: &UploadSession,
-        range: Option<ChunkRange>,
-        body: S,
-    ) -> Result<u64>
-    where
-        S: Stream<Item = Result<Bytes>> + Send,
-    {
-        if self.blobs.appends_in_place() {
-            return self.append_in_place(id, range, body).await;
-        }
-        ChunkRange::check_start(range, session.offset)?;
-        let mut hasher = restore_state(&session.hash_state)?;
-        let name = format!("{:020}-{}", session.offset, UploadId::new_random());
-        let key = StorageKey::UploadPart {
-            upload: id.clone(),
-            name: name.clone(),
-        };
-        let len = self
-            .blobs
-            .write_stream(&key, body, |c| hasher.update(c))
-            .await?;
-        if let Err(e) = ChunkRange::check_len(range, len) {
-            self.blobs.delete(&key).await?;
-            return Err(e);
-        }
-        if len == 0 {
-            self.blobs.delete(&key).await?;
-            return Ok(session.offset);
-        }
-        match self
-            .commit_chunk(id, session.offset, &name, len, &hasher)
-            .await
-        {
-            Err(e) => {
-                self.blobs.delete(&key).await?;
-                Err(e)
-            }
-            ok => ok,
-        }
-    }
-
-    /// Local disk: one data file per session, appended in place under a
-    /// per-session lock (so chunks of one upload never interleave), with
-    /// anything past the committed offset dropped first.
-    async fn append_in_place<S>(
-        &self,
+        repo: &RepoName,
         id: &UploadId,
         range: Option<ChunkRange>,
         body: S,
-    ) -> Result<u64>
+    ) -> Result<UploadSession>
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
@@ -390,23 +366,55 @@ impl Registry {
         };
         let result = async {
             let _held = lock.lock().await;
-            let i = id.clone();
-            let session = self
-                .meta(move |m| m.upload(&i))
-                .await?
-                .ok_or(Error::BlobUploadUnknown)?;
+            let mut session = self.session(repo, id).await?;
             ChunkRange::check_start(range, session.offset)?;
             let mut hasher = restore_state(&session.hash_state)?;
-            let len = self
-                .blobs
-                .append_in_place(id, session.offset, body, |c| hasher.update(c))
-                .await?;
-            ChunkRange::check_len(range, len)?;
-            if len == 0 {
-                return Ok(session.offset);
+            if self.blobs.appends_in_place() {
+                let len = self
+                    .blobs
+                    .append_in_place(id, session.offset, body, |c| hasher.update(c))
+                    .await?;
+                ChunkRange::check_len(range, len)?;
+                self.commit_chunk(id, session.offset, len, &hasher, &PartsState::default())
+                    .await?;
+                session.offset += len;
+                session.hash_state = save_state(&hasher);
+                return Ok(session);
             }
-            self.commit_chunk(id, session.offset, "data", len, &hasher)
-                .await
+            let record = self.multipart_recorder(id);
+            let (after, len) = self
+                .blobs
+                .append_parts(
+                    id,
+                    session.offset,
+                    &session.parts,
+                    body,
+                    |c| hasher.update(c),
+                    &record,
+                )
+                .await?;
+            let before = &session.parts;
+            let committed = match ChunkRange::check_len(range, len) {
+                Ok(()) => {
+                    let new = PartsState {
+                        multipart_id: after.multipart_id.clone(),
+                        parts: after.parts[before.parts.len()..].to_vec(),
+                        staged: after.staged.clone(),
+                    };
+                    self.commit_chunk(id, session.offset, len, &hasher, &new)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = committed {
+                self.blobs.discard_staged(id, before, &after).await;
+                return Err(e);
+            }
+            self.blobs.discard_staged(id, &after, before).await;
+            session.offset += len;
+            session.hash_state = save_state(&hasher);
+            session.parts = after;
+            Ok(session)
         }
         .await;
         if let Ok(mut locks) = self.upload_locks.lock()
@@ -417,18 +425,49 @@ impl Registry {
         result
     }
 
-    /// Records a written chunk if the session still stands at `offset`.
+    /// Saves a session's newly begun multipart upload (see [`RecordMultipart`]).
+    fn multipart_recorder(
+        &self,
+        id: &UploadId,
+    ) -> impl Fn(String) -> BoxFuture<'static, Result<String>> + Send + Sync + use<> {
+        let (registry, id) = (self.clone(), id.clone());
+        move |multipart: String| {
+            let (registry, id) = (registry.clone(), id.clone());
+            Box::pin(async move {
+                registry
+                    .meta(move |m| m.set_upload_multipart(&id, &multipart))
+                    .await
+            })
+        }
+    }
+
+    /// Records a written chunk of `len` bytes if the session still stands at
+    /// `offset`; `added` holds the parts it uploaded and the new staged tail.
     async fn commit_chunk(
         &self,
         id: &UploadId,
         offset: u64,
-        part: &str,
         len: u64,
         hasher: &Sha256,
-    ) -> Result<u64> {
-        let (i, state, part) = (id.clone(), save_state(hasher), part.to_owned());
+        added: &PartsState,
+    ) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let (i, state, added) = (id.clone(), save_state(hasher), added.clone());
         let committed = self
-            .meta(move |m| m.append_upload_part(&i, offset, &part, len, &state))
+            .meta(move |m| {
+                m.commit_chunk(
+                    &i,
+                    offset,
+                    &ChunkCommit {
+                        len,
+                        hash_state: &state,
+                        new_parts: &added.parts,
+                        staged: added.staged.as_ref(),
+                    },
+                )
+            })
             .await?;
         if !committed {
             let i = id.clone();
@@ -441,20 +480,45 @@ impl Registry {
                 start: offset,
             });
         }
-        Ok(offset + len)
+        Ok(())
     }
 
-    /// Hashes the parts with sha512 (the first `len` bytes, when given).
-    async fn rehash_sha512(&self, parts: &[StorageKey], len: Option<u64>) -> Result<Digest> {
+    /// Hashes the first `len` assembled bytes with sha512.
+    async fn rehash_sha512(&self, id: &UploadId, source: &Assembled, len: u64) -> Result<Digest> {
         use futures_util::StreamExt;
         let mut hasher = sha2::Sha512::new();
-        for part in parts {
-            let mut stream = self.blobs.read(part, len.map(|n| 0..n)).await?;
+        let key = match source {
+            Assembled::Empty => None,
+            Assembled::InPlace => Some(BlobStore::in_place_key(id)),
+            Assembled::Object(key) => Some(key.clone()),
+        };
+        if let Some(key) = key {
+            let mut stream = self.blobs.read(&key, Some(0..len)).await?;
             while let Some(chunk) = stream.next().await {
                 hasher.update(&chunk?);
             }
         }
         Ok(Digest::from_output(Algorithm::Sha512, &hasher.finalize()))
+    }
+}
+
+/// A finishing session's bytes, brought together.
+enum Assembled {
+    /// Nothing was uploaded.
+    Empty,
+    /// The in-place data file (local disk).
+    InPlace,
+    /// One object under the session's prefix (object storage).
+    Object(StorageKey),
+}
+
+fn check_digest(computed: &Digest, claimed: &Digest) -> Result<()> {
+    if computed == claimed {
+        Ok(())
+    } else {
+        Err(Error::DigestInvalid(format!(
+            "the upload's content has digest {computed}, not {claimed}"
+        )))
     }
 }
 

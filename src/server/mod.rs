@@ -18,15 +18,15 @@ use crate::error::{Result, ServerFault};
 use crate::meta::sqlite::Sqlite;
 use crate::registry::Registry;
 use crate::registry::events::Webhook;
-use crate::storage::BlobStore;
 
 /// File name of the metadata database inside the data directory.
 pub const DATABASE_FILE: &str = "berth.db";
 
-/// Opens the data directory: blobs on local disk, metadata in SQLite.
+/// Opens the configured store (local disk under the data directory by
+/// default) and the metadata database in the data directory.
 pub fn open_registry(config: &Config) -> Result<Registry> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let blobs = BlobStore::local(&config.data_dir)?;
+    let blobs = crate::storage::backend::open(&config.storage, &config.data_dir)?;
     let meta = Sqlite::open(&config.data_dir.join(DATABASE_FILE))?;
     Ok(Registry::new(
         blobs,

@@ -1,5 +1,6 @@
-//! A fault-injecting wrapper around any object store, for tests of what a
-//! storage error does: fail the Nth put, get, delete or list from now on.
+//! A fault-injecting object store (in memory, with multipart uploads), for
+//! tests of what a storage error does: fail the Nth put, get, delete or list
+//! from now on.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -17,7 +20,7 @@ use object_store::{
 /// The operations a fault can be injected into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
-    /// Any write: single or multipart.
+    /// Any write: single, multipart or a part of one.
     Put,
     Get,
     Delete,
@@ -31,18 +34,20 @@ struct Plan {
     faults: Vec<(Op, u64)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FaultyStore {
-    inner: Arc<dyn ObjectStore>,
+    inner: Arc<InMemory>,
     plan: Arc<Mutex<Plan>>,
 }
 
 impl FaultyStore {
-    pub fn new(inner: Arc<dyn ObjectStore>) -> FaultyStore {
-        FaultyStore {
-            inner,
-            plan: Arc::default(),
-        }
+    /// Object paths under `prefix`, looked at without counting as a list.
+    pub async fn paths_under(&self, prefix: &str) -> Vec<String> {
+        self.inner
+            .list(Some(&Path::from(prefix)))
+            .filter_map(|m| async move { m.ok().map(|m| m.location.to_string()) })
+            .collect()
+            .await
     }
 
     /// Makes the `n`th call of `op` from now on fail (1 = the next one).
@@ -152,6 +157,40 @@ impl ObjectStore for FaultyStore {
     ) -> Result<()> {
         Self::check(&self.plan, Op::Put)?;
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[async_trait]
+impl MultipartStore for FaultyStore {
+    async fn create_multipart(&self, path: &Path) -> Result<String> {
+        Self::check(&self.plan, Op::Put)?;
+        self.inner.create_multipart(path).await
+    }
+
+    async fn put_part(
+        &self,
+        path: &Path,
+        id: &String,
+        part_idx: usize,
+        data: PutPayload,
+    ) -> Result<PartId> {
+        Self::check(&self.plan, Op::Put)?;
+        self.inner.put_part(path, id, part_idx, data).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        path: &Path,
+        id: &String,
+        parts: Vec<PartId>,
+    ) -> Result<PutResult> {
+        Self::check(&self.plan, Op::Put)?;
+        self.inner.complete_multipart(path, id, parts).await
+    }
+
+    async fn abort_multipart(&self, path: &Path, id: &String) -> Result<()> {
+        Self::check(&self.plan, Op::Delete)?;
+        self.inner.abort_multipart(path, id).await
     }
 }
 

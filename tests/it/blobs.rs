@@ -132,11 +132,8 @@ async fn wrong_digest_is_refused_and_nothing_becomes_visible() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    assert!(
-        s.stored_blob_files().is_empty(),
-        "nothing stored: {:?}",
-        s.stored_blob_files()
-    );
+    let stored = s.stored_objects("blobs").await;
+    assert!(stored.is_empty(), "nothing stored: {stored:?}");
 }
 
 #[tokio::test]
@@ -185,7 +182,7 @@ async fn the_same_blob_pushed_to_two_repositories_is_stored_once() {
     let bytes = blob(6, 10_000);
     s.push_blob("one", &bytes).await;
     s.push_blob("two", &bytes).await;
-    assert_eq!(s.stored_blob_files().len(), 1);
+    assert_eq!(s.stored_objects("blobs").await.len(), 1);
 }
 
 // Spec (content management): DELETE of a blob answers 202, then GET 404.

@@ -484,3 +484,91 @@ async fn sigkill_during_a_gc_sweep_and_a_final_put_leaves_nothing_broken() {
         "the kept config and its manifest"
     );
 }
+
+// The same on S3: chunks acknowledged before a SIGKILL (a full part and a
+// staged tail) survive in the bucket and the metadata; the upload resumes on
+// a restarted process and completes its multipart upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_chunked_upload_to_s3_then_the_restarted_server_finishes_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage = s3_storage(dir.path());
+    let env = storage_env(&storage);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let port = free_port();
+    let mut berth = Process::start_with(dir.path(), port, &env).await;
+    let client = reqwest::Client::new();
+    let mib = 1024 * 1024;
+    let bytes = blob(43, 23 * mib);
+    let r = client
+        .post(format!("{}/v2/crash/blobs/uploads/", berth.base))
+        .send()
+        .await
+        .expect("POST");
+    let loc = location(&r);
+    // 6 MiB (one part), then 3 MiB (staged: below the 5 MiB minimum part).
+    for (start, end) in [(0, 6 * mib), (6 * mib, 9 * mib)] {
+        let r = client
+            .patch(format!("{}{loc}", berth.base))
+            .header("content-range", format!("{start}-{}", end - 1))
+            .body(bytes[start..end].to_vec())
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    // A third chunk, cut off after 10 of its 14 MiB: enough for the server
+    // to be sending a part of it when it dies (whenever it dies, the
+    // acknowledged bytes must stand).
+    let _conn = half_sent(
+        &berth.base,
+        "PATCH",
+        &loc,
+        "application/octet-stream",
+        bytes.len() - 9 * mib,
+        &bytes[9 * mib..19 * mib],
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    berth.kill();
+
+    let berth = Process::start_with(dir.path(), port, &env).await;
+    let r = client
+        .get(format!("{}{loc}", berth.base))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "range"), Some(format!("0-{}", 9 * mib - 1)));
+    let r = client
+        .patch(format!("{}{loc}", berth.base))
+        .header("content-range", format!("{}-{}", 9 * mib, bytes.len() - 1))
+        .body(bytes[9 * mib..].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let digest = sha256(&bytes);
+    let r = client
+        .put(format!(
+            "{}{}",
+            berth.base,
+            with_query(&loc, &format!("digest={digest}"))
+        ))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = client
+        .get(format!("{}/v2/crash/blobs/{digest}", berth.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(sha256(&got.bytes().await.expect("b")), digest);
+    assert_eq!(multipart_uploads_in(&storage).await, 0, "nothing left in progress");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["fsck", "--data-dir"])
+        .arg(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .expect("fsck");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use berth::storage::StorageKey;
+use berth::storage::backend::StorageConfig;
 use berth::storage::faulty::Op;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -29,7 +31,7 @@ async fn gc_frees_unreferenced_blobs_and_keeps_what_manifests_need() {
     let s = TestServer::with_config(no_grace).await;
     let (manifest, _) = s.push_image("app", "v1", 1).await;
     let orphan = s.push_blob("app", &blob(99, 5000)).await;
-    assert_eq!(s.stored_blob_files().len(), 4);
+    assert_eq!(s.stored_objects("blobs").await.len(), 4);
 
     let dry = gc(&s, true).await;
     assert_eq!(
@@ -48,7 +50,7 @@ async fn gc_frees_unreferenced_blobs_and_keeps_what_manifests_need() {
         s.head(&format!("/v2/app/blobs/{orphan}")).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert_eq!(s.stored_blob_files().len(), 3);
+    assert_eq!(s.stored_objects("blobs").await.len(), 3);
     let m: Value = serde_json::from_slice(&manifest).expect("json");
     for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
         let r = s
@@ -193,10 +195,10 @@ async fn idle_upload_sessions_expire_with_their_bytes() {
         .send()
         .await
         .expect("PATCH");
-    assert!(!files_under(&s.data_dir().join("uploads")).is_empty());
+    assert!(!s.stored_objects("uploads").await.is_empty());
     assert_eq!(gc(&s, false).await["uploadsExpired"], 1);
     assert_eq!(s.get(&loc).await.status(), StatusCode::NOT_FOUND);
-    assert!(files_under(&s.data_dir().join("uploads")).is_empty());
+    assert!(s.stored_objects("uploads").await.is_empty());
 }
 
 // A storage error fails the push cleanly, and the same push then succeeds.
@@ -221,7 +223,7 @@ async fn a_storage_fault_loses_nothing_and_the_push_can_be_retried() {
         s.head(&format!("/v2/app/blobs/{digest}")).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert!(s.stored_blob_files().is_empty());
+    assert!(faults.paths_under("blobs").await.is_empty());
     assert_eq!(s.push_blob("app", &bytes).await, digest);
 
     // A failed read is a clean 500, not a truncated 200.
@@ -248,14 +250,18 @@ async fn a_failed_gc_delete_is_retried_by_the_next_run() {
         Some(1),
         "{report}"
     );
-    assert_eq!(s.stored_blob_files().len(), 1, "the object is still there");
+    assert_eq!(
+        faults.paths_under("blobs").await.len(),
+        1,
+        "the object is still there"
+    );
     assert_eq!(
         s.head(&format!("/v2/app/blobs/{orphan}")).await.status(),
         StatusCode::NOT_FOUND
     );
     let again = gc(&s, false).await;
     assert!(again["errors"].as_array().is_some_and(Vec::is_empty));
-    assert!(s.stored_blob_files().is_empty());
+    assert!(faults.paths_under("blobs").await.is_empty());
 }
 
 // A blob pushed again while it is tombstoned waits, then is stored whole.
@@ -277,7 +283,7 @@ async fn pushing_during_gc_never_records_a_missing_blob() {
         }
     }
     // Whatever the interleaving, every recorded blob has its bytes.
-    let out = run_fsck(s.data_dir().to_path_buf(), false).await;
+    let out = run_fsck(&s, false).await;
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["missing"], json!([]), "{report}");
     assert_eq!(report["dangling"], json!([]), "{report}");
@@ -288,17 +294,19 @@ async fn fsck_finds_corrupt_and_orphaned_content_and_repairs_it() {
     let s = TestServer::start().await;
     let bytes = blob(12, 2048);
     let digest = s.push_blob("app", &bytes).await;
-    let hex = digest.trim_start_matches("sha256:").to_owned();
-    let path = s.data_dir().join("blobs/sha256").join(&hex[..2]).join(&hex);
-    std::fs::write(&path, b"flipped bits").expect("corrupt it");
-    let stray = s
-        .data_dir()
-        .join("blobs/sha256/ab/ab00000000000000000000000000000000000000000000000000000000000000");
-    std::fs::create_dir_all(stray.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&stray, b"nobody's").expect("orphan");
+    let key = |d: &str| StorageKey::Blob(d.parse().expect("digest"));
+    let blobs = s.blobs();
+    blobs
+        .put_bytes(&key(&digest), "flipped bits".into())
+        .await
+        .expect("corrupt it");
+    let stray = "sha256:ab00000000000000000000000000000000000000000000000000000000000000";
+    blobs
+        .put_bytes(&key(stray), "nobody's".into())
+        .await
+        .expect("orphan");
 
-    let dir = s.data_dir().to_path_buf();
-    let fsck = |repair: bool| run_fsck(dir.clone(), repair);
+    let fsck = |repair: bool| run_fsck(&s, repair);
     let out = fsck(false).await;
     assert!(!out.status.success(), "problems make fsck fail");
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
@@ -315,7 +323,7 @@ async fn fsck_finds_corrupt_and_orphaned_content_and_repairs_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!stray.exists());
+    assert_eq!(s.blobs().size(&key(stray)).await.expect("size"), None);
     assert_eq!(
         s.get(&format!("/v2/app/blobs/{digest}")).await.status(),
         StatusCode::NOT_FOUND,
@@ -336,11 +344,13 @@ async fn fsck_finds_corrupt_and_orphaned_content_and_repairs_it() {
     );
 }
 
-/// Runs `berth fsck` (the built binary) on a data directory.
-async fn run_fsck(dir: std::path::PathBuf, repair: bool) -> std::process::Output {
+/// Runs `berth fsck` (the built binary) on a test server's data directory and store.
+async fn run_fsck(s: &TestServer, repair: bool) -> std::process::Output {
+    let dir = s.data_dir().to_path_buf();
+    let env = storage_env(&suite_storage(&dir));
     tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args(["fsck", "--data-dir"]).arg(&dir);
+        cmd.args(["fsck", "--data-dir"]).arg(&dir).envs(env);
         if repair {
             cmd.arg("--repair");
         }
@@ -392,7 +402,8 @@ impl Drop for SmallDisk {
 #[tokio::test]
 async fn a_full_disk_fails_cleanly_and_the_push_succeeds_once_space_is_freed() {
     let disk = SmallDisk::mount("3m");
-    let s = TestServer::in_dir(disk.0.path(), |_| {}).await;
+    // Local disk by nature: the filesystem itself runs out of space.
+    let s = TestServer::in_dir(disk.0.path(), |c| c.storage = StorageConfig::default()).await;
     let bytes = blob(13, 6 * 1024 * 1024);
     let digest = sha256(&bytes);
     let push = || {
@@ -416,9 +427,9 @@ async fn a_full_disk_fails_cleanly_and_the_push_succeeds_once_space_is_freed() {
         s.head(&format!("/v2/app/blobs/{digest}")).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert!(s.stored_blob_files().is_empty());
+    assert!(s.stored_objects("blobs").await.is_empty());
     assert!(
-        files_under(&s.data_dir().join("uploads")).is_empty(),
+        s.stored_objects("uploads").await.is_empty(),
         "no partial upload left"
     );
 
@@ -442,7 +453,7 @@ async fn sixteen_clients_pushing_the_same_blob_all_succeed_with_one_copy() {
     let pushes = (0..16).map(|_| s.push_blob("app", &bytes));
     let digests = futures_util::future::join_all(pushes).await;
     assert!(digests.iter().all(|d| *d == sha256(&bytes)));
-    assert_eq!(s.stored_blob_files().len(), 1);
+    assert_eq!(s.stored_objects("blobs").await.len(), 1);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod manifests;
 mod mounts;
 mod referrers;
 mod releases;
+mod storage;
 mod support;
 mod tags;
 mod uploads;

@@ -10,6 +10,7 @@ use berth::oci::Digest;
 use berth::registry::Registry;
 use berth::server::Server;
 use berth::storage::BlobStore;
+use berth::storage::backend::{Backend, S3_MIN_PART, StorageConfig};
 use berth::storage::faulty::FaultyStore;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -27,6 +28,89 @@ pub struct TestServer {
     /// Removed on drop, unless the caller owns the data directory.
     _owned: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    blobs: BlobStore,
+}
+
+/// The object store the suite runs on: local disk, or S3 when `TEST_STORAGE=s3`
+/// (with `TEST_S3_ENDPOINT` pointing at an S3 server; test.sh starts one).
+/// Each data directory gets its own bucket, so a restart finds its objects.
+pub fn suite_storage(dir: &Path) -> StorageConfig {
+    match std::env::var("TEST_STORAGE").as_deref() {
+        Ok("s3") => s3_storage(dir),
+        Ok("local") | Err(_) => StorageConfig::default(),
+        Ok(other) => panic!("TEST_STORAGE={other}: expected local or s3"),
+    }
+}
+
+/// The S3-compatible server the S3 tests use.
+pub fn s3_endpoint() -> String {
+    std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "the S3 tests need an S3 server: run ./test.sh (it installs and starts \
+             one), or set TEST_S3_ENDPOINT=http://127.0.0.1:<port>"
+        )
+    })
+}
+
+/// S3 storage on the suite's S3 server, in a bucket named after `dir`.
+pub fn s3_storage(dir: &Path) -> StorageConfig {
+    let endpoint = s3_endpoint();
+    let hash = Digest::sha256_of(dir.to_string_lossy().as_bytes()).to_string();
+    let bucket = format!("berth-{}", &hash["sha256:".len()..][..24]);
+    let mut text = format!(
+        "backend = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\n\
+         region = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n\
+         allow_http = true\nmax_retries = 3\nretry_timeout = \"20s\"\n"
+    );
+    text.push_str("prefix = \"suite\"\n");
+    let config: StorageConfig = toml::from_str(&text).expect("s3 config");
+    // Creating a bucket that exists already is fine (same owner, us-east-1).
+    let url = format!("{endpoint}/{bucket}");
+    let status = std::process::Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-X", "PUT", &url])
+        .status()
+        .expect("curl");
+    assert!(status.success(), "could not create bucket {bucket} at {endpoint}");
+    config
+}
+
+/// Multipart uploads in progress in the config's bucket, as S3 lists them.
+pub async fn multipart_uploads_in(config: &StorageConfig) -> usize {
+    let url = format!(
+        "{}/{}?uploads",
+        config.endpoint.as_deref().expect("endpoint"),
+        config.bucket.as_deref().expect("bucket")
+    );
+    let text = reqwest::get(url)
+        .await
+        .expect("list uploads")
+        .text()
+        .await
+        .expect("body");
+    text.matches("<Upload>").count()
+}
+
+/// The `BERTH_STORAGE__*` variables that give a `berth` process `config`.
+pub fn storage_env(config: &StorageConfig) -> Vec<(String, String)> {
+    if config.backend == Backend::Local {
+        return Vec::new();
+    }
+    let value = toml::Value::try_from(config).expect("storage config");
+    let Some(table) = value.as_table() else {
+        return Vec::new();
+    };
+    table
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Integer(n) => n.to_string(),
+                other => panic!("{k} = {other:?}: not a scalar"),
+            };
+            (format!("BERTH_STORAGE__{}", k.to_uppercase()), text)
+        })
+        .collect()
 }
 
 impl TestServer {
@@ -53,12 +137,12 @@ impl TestServer {
     /// Starts with blobs behind a fault-injecting store.
     pub async fn with_faults(adjust: impl FnOnce(&mut Config)) -> (TestServer, FaultyStore) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = FaultyStore::new(BlobStore::local_store(dir.path()).expect("store"));
+        let store = FaultyStore::default();
         let faults = store.clone();
         let mut server = TestServer::assembled(dir.path(), adjust, move |c| {
             let meta = Sqlite::open(&c.data_dir.join(berth::server::DATABASE_FILE)).expect("db");
             Registry::new(
-                BlobStore::from_store(Arc::new(store)),
+                BlobStore::object_storage(Arc::new(store), S3_MIN_PART),
                 Arc::new(meta),
                 c.registry_settings(),
             )
@@ -73,11 +157,14 @@ impl TestServer {
         adjust: impl FnOnce(&mut Config),
         registry: impl FnOnce(&Config) -> Registry,
     ) -> TestServer {
+        berth::install_crypto_provider();
         let mut config = Config::load(None, Vec::new()).expect("default config");
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.data_dir = dir.to_path_buf();
+        config.storage = suite_storage(dir);
         adjust(&mut config);
         let registry = registry(&config);
+        let blobs = registry.blobs().clone();
         let server = Server::bind_with(&config, registry).await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -90,6 +177,7 @@ impl TestServer {
             data_dir: dir.to_path_buf(),
             _owned: None,
             shutdown: Some(tx),
+            blobs,
         }
     }
 
@@ -206,9 +294,14 @@ impl TestServer {
             .await
     }
 
-    /// Every object file below the data directory's `blobs/`.
-    pub fn stored_blob_files(&self) -> Vec<PathBuf> {
-        files_under(&self.data_dir().join("blobs"))
+    /// The server's object store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Every object path under `prefix` (`blobs`, `uploads`) in the server's store.
+    pub async fn stored_objects(&self, prefix: &str) -> Vec<String> {
+        self.blobs.list(prefix).await.expect("list the store")
     }
 }
 

@@ -74,21 +74,32 @@ impl GcMeta for Sqlite {
         })
     }
 
-    fn sweep_uploads(&self, cutoff_ms: i64, batch: usize, dry_run: bool) -> Result<Vec<UploadId>> {
+    fn sweep_uploads(
+        &self,
+        cutoff_ms: i64,
+        batch: usize,
+        dry_run: bool,
+    ) -> Result<Vec<(UploadId, Option<String>)>> {
         self.write(|tx| {
-            let ids = tx
+            let rows = tx
                 .prepare_cached(
-                    "SELECT id FROM uploads WHERE updated_at < ?1 ORDER BY updated_at LIMIT ?2",
+                    "SELECT id, multipart_id FROM uploads WHERE updated_at < ?1
+                     ORDER BY updated_at LIMIT ?2",
                 )?
-                .query_map(params![cutoff_ms, batch as i64], |r| r.get::<_, String>(0))?
+                .query_map(params![cutoff_ms, batch as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             if !dry_run {
                 let mut del = tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?;
-                for id in &ids {
+                for (id, _) in &rows {
                     del.execute(params![id])?;
                 }
             }
-            Ok(ids.iter().filter_map(|i| UploadId::parse(i).ok()).collect())
+            Ok(rows
+                .into_iter()
+                .filter_map(|(i, m)| UploadId::parse(&i).ok().map(|i| (i, m)))
+                .collect())
         })
     }
 

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_releases.sql"),
     include_str!("migrations/0004_gc.sql"),
     include_str!("migrations/0005_upload_owner.sql"),
+    include_str!("migrations/0006_multipart.sql"),
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;

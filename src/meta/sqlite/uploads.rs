@@ -4,7 +4,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Sqlite, ensure_repo, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
-use crate::meta::{UploadMeta, UploadSession};
+use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
+use crate::storage::PartsState;
 use crate::oci::{Digest, RepoName, UploadId};
 
 impl UploadMeta for Sqlite {
@@ -31,7 +32,8 @@ impl UploadMeta for Sqlite {
         self.read(|c| {
             let row = c
                 .prepare_cached(
-                    "SELECT repo, offset, hash_state, owner FROM uploads WHERE id = ?1",
+                    "SELECT repo, offset, hash_state, owner, multipart_id, staged, staged_size
+                     FROM uploads WHERE id = ?1",
                 )?
                 .query_row(params![id.as_str()], |r| {
                     Ok((
@@ -39,20 +41,27 @@ impl UploadMeta for Sqlite {
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, i64>(6)?,
                     ))
                 })
                 .optional()?;
-            let Some((repo, offset, hash_state, owner)) = row else {
+            let Some((repo, offset, hash_state, owner, multipart_id, staged, staged_size)) = row
+            else {
                 return Ok(None);
             };
-            let parts = c
-                .prepare_cached(
-                    "SELECT name, size FROM upload_parts WHERE upload_id = ?1 ORDER BY seq",
-                )?
-                .query_map(params![id.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, to_u64(r.get::<_, i64>(1)?)))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let parts = match multipart_id {
+                None => Vec::new(),
+                Some(_) => c
+                    .prepare_cached(
+                        "SELECT name, size FROM upload_parts WHERE upload_id = ?1 ORDER BY seq",
+                    )?
+                    .query_map(params![id.as_str()], |r| {
+                        Ok((r.get::<_, String>(0)?, to_u64(r.get::<_, i64>(1)?)))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
             let repo = RepoName::parse(&repo).map_err(|_| {
                 Error::Internal(format!("corrupt repository name in database: {repo}"))
             })?;
@@ -61,40 +70,67 @@ impl UploadMeta for Sqlite {
                 owner,
                 offset: to_u64(offset),
                 hash_state,
-                parts,
+                parts: PartsState {
+                    multipart_id,
+                    parts,
+                    staged: staged.map(|name| (name, to_u64(staged_size))),
+                },
             }))
         })
     }
 
-    fn append_upload_part(
+    fn commit_chunk(
         &self,
         id: &UploadId,
         expected_offset: u64,
-        part: &str,
-        len: u64,
-        hash_state: &[u8],
+        chunk: &ChunkCommit<'_>,
     ) -> Result<bool> {
         self.write(|tx| {
+            let (staged, staged_size) = chunk
+                .staged
+                .map_or((None, 0), |(name, size)| (Some(name.as_str()), *size));
             let moved = tx.execute(
-                "UPDATE uploads SET offset = offset + ?3, hash_state = ?4, updated_at = ?5
+                "UPDATE uploads SET offset = offset + ?3, hash_state = ?4, updated_at = ?5,
+                        staged = ?6, staged_size = ?7
                  WHERE id = ?1 AND offset = ?2",
                 params![
                     id.as_str(),
                     to_i64(expected_offset),
-                    to_i64(len),
-                    hash_state,
-                    now_ms()
+                    to_i64(chunk.len),
+                    chunk.hash_state,
+                    now_ms(),
+                    staged,
+                    to_i64(staged_size),
                 ],
             )?;
             if moved == 0 {
                 return Ok(false);
             }
-            tx.execute(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO upload_parts (upload_id, seq, name, size)
                  VALUES (?1, (SELECT COUNT(*) FROM upload_parts WHERE upload_id = ?1), ?2, ?3)",
-                params![id.as_str(), part, to_i64(len)],
             )?;
+            for (name, size) in chunk.new_parts {
+                insert.execute(params![id.as_str(), name, to_i64(*size)])?;
+            }
             Ok(true)
+        })
+    }
+
+    fn set_upload_multipart(&self, id: &UploadId, multipart_id: &str) -> Result<String> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE uploads SET multipart_id = ?2 WHERE id = ?1 AND multipart_id IS NULL",
+                params![id.as_str(), multipart_id],
+            )?;
+            tx.query_row(
+                "SELECT multipart_id FROM uploads WHERE id = ?1",
+                params![id.as_str()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten()
+            .ok_or(Error::BlobUploadUnknown)
         })
     }
 
