@@ -1,33 +1,87 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust unit and integration tests, then the black-box
-# conformance and real-client suite against a freshly started `berth serve`.
-# Installs what it needs on a fresh machine.
+# Runs every test: the Rust unit and integration tests (on local disk, then
+# the integration suite again on S3), then the black-box conformance and
+# real-client suite against a freshly started `berth serve` on local disk and
+# on S3. Installs what it needs on a fresh machine, including the S3 server
+# (moto's server mode, from PyPI), which it starts on loopback.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# The Rust tests run curl and openssl (TLS) and mount a tmpfs; install what a
-# fresh machine lacks.
+# The Rust tests run curl and openssl (TLS) and mount a tmpfs; the S3 server
+# needs a Python venv. Install what a fresh machine lacks.
 need=()
 for tool in curl:curl openssl:openssl python3:python3; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
-cargo test
-
-if [ -x conformance/run.sh ]; then
-  cargo build --release --bin berth
-  data=$(mktemp -d)
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  ./target/release/berth serve --listen "127.0.0.1:$port" --data-dir "$data" 2>"$data.log" &
-  pid=$!
-  trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data" "$data.log"' EXIT
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_for() {
+  for _ in $(seq 1 200); do
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  conformance/run.sh "http://127.0.0.1:$port"
-  conformance/auth.sh ./target/release/berth
+  echo "nothing answered at $1" >&2
+  return 1
+}
+
+scratch=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# --- an S3 server on loopback ------------------------------------------------
+venv=${TEST_VENV:-$HOME/.cache/berth-test-venv}
+if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+  echo "# installing moto (S3 server) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'moto[server]==5.2.5'
 fi
+s3port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3port" >"$scratch/moto.log" 2>&1 &
+pids+=($!)
+export TEST_S3_ENDPOINT="http://127.0.0.1:$s3port"
+wait_for "$TEST_S3_ENDPOINT/"
+
+# --- Rust tests --------------------------------------------------------------
+cargo test
+TEST_STORAGE=s3 cargo test --test it
+
+# --- conformance and real clients, on local disk and on S3 -------------------
+# start_berth NAME [ENV=VALUE ...]: a release `berth serve` on a fresh data
+# directory and a free port; sets $berth_url.
+start_berth() {
+  local name=$1; shift
+  local data="$scratch/$name" port
+  port=$(free_port)
+  mkdir -p "$data"
+  env "$@" ./target/release/berth serve --listen "127.0.0.1:$port" --data-dir "$data" 2>"$data.log" &
+  pids+=($!)
+  berth_url="http://127.0.0.1:$port"
+  wait_for "$berth_url/v2/"
+}
+
+cargo build --release --bin berth
+start_berth local
+conformance/run.sh "$berth_url"
+
+bucket="conformance-$(date +%s)"
+curl -fsS -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null
+start_berth s3 \
+  BERTH_STORAGE__BACKEND=s3 BERTH_STORAGE__BUCKET="$bucket" BERTH_STORAGE__PREFIX=registry \
+  BERTH_STORAGE__ENDPOINT="$TEST_S3_ENDPOINT" BERTH_STORAGE__ALLOW_HTTP=true \
+  BERTH_STORAGE__REGION=us-east-1 BERTH_STORAGE__ACCESS_KEY_ID=test \
+  BERTH_STORAGE__SECRET_ACCESS_KEY=test
+echo "# conformance on S3 (bucket $bucket)"
+conformance/run.sh "$berth_url"
+
+conformance/auth.sh ./target/release/berth

@@ -90,7 +90,8 @@ pub async fn start(
                 .push_blob(repo, &digest, owner, body.stream())
                 .await
                 .map(|()| digest)
-        }.await;
+        }
+        .await;
         let digest = body.answer(pushed).await?;
         return Ok(BlobCreated {
             repo: repo.clone(),
@@ -113,7 +114,8 @@ pub async fn patch(
     let appended = async {
         let range = chunk_range(headers)?;
         registry.append_chunk(repo, &id, range, body.stream()).await
-    }.await;
+    }
+    .await;
     let status = body.answer(appended).await?;
     Ok(progress(registry, repo, status, StatusCode::ACCEPTED))
 }
@@ -134,7 +136,8 @@ pub async fn finish(
             .finish_upload(repo, &id, &digest, range, body.stream())
             .await
             .map(|()| digest)
-    }.await;
+    }
+    .await;
     let digest = body.answer(finished).await?;
     Ok(BlobCreated {
         repo: repo.clone(),

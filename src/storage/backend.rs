@@ -187,7 +187,9 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
     let min_part = |default: u64| config.min_part_size.unwrap_or(default);
     let store = match config.backend {
         Backend::Local => return BlobStore::local(data_dir),
-        Backend::Memory => BlobStore::object_storage(Arc::new(InMemory::new()), min_part(S3_MIN_PART)),
+        Backend::Memory => {
+            BlobStore::object_storage(Arc::new(InMemory::new()), min_part(S3_MIN_PART))
+        }
         Backend::S3 => {
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -212,7 +214,11 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
             }
             let s3 = Arc::new(b.build().map_err(built)?);
             let store = BlobStore::object_storage(Arc::clone(&s3), min_part(S3_MIN_PART));
-            if config.redirect { store.with_redirect(s3, ttl) } else { store }
+            if config.redirect {
+                store.with_redirect(s3, ttl)
+            } else {
+                store
+            }
         }
         Backend::Gcs => {
             let mut b = GoogleCloudStorageBuilder::from_env()
@@ -224,7 +230,11 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
             }
             let gcs = Arc::new(b.build().map_err(built)?);
             let store = BlobStore::object_storage(Arc::clone(&gcs), min_part(S3_MIN_PART));
-            if config.redirect { store.with_redirect(gcs, ttl) } else { store }
+            if config.redirect {
+                store.with_redirect(gcs, ttl)
+            } else {
+                store
+            }
         }
         Backend::Azure => {
             let mut b = MicrosoftAzureBuilder::from_env()
@@ -244,7 +254,11 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
             let azure = Arc::new(b.build().map_err(built)?);
             // Azure blocks have no minimum size.
             let store = BlobStore::object_storage(Arc::clone(&azure), min_part(0));
-            if config.redirect { store.with_redirect(azure, ttl) } else { store }
+            if config.redirect {
+                store.with_redirect(azure, ttl)
+            } else {
+                store
+            }
         }
     };
     Ok(store.with_prefix(&config.prefix))

@@ -334,7 +334,12 @@ impl BlobStore {
 
     /// Moves a `len`-byte object to `to`, which is replaced atomically: by a
     /// server-side copy where the backend can, else streamed through.
-    pub async fn move_into_place(&self, from: &StorageKey, to: &StorageKey, len: u64) -> Result<()> {
+    pub async fn move_into_place(
+        &self,
+        from: &StorageKey,
+        to: &StorageKey,
+        len: u64,
+    ) -> Result<()> {
         if len <= COPY_LIMIT {
             return Ok(self.store.rename(&self.path(from), &self.path(to)).await?);
         }

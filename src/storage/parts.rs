@@ -29,7 +29,8 @@ pub struct PartsState {
 
 /// Saves a newly begun multipart upload with its session, and answers the one
 /// that stands (another request may have begun one first).
-pub type RecordMultipart<'a> = &'a (dyn Fn(String) -> BoxFuture<'static, Result<String>> + Send + Sync);
+pub type RecordMultipart<'a> =
+    &'a (dyn Fn(String) -> BoxFuture<'static, Result<String>> + Send + Sync);
 
 fn staged_key(upload: &UploadId, name: &str) -> StorageKey {
     StorageKey::UploadPart {
@@ -123,11 +124,18 @@ impl BlobStore {
         len: u64,
     ) -> Result<Option<StorageKey>> {
         let (multipart, _) = self.multipart()?;
-        let Some(id) = state.multipart_id.as_ref().filter(|_| !state.parts.is_empty()) else {
+        let Some(id) = state
+            .multipart_id
+            .as_ref()
+            .filter(|_| !state.parts.is_empty())
+        else {
             if let Some(id) = &state.multipart_id {
                 self.abort_parts(upload, id).await;
             }
-            return Ok(state.staged.as_ref().map(|(name, _)| staged_key(upload, name)));
+            return Ok(state
+                .staged
+                .as_ref()
+                .map(|(name, _)| staged_key(upload, name)));
         };
         let key = assembled_key(upload);
         if self.size(&key).await? == Some(len) {

@@ -227,26 +227,33 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
         StatusCode::NOT_FOUND
     );
 
+    finish_and_read_back(&berth.base, &loc, &bytes, first).await;
+}
+
+/// Sends `bytes[from..]` as the last chunk of the upload at `loc`, finishes it
+/// and checks that the blob reads back whole.
+async fn finish_and_read_back(base: &str, loc: &str, bytes: &[u8], from: usize) {
+    let client = reqwest::Client::new();
     let r = client
-        .patch(format!("{}{loc}", berth.base))
-        .header("content-range", format!("{first}-{}", bytes.len() - 1))
-        .body(bytes[first..].to_vec())
+        .patch(format!("{base}{loc}"))
+        .header("content-range", format!("{from}-{}", bytes.len() - 1))
+        .body(bytes[from..].to_vec())
         .send()
         .await
         .expect("PATCH");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let digest = sha256(bytes);
     let r = client
         .put(format!(
-            "{}{}",
-            berth.base,
-            with_query(&loc, &format!("digest={digest}"))
+            "{base}{}",
+            with_query(loc, &format!("digest={digest}"))
         ))
         .send()
         .await
         .expect("PUT");
     assert_eq!(r.status(), StatusCode::CREATED);
     let got = client
-        .get(format!("{}/v2/crash/blobs/{digest}", berth.base))
+        .get(format!("{base}/v2/crash/blobs/{digest}"))
         .send()
         .await
         .expect("GET");
@@ -538,37 +545,21 @@ async fn sigkill_mid_chunked_upload_to_s3_then_the_restarted_server_finishes_it(
         .expect("status");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&r, "range"), Some(format!("0-{}", 9 * mib - 1)));
-    let r = client
-        .patch(format!("{}{loc}", berth.base))
-        .header("content-range", format!("{}-{}", 9 * mib, bytes.len() - 1))
-        .body(bytes[9 * mib..].to_vec())
-        .send()
-        .await
-        .expect("PATCH");
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let digest = sha256(&bytes);
-    let r = client
-        .put(format!(
-            "{}{}",
-            berth.base,
-            with_query(&loc, &format!("digest={digest}"))
-        ))
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let got = client
-        .get(format!("{}/v2/crash/blobs/{digest}", berth.base))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(sha256(&got.bytes().await.expect("b")), digest);
-    assert_eq!(multipart_uploads_in(&storage).await, 0, "nothing left in progress");
+    finish_and_read_back(&berth.base, &loc, &bytes, 9 * mib).await;
+    assert_eq!(
+        multipart_uploads_in(&storage).await,
+        0,
+        "nothing left in progress"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["fsck", "--data-dir"])
         .arg(dir.path())
         .envs(env.iter().copied())
         .output()
         .expect("fsck");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -436,13 +436,7 @@ async fn a_full_disk_fails_cleanly_and_the_push_succeeds_once_space_is_freed() {
     disk.resize("32m");
     let r = push().await.expect("POST");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let got = s
-        .get(&format!("/v2/app/blobs/{digest}"))
-        .await
-        .bytes()
-        .await
-        .expect("b");
-    assert_eq!(sha256(&got), digest);
+    assert_eq!(sha256(&s.fetch_blob("app", &digest).await), digest);
     drop(s);
 }
 

@@ -227,42 +227,6 @@ async fn s3_multipart_uploads() {
     assert_eq!(multipart_uploads_in(&config).await, 0);
 }
 
-/// Pushes `bytes` in chunks of `chunk` bytes; returns the digest.
-async fn push_chunked(s: &TestServer, repo: &str, bytes: &[u8], chunk: usize) -> String {
-    let r = s
-        .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let mut loc = location(&r);
-    for (i, part) in bytes.chunks(chunk).enumerate() {
-        let start = i * chunk;
-        let r = s
-            .request(Method::PATCH, &loc)
-            .header("Content-Type", "application/octet-stream")
-            .header(
-                "Content-Range",
-                format!("{start}-{}", start + part.len() - 1),
-            )
-            .body(part.to_vec())
-            .send()
-            .await
-            .expect("PATCH");
-        assert_eq!(r.status(), StatusCode::ACCEPTED, "chunk {i}");
-        loc = location(&r);
-    }
-    let digest = sha256(bytes);
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = s
-        .request(Method::PUT, &format!("{loc}{sep}digest={digest}"))
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(r.status(), StatusCode::CREATED);
-    digest
-}
-
 // Expired sessions abort their multipart uploads, not only their staged bytes.
 #[tokio::test]
 async fn expired_sessions_abort_their_multipart_uploads() {
@@ -353,14 +317,8 @@ async fn transient_s3_errors_are_retried() {
     })
     .await;
     let bytes = blob(7, 13 * MIB);
-    let digest = push_chunked(&s, "app", &bytes, 6 * MIB).await;
-    let got = s
-        .get(&format!("/v2/app/blobs/{digest}"))
-        .await
-        .bytes()
-        .await
-        .expect("b");
-    assert_eq!(sha256(&got), digest);
+    let digest = s.push_blob_chunked("app", &bytes, 6 * MIB).await;
+    assert_eq!(sha256(&s.fetch_blob("app", &digest).await), digest);
     let small = s.push_blob("app", &blob(8, 1000)).await;
     assert_eq!(
         s.head(&format!("/v2/app/blobs/{small}")).await.status(),

@@ -70,7 +70,10 @@ pub fn s3_storage(dir: &Path) -> StorageConfig {
         .args(["-sf", "-o", "/dev/null", "-X", "PUT", &url])
         .status()
         .expect("curl");
-    assert!(status.success(), "could not create bucket {bucket} at {endpoint}");
+    assert!(
+        status.success(),
+        "could not create bucket {bucket} at {endpoint}"
+    );
     config
 }
 
@@ -292,6 +295,49 @@ impl TestServer {
         .expect("json");
         self.put_manifest(repo, &sha256(&body), OCI_MANIFEST, &body)
             .await
+    }
+
+    /// Pushes `bytes` in chunks of `chunk` bytes; returns the digest.
+    pub async fn push_blob_chunked(&self, repo: &str, bytes: &[u8], chunk: usize) -> String {
+        let r = self
+            .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let mut loc = location(&r);
+        for (i, part) in bytes.chunks(chunk).enumerate() {
+            let start = i * chunk;
+            let r = self
+                .request(Method::PATCH, &loc)
+                .header("Content-Type", "application/octet-stream")
+                .header(
+                    "Content-Range",
+                    format!("{start}-{}", start + part.len() - 1),
+                )
+                .body(part.to_vec())
+                .send()
+                .await
+                .expect("PATCH");
+            assert_eq!(r.status(), StatusCode::ACCEPTED, "chunk {i}");
+            loc = location(&r);
+        }
+        let digest = sha256(bytes);
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = self
+            .request(Method::PUT, &format!("{loc}{sep}digest={digest}"))
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        digest
+    }
+
+    /// A blob's bytes, read through `repo`.
+    pub async fn fetch_blob(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let r = self.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {digest}");
+        r.bytes().await.expect("blob").to_vec()
     }
 
     /// The server's object store.

@@ -39,10 +39,7 @@ async fn post_opens_a_session_and_advertises_chunk_min_length() {
     assert!(location(&r).starts_with("/v2/a/blobs/uploads/"));
     // 1 MiB by default, raised to the backend's smallest multipart part.
     let min = s.blobs().min_part_size().max(1024 * 1024);
-    assert_eq!(
-        header(&r, "oci-chunk-min-length"),
-        Some(min.to_string())
-    );
+    assert_eq!(header(&r, "oci-chunk-min-length"), Some(min.to_string()));
 }
 
 // Spec (streamed upload): PATCH without Content-Range then PUT ?digest= with no body.

@@ -5,8 +5,8 @@ use rusqlite::{OptionalExtension, params};
 use super::{Sqlite, ensure_repo, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
-use crate::storage::PartsState;
 use crate::oci::{Digest, RepoName, UploadId};
+use crate::storage::PartsState;
 
 impl UploadMeta for Sqlite {
     fn create_upload(
