@@ -184,12 +184,7 @@ async fn rollback_targets_in_recent_history_are_kept() {
 #[tokio::test]
 async fn idle_upload_sessions_expire_with_their_bytes() {
     let s = TestServer::with_config(|c| c.gc.upload_ttl = "0".into()).await;
-    let r = s
-        .request(Method::POST, "/v2/app/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    let loc = location(&r);
+    let loc = s.open_upload("app").await;
     s.request(Method::PATCH, &loc)
         .body(blob(8, 4000))
         .send()

@@ -237,12 +237,7 @@ async fn expired_sessions_abort_their_multipart_uploads() {
         c.gc.upload_ttl = "0".into();
     })
     .await;
-    let r = s
-        .request(Method::POST, "/v2/app/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    let loc = location(&r);
+    let loc = s.open_upload("app").await;
     let r = s
         .request(Method::PATCH, &loc)
         .body(blob(5, 7 * MIB))

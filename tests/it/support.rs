@@ -297,15 +297,20 @@ impl TestServer {
             .await
     }
 
-    /// Pushes `bytes` in chunks of `chunk` bytes; returns the digest.
-    pub async fn push_blob_chunked(&self, repo: &str, bytes: &[u8], chunk: usize) -> String {
+    /// Opens an upload session in `repo`; returns its location.
+    pub async fn open_upload(&self, repo: &str) -> String {
         let r = self
             .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
             .send()
             .await
             .expect("POST");
         assert_eq!(r.status(), StatusCode::ACCEPTED);
-        let mut loc = location(&r);
+        location(&r)
+    }
+
+    /// Pushes `bytes` in chunks of `chunk` bytes; returns the digest.
+    pub async fn push_blob_chunked(&self, repo: &str, bytes: &[u8], chunk: usize) -> String {
+        let mut loc = self.open_upload(repo).await;
         for (i, part) in bytes.chunks(chunk).enumerate() {
             let start = i * chunk;
             let r = self
