@@ -2,8 +2,9 @@
 # Runs every test: the Rust unit and integration tests (on local disk, then
 # the integration suite again on S3), then the black-box conformance and
 # real-client suite against a freshly started `berth serve` on local disk and
-# on S3. Installs what it needs on a fresh machine, including the S3 server
-# (moto's server mode, from PyPI), which it starts on loopback.
+# on S3. Installs what it needs on a fresh machine, including an S3 server
+# (moto's server mode, from PyPI) and Azure's emulator (Azurite, from npm),
+# which it starts on loopback.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,7 @@ for tool in curl:curl openssl:openssl python3:python3; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
@@ -41,16 +43,45 @@ trap cleanup EXIT
 
 # --- an S3 server on loopback ------------------------------------------------
 venv=${TEST_VENV:-$HOME/.cache/berth-test-venv}
-if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
-  echo "# installing moto (S3 server) into $venv"
+if ! "$venv/bin/python" -c 'import moto.server, azure.storage.blob' 2>/dev/null; then
+  echo "# installing moto (S3 server) and the Azure SDK into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'moto[server]==5.2.5'
+  "$venv/bin/pip" install -q 'moto[server]==5.2.5' 'azure-storage-blob==12.31.1'
 fi
 s3port=$(free_port)
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$s3port" >"$scratch/moto.log" 2>&1 &
 pids+=($!)
 export TEST_S3_ENDPOINT="http://127.0.0.1:$s3port"
 wait_for "$TEST_S3_ENDPOINT/"
+
+# --- Azurite (Azure's emulator) on loopback, with the container `berth` ------
+azurite=${TEST_AZURITE_DIR:-$HOME/.cache/berth-test-azurite}
+if [ ! -x "$azurite/node_modules/.bin/azurite-blob" ]; then
+  echo "# installing Azurite into $azurite"
+  npm install --prefix "$azurite" --silent --no-audit --no-fund azurite@3.35.0
+fi
+azport=$(free_port)
+"$azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$azport" \
+  --inMemoryPersistence --skipApiVersionCheck --loose --location "$scratch/azurite" \
+  >"$scratch/azurite.log" 2>&1 &
+pids+=($!)
+export TEST_AZURE_ENDPOINT="http://127.0.0.1:$azport"
+"$venv/bin/python" - "$TEST_AZURE_ENDPOINT" <<'PY'
+import sys, time
+from azure.storage.blob import BlobServiceClient
+# Azurite's well-known development account: public constants, not secrets.
+key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+        f"BlobEndpoint={sys.argv[1]}/devstoreaccount1;")
+for attempt in range(100):
+    try:
+        BlobServiceClient.from_connection_string(conn).create_container("berth")
+        break
+    except Exception:
+        if attempt == 99:
+            raise
+        time.sleep(0.2)
+PY
 
 # --- Rust tests --------------------------------------------------------------
 cargo test

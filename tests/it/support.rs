@@ -93,6 +93,29 @@ pub async fn multipart_uploads_in(config: &StorageConfig) -> usize {
     text.matches("<Upload>").count()
 }
 
+/// Azure storage on the suite's Azurite (Azure's emulator), in the container
+/// `berth` (test.sh creates it) under a prefix of its own. Minimum parts of
+/// 5 MiB, as on S3, so that the same staging checks apply.
+pub fn azure_storage() -> StorageConfig {
+    let endpoint = std::env::var("TEST_AZURE_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "the Azure tests need Azurite: run ./test.sh (it installs and starts \
+             it), or set TEST_AZURE_ENDPOINT=http://127.0.0.1:<port>"
+        )
+    });
+    // Azurite's account and key: public constants of the emulator, not secrets.
+    let text = format!(
+        "backend = \"azure\"\nbucket = \"berth\"\naccount = \"devstoreaccount1\"\n\
+         access_key = \"{AZURITE_KEY}\"\nendpoint = \"{endpoint}/devstoreaccount1\"\n\
+         allow_http = true\nmin_part_size = {S3_MIN_PART}\nprefix = \"t-{}\"\n",
+        berth::oci::UploadId::new_random()
+    );
+    toml::from_str(&text).expect("azure config")
+}
+
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
 /// The `BERTH_STORAGE__*` variables that give a `berth` process `config`.
 pub fn storage_env(config: &StorageConfig) -> Vec<(String, String)> {
     if config.backend == Backend::Local {
