@@ -62,7 +62,7 @@ if [ ! -x "$azurite/node_modules/.bin/azurite-blob" ]; then
 fi
 azport=$(free_port)
 "$azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$azport" \
-  --inMemoryPersistence --skipApiVersionCheck --loose --location "$scratch/azurite" \
+  --inMemoryPersistence --skipApiVersionCheck --loose \
   >"$scratch/azurite.log" 2>&1 &
 pids+=($!)
 export TEST_AZURE_ENDPOINT="http://127.0.0.1:$azport"
@@ -73,9 +73,10 @@ from azure.storage.blob import BlobServiceClient
 key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
         f"BlobEndpoint={sys.argv[1]}/devstoreaccount1;")
+client = BlobServiceClient.from_connection_string(conn, retry_total=0)
 for attempt in range(100):
     try:
-        BlobServiceClient.from_connection_string(conn).create_container("berth")
+        client.create_container("berth")
         break
     except Exception:
         if attempt == 99:
