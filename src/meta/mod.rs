@@ -443,8 +443,17 @@ pub trait IntegrityMeta {
 }
 
 /// Everything the registry needs from its metadata database.
+/// A number that changes whenever this store commits a write. An answer read
+/// while it stood is still right while it stands, so callers may keep answers
+/// in memory keyed by it. (Writes by another process on the same database are
+/// not counted; `berth serve` owns its database.)
+pub trait Changes {
+    fn generation(&self) -> u64;
+}
+
 pub trait MetaStore:
-    BlobMeta
+    Changes
+    + BlobMeta
     + UploadMeta
     + ManifestMeta
     + ListingMeta
@@ -458,7 +467,8 @@ pub trait MetaStore:
 }
 
 impl<T> MetaStore for T where
-    T: BlobMeta
+    T: Changes
+        + BlobMeta
         + UploadMeta
         + ManifestMeta
         + ListingMeta

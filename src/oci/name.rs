@@ -128,7 +128,7 @@ impl fmt::Debug for Tag {
 }
 
 /// What a manifest URL names: a tag or a digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
     Tag(Tag),
     Digest(Digest),

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::oci::Digest;
+use crate::meta::StoredManifest;
+use crate::oci::{Digest, Reference, RepoName};
 
 /// Bytes of manifests kept at most.
 const CAPACITY: usize = 32 * 1024 * 1024;
@@ -55,6 +56,47 @@ impl ManifestCache {
     }
 }
 
+/// Look-ups kept at most; the cache is emptied when it is full.
+const LOOKUPS: usize = 16 * 1024;
+
+/// What `repo:tag` or `repo@digest` resolved to, with the metadata generation
+/// it was read under (see [`crate::meta::Changes`]): any write since makes it
+/// stale, so a tag move or delete is seen by the very next request.
+#[derive(Debug, Default)]
+pub struct LookupCache {
+    inner: Mutex<Lookups>,
+}
+
+#[derive(Debug, Default)]
+struct Lookups {
+    generation: u64,
+    map: HashMap<(RepoName, Reference), StoredManifest>,
+}
+
+impl LookupCache {
+    pub fn get(&self, key: &(RepoName, Reference), generation: u64) -> Option<StoredManifest> {
+        let l = self.inner.lock().ok()?;
+        (l.generation == generation)
+            .then(|| l.map.get(key).cloned())
+            .flatten()
+    }
+
+    pub fn insert(&self, key: (RepoName, Reference), generation: u64, found: StoredManifest) {
+        let Ok(mut l) = self.inner.lock() else { return };
+        if generation != l.generation {
+            if generation < l.generation {
+                return;
+            }
+            l.map.clear();
+            l.generation = generation;
+        }
+        if l.map.len() >= LOOKUPS {
+            l.map.clear();
+        }
+        l.map.insert(key, found);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +119,29 @@ mod tests {
             .collect();
         assert!(cache.get(&digests[0]).is_none(), "oldest evicted");
         assert!(cache.get(&digests[digests.len() - 1]).is_some());
+    }
+
+    #[test]
+    fn look_ups_hold_only_while_the_generation_stands() {
+        let cache = LookupCache::default();
+        let key = |tag: &str| {
+            let repo = RepoName::parse("app").ok();
+            let tag = crate::oci::Tag::parse(tag).ok();
+            (repo.expect("repo"), Reference::Tag(tag.expect("tag")))
+        };
+        let found = StoredManifest {
+            digest: Digest::sha256_of(b"m"),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 1,
+        };
+        cache.insert(key("v1"), 7, found.clone());
+        assert!(cache.get(&key("v1"), 7).is_some());
+        assert!(cache.get(&key("v2"), 7).is_none());
+        assert!(cache.get(&key("v1"), 8).is_none(), "a write happened since");
+        // An answer read under an older generation is not kept.
+        cache.insert(key("v2"), 8, found.clone());
+        cache.insert(key("v1"), 7, found);
+        assert!(cache.get(&key("v1"), 8).is_none());
+        assert!(cache.get(&key("v2"), 8).is_some());
     }
 }

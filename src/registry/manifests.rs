@@ -126,13 +126,23 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<StoredManifest> {
-        let (r, rf) = (repo.clone(), reference.clone());
-        self.meta(move |m| match &rf {
-            Reference::Tag(t) => m.manifest_by_tag(&r, t),
-            Reference::Digest(d) => m.manifest_by_digest(&r, d),
-        })
-        .await?
-        .ok_or_else(|| Error::ManifestUnknown(format!("{repo}:{reference}")))
+        // The generation is read first: an answer cached under it can only
+        // be older than the database, never newer, and goes at the next write.
+        let generation = self.meta.generation();
+        let key = (repo.clone(), reference.clone());
+        if let Some(found) = self.lookups.get(&key, generation) {
+            return Ok(found);
+        }
+        let (r, rf) = key.clone();
+        let found = self
+            .meta(move |m| match &rf {
+                Reference::Tag(t) => m.manifest_by_tag(&r, t),
+                Reference::Digest(d) => m.manifest_by_digest(&r, d),
+            })
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown(format!("{repo}:{reference}")))?;
+        self.lookups.insert(key, generation, found.clone());
+        Ok(found)
     }
 
     /// A manifest and its exact bytes.

@@ -79,6 +79,9 @@ pub struct Registry {
     /// Held while a garbage collection runs.
     gc_lock: Arc<tokio::sync::Mutex<()>>,
     manifests: Arc<manifest_cache::ManifestCache>,
+    /// Manifest look-ups by repository and reference, valid while the
+    /// metadata generation stands.
+    lookups: Arc<manifest_cache::LookupCache>,
     /// One lock per upload being appended in place, so its chunks never interleave.
     upload_locks: Arc<
         std::sync::Mutex<
@@ -107,6 +110,7 @@ impl Registry {
             events: Arc::new(Notify::new()),
             gc_lock: Arc::default(),
             manifests: Arc::default(),
+            lookups: Arc::default(),
             upload_locks: Arc::default(),
         }
     }

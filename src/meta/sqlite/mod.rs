@@ -11,11 +11,13 @@ mod uploads;
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 
 use crate::error::{Error, Result};
+use crate::meta::Changes;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -37,6 +39,8 @@ pub struct Sqlite {
     readers: Mutex<Readers>,
     /// Signalled when a reader connection is handed back.
     returned: std::sync::Condvar,
+    /// Committed write transactions so far (see [`Changes`]).
+    writes: AtomicU64,
 }
 
 /// The reader pool: idle connections, and how many exist in all.
@@ -44,6 +48,12 @@ pub struct Sqlite {
 struct Readers {
     idle: Vec<Connection>,
     open: usize,
+}
+
+impl Changes for Sqlite {
+    fn generation(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -63,6 +73,7 @@ impl Sqlite {
             writer: Mutex::new(writer),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -76,6 +87,7 @@ impl Sqlite {
             writer: Mutex::new(writer),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +97,8 @@ impl Sqlite {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        // After the commit: a reader that sees the new count sees the new rows.
+        self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(value)
     }
 
