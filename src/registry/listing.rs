@@ -1,5 +1,7 @@
 //! Tags, catalog and referrers, answered from the metadata database.
 
+use std::sync::Arc;
+
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::Referrer;
@@ -39,14 +41,21 @@ impl Registry {
         repo: &RepoName,
         n: Option<usize>,
         last: Option<String>,
-    ) -> Result<Page> {
+    ) -> Result<Arc<Page>> {
         let n = self.page_size(n);
-        let r = repo.clone();
+        let generation = self.meta.generation();
+        let key = (repo.clone(), last, n);
+        if let Some(page) = self.tag_pages.get(&key, generation) {
+            return Ok(page);
+        }
+        let (r, last) = (repo.clone(), key.1.clone());
         let tags = self
             .meta(move |m| m.tags(&r, last.as_deref(), n + 1))
             .await?
             .ok_or_else(|| Error::NameUnknown(repo.to_string()))?;
-        Ok(Page::from_overfetch(tags, n))
+        let page = Arc::new(Page::from_overfetch(tags, n));
+        self.tag_pages.insert(key, generation, Arc::clone(&page));
+        Ok(page)
     }
 
     /// Repository names in lexical order after `last`, only those `visible` accepts.

@@ -8,8 +8,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::meta::StoredManifest;
-use crate::oci::{Digest, Reference, RepoName};
+use crate::oci::Digest;
 
 /// Bytes of manifests kept at most.
 const CAPACITY: usize = 32 * 1024 * 1024;
@@ -56,44 +55,54 @@ impl ManifestCache {
     }
 }
 
-/// Look-ups kept at most; the cache is emptied when it is full.
-const LOOKUPS: usize = 16 * 1024;
-
-/// What `repo:tag` or `repo@digest` resolved to, with the metadata generation
-/// it was read under (see [`crate::meta::Changes`]): any write since makes it
-/// stale, so a tag move or delete is seen by the very next request.
-#[derive(Debug, Default)]
-pub struct LookupCache {
-    inner: Mutex<Lookups>,
+/// Answers read from the metadata database, each kept with the generation it
+/// was read under (see [`crate::meta::Changes`]): any write since makes them
+/// stale, so a tag move or delete is seen by the very next request. Holds at
+/// most `capacity` answers; it is emptied when full.
+#[derive(Debug)]
+pub struct GenerationCache<K, V> {
+    inner: Mutex<Generation<K, V>>,
+    capacity: usize,
 }
 
-#[derive(Debug, Default)]
-struct Lookups {
+#[derive(Debug)]
+struct Generation<K, V> {
     generation: u64,
-    map: HashMap<(RepoName, Reference), StoredManifest>,
+    map: HashMap<K, V>,
 }
 
-impl LookupCache {
-    pub fn get(&self, key: &(RepoName, Reference), generation: u64) -> Option<StoredManifest> {
-        let l = self.inner.lock().ok()?;
-        (l.generation == generation)
-            .then(|| l.map.get(key).cloned())
+impl<K: std::hash::Hash + Eq, V: Clone> GenerationCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        GenerationCache {
+            inner: Mutex::new(Generation {
+                generation: 0,
+                map: HashMap::new(),
+            }),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
+        let g = self.inner.lock().ok()?;
+        (g.generation == generation)
+            .then(|| g.map.get(key).cloned())
             .flatten()
     }
 
-    pub fn insert(&self, key: (RepoName, Reference), generation: u64, found: StoredManifest) {
-        let Ok(mut l) = self.inner.lock() else { return };
-        if generation != l.generation {
-            if generation < l.generation {
+    /// Keeps an answer read under `generation`, unless a newer one is kept.
+    pub fn insert(&self, key: K, generation: u64, value: V) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        if generation != g.generation {
+            if generation < g.generation {
                 return;
             }
-            l.map.clear();
-            l.generation = generation;
+            g.map.clear();
+            g.generation = generation;
         }
-        if l.map.len() >= LOOKUPS {
-            l.map.clear();
+        if g.map.len() >= self.capacity {
+            g.map.clear();
         }
-        l.map.insert(key, found);
+        g.map.insert(key, value);
     }
 }
 
@@ -123,7 +132,9 @@ mod tests {
 
     #[test]
     fn look_ups_hold_only_while_the_generation_stands() {
-        let cache = LookupCache::default();
+        use crate::meta::StoredManifest;
+        use crate::oci::{Reference, RepoName};
+        let cache = GenerationCache::new(16);
         let key = |tag: &str| {
             let repo = RepoName::parse("app").ok();
             let tag = crate::oci::Tag::parse(tag).ok();

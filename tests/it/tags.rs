@@ -72,3 +72,55 @@ async fn unknown_repositories_and_bad_n_are_errors() {
     let r = s.get("/v2/app/tags/list?n=-1").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+// Listings and look-ups answered from memory never outlive a write: a tag
+// added, moved or deleted shows in the very next request.
+#[tokio::test]
+async fn a_tag_change_shows_in_the_next_listing_and_look_up() {
+    let s = TestServer::start().await;
+    let (_, first) = s.push_image("app", "v1", 1).await;
+    for _ in 0..2 {
+        assert_eq!(
+            json_body(s.get("/v2/app/tags/list").await).await["tags"],
+            json!(["v1"])
+        );
+        assert_eq!(
+            header(
+                &s.head("/v2/app/manifests/v1").await,
+                "docker-content-digest"
+            ),
+            Some(first.clone())
+        );
+    }
+    let (second, second_digest) = s.push_image("app", "v2", 2).await;
+    assert_eq!(
+        json_body(s.get("/v2/app/tags/list").await).await["tags"],
+        json!(["v1", "v2"])
+    );
+    // Move v1 to the second image.
+    assert_eq!(
+        s.put_manifest("app", "v1", OCI_MANIFEST, &second)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        header(
+            &s.head("/v2/app/manifests/v1").await,
+            "docker-content-digest"
+        ),
+        Some(second_digest)
+    );
+    assert_eq!(
+        s.delete("/v2/app/manifests/v2").await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        json_body(s.get("/v2/app/tags/list").await).await["tags"],
+        json!(["v1"])
+    );
+    assert_eq!(
+        s.head("/v2/app/manifests/v2").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
