@@ -265,6 +265,17 @@ pub trait UploadMeta {
     /// collection leaves that digest alone; `Busy` while a collection of it is
     /// under way. Returns the size if the content is already stored and sound.
     fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>>;
+    /// Opens a session for a single-request push of `digest` (POST with
+    /// `?digest=`), already marked as finishing it: [`Self::create_upload`]
+    /// and [`Self::begin_finish`] in one transaction.
+    fn start_single_push(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        owner: Option<&str>,
+        hash_state: &[u8],
+        digest: &Digest,
+    ) -> Result<Option<u64>>;
     /// Ends the session and records the verified blob as held by its repository,
     /// in one transaction. `stored` says the bytes were (re)written just now.
     fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64, stored: bool) -> Result<()>;

@@ -104,12 +104,22 @@ impl Registry {
     /// Opens an upload session in `repo`, belonging to `owner`.
     pub async fn start_upload(&self, repo: &RepoName, owner: Option<&str>) -> Result<UploadStatus> {
         let id = UploadId::new_random();
+        self.open_session(&id, repo, owner).await?;
+        Ok(UploadStatus { id, offset: 0 })
+    }
+
+    async fn open_session(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        owner: Option<&str>,
+    ) -> Result<()> {
         let (i, r, state) = (id.clone(), repo.clone(), save_state(&Sha256::new()));
         let owner = owner.map(str::to_owned);
         self.meta(move |m| m.create_upload(&i, &r, owner.as_deref(), &state))
             .await?;
         tracing::debug!(repo = %repo, upload = %id, "upload started");
-        Ok(UploadStatus { id, offset: 0 })
+        Ok(())
     }
 
     /// Cross-repository mount: makes `repo` hold a blob that `from` holds (or,
@@ -236,26 +246,37 @@ impl Registry {
             .retry_busy(move |m| m.begin_finish(&i, &d))
             .await?
             .is_some();
+        self.complete(repo, id, digest, &source, session.offset, stored)
+            .await
+    }
+
+    /// Puts verified bytes at their content address (unless `stored` says
+    /// they are there already) and records the blob, ending the session.
+    async fn complete(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        source: &Assembled,
+        size: u64,
+        stored: bool,
+    ) -> Result<()> {
         let target = StorageKey::Blob(digest.clone());
         if !stored {
-            let moved = match &source {
+            let moved = match source {
                 Assembled::Empty => self.blobs.put_bytes(&target, Bytes::new()).await,
-                Assembled::InPlace => self.blobs.seal_in_place(id, session.offset, &target).await,
-                Assembled::Object(key) => {
-                    self.blobs
-                        .move_into_place(key, &target, session.offset)
-                        .await
-                }
+                Assembled::InPlace => self.blobs.seal_in_place(id, size, &target).await,
+                Assembled::Object(key) => self.blobs.move_into_place(key, &target, size).await,
             };
             if let Err(e) = moved {
                 // A finish that crashed after moving the bytes and before its
-                // commit left them in place: the digest check above vouches for them.
-                if self.blobs.size(&target).await? != Some(session.offset) {
+                // commit left them in place: the digest check vouches for them.
+                if self.blobs.size(&target).await? != Some(size) {
                     return Err(e);
                 }
             }
         }
-        let (i, d, size) = (id.clone(), digest.clone(), session.offset);
+        let (i, d) = (id.clone(), digest.clone());
         self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
             .await?;
         if let Err(e) = self
@@ -303,20 +324,58 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let status = self.start_upload(repo, owner).await?;
-        let result = self
-            .finish_upload(repo, &status.id, digest, None, body)
-            .await;
+        let id = UploadId::new_random();
+        let result = if self.blobs.appends_in_place() && digest.algorithm() == Algorithm::Sha256 {
+            self.push_in_place(repo, &id, digest, owner, body).await
+        } else {
+            match self.open_session(&id, repo, owner).await {
+                Ok(()) => self.finish_upload(repo, &id, digest, None, body).await,
+                Err(e) => Err(e),
+            }
+        };
         if result.is_err() {
             // Nothing of a single-request upload was acknowledged: its bytes go
             // first (so a full disk gets its space back), then the session.
             let _ = self
                 .blobs
-                .delete_prefix(&StorageKey::Upload(status.id.clone()))
+                .delete_prefix(&StorageKey::Upload(id.clone()))
                 .await;
-            self.cancel_upload(repo, &status.id).await.ok();
+            self.cancel_upload(repo, &id).await.ok();
         }
         result
+    }
+
+    /// A single-request push on local disk, in two commits: the session opens
+    /// already marked as finishing the claimed digest (so garbage collection
+    /// leaves it alone), and closes with the blob recorded.
+    async fn push_in_place<S>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        owner: Option<&str>,
+        body: S,
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let (i, r, d) = (id.clone(), repo.clone(), digest.clone());
+        let (owner, state) = (owner.map(str::to_owned), save_state(&Sha256::new()));
+        let stored = self
+            .retry_busy(move |m| m.start_single_push(&i, &r, owner.as_deref(), &state, &d))
+            .await?
+            .is_some();
+        let mut hasher = Sha256::new();
+        let len = self
+            .blobs
+            .append_in_place(id, 0, body, |c| hasher.update(c))
+            .await?;
+        check_digest(
+            &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
+            digest,
+        )?;
+        self.complete(repo, id, digest, &Assembled::InPlace, len, stored)
+            .await
     }
 
     /// Cancels a session and removes its bytes.

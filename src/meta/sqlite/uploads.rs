@@ -158,6 +158,45 @@ impl UploadMeta for Sqlite {
         })
     }
 
+    fn start_single_push(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        owner: Option<&str>,
+        hash_state: &[u8],
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        let d = digest.to_string();
+        self.write(|tx| {
+            if tx
+                .prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
+                .exists(params![d])?
+            {
+                return Err(Error::Busy(format!("{d} is being garbage-collected")));
+            }
+            ensure_repo(tx, repo.as_str())?;
+            let now = now_ms();
+            tx.prepare_cached(
+                "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at, owner,
+                                      finishing)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                id.as_str(),
+                repo.as_str(),
+                hash_state,
+                now,
+                owner,
+                d
+            ])?;
+            let size: Option<i64> = tx
+                .prepare_cached("SELECT size FROM contents WHERE digest = ?1 AND corrupt = 0")?
+                .query_row(params![d], |r| r.get(0))
+                .optional()?;
+            Ok(size.map(to_u64))
+        })
+    }
+
     fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64, stored: bool) -> Result<()> {
         self.write(|tx| {
             let repo: Option<String> = tx
