@@ -368,7 +368,7 @@ impl Registry {
         let mut hasher = Sha256::new();
         let len = self
             .blobs
-            .append_in_place(id, 0, body, |c| hasher.update(c))
+            .append_in_place(id, 0, body, |c| hasher.update(c), false)
             .await?;
         check_digest(
             &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
@@ -431,7 +431,7 @@ impl Registry {
             if self.blobs.appends_in_place() {
                 let len = self
                     .blobs
-                    .append_in_place(id, session.offset, body, |c| hasher.update(c))
+                    .append_in_place(id, session.offset, body, |c| hasher.update(c), true)
                     .await?;
                 ChunkRange::check_len(range, len)?;
                 self.commit_chunk(id, session.offset, len, &hasher, &PartsState::default())

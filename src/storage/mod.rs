@@ -199,13 +199,17 @@ impl BlobStore {
 
     /// Local disk: writes `body` into the upload's data file at `offset`, first
     /// dropping anything past `offset` (what a failed chunk left), and syncs it.
-    /// The caller serialises chunks of one upload. Returns the bytes written.
+    /// With `resumable`, the file is also made to survive a crash where it is
+    /// (its directory synced); a single-request push, moved into place at
+    /// once, does not need that. The caller serialises chunks of one upload.
+    /// Returns the bytes written.
     pub async fn append_in_place<S>(
         &self,
         upload: &UploadId,
         offset: u64,
         body: S,
         mut observe: impl FnMut(&[u8]),
+        resumable: bool,
     ) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes>> + Send,
@@ -250,14 +254,15 @@ impl BlobStore {
             let _ = file.set_len(offset).await;
             return Err(e);
         }
-        if created {
+        if created && resumable {
             sync_dir(dir).await?;
         }
         Ok(written)
     }
 
     /// Local disk: cuts the upload's data file to exactly `len` bytes and moves
-    /// it to `to`, durably.
+    /// it to `to`, durably. Every append synced what it wrote, so only a file
+    /// longer than `len` (a chunk cut off by a crash) needs cutting and syncing.
     pub async fn seal_in_place(&self, upload: &UploadId, len: u64, to: &StorageKey) -> Result<()> {
         let from = self.in_place_path(upload)?;
         let root = self
@@ -267,8 +272,10 @@ impl BlobStore {
         let target = root.join(to.path().as_ref());
         tokio::task::spawn_blocking(move || -> Result<()> {
             let file = std::fs::OpenOptions::new().write(true).open(&from)?;
-            file.set_len(len)?;
-            file.sync_all()?;
+            if file.metadata()?.len() != len {
+                file.set_len(len)?;
+                file.sync_all()?;
+            }
             let dir = target
                 .parent()
                 .map(std::path::Path::to_path_buf)
