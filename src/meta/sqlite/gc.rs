@@ -1,6 +1,6 @@
 //! Garbage collection and integrity checks over the metadata.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use super::{Sqlite, digest_column, to_u64};
 use crate::error::Result;
@@ -43,7 +43,7 @@ WHERE c.created_at < ?1
 ORDER BY c.created_at
 LIMIT ?2";
 
-fn delete_content(tx: &Transaction<'_>, digest: &str, now: i64) -> Result<()> {
+fn delete_content(tx: &Connection, digest: &str, now: i64) -> Result<()> {
     tx.execute("DELETE FROM repo_blobs WHERE digest = ?1", params![digest])?;
     tx.execute("DELETE FROM contents WHERE digest = ?1", params![digest])?;
     tx.execute(

@@ -1,6 +1,6 @@
 //! Lineage facts: written with their manifest, queried by model, target and commit.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Sqlite, digest_column};
 use crate::error::{Error, Result};
@@ -10,7 +10,7 @@ use crate::oci::Digest;
 /// Inside `record_manifest`'s transaction: stores what `origin` states,
 /// resolving `repository:tag` references to the digest they name now.
 pub(super) fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     repo: &str,
     origin: &str,
     lineage: &NewLineage,

@@ -1,7 +1,7 @@
 //! Manifests, their references, tags, and the tag history and events that every
 //! change writes in the same transaction.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Sqlite, digest_column, ensure_repo, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
@@ -186,7 +186,7 @@ impl ManifestMeta for Sqlite {
 
 /// Inside the write transaction: every blob must be held by the repository with
 /// the size the manifest claims, and every child manifest must be there.
-fn check_references(tx: &Transaction<'_>, repo: &str, m: &NewManifest) -> Result<()> {
+fn check_references(tx: &Connection, repo: &str, m: &NewManifest) -> Result<()> {
     for (digest, claimed) in &m.blobs {
         let size = super::blobs::held_size(tx, repo, &digest.to_string())?
             .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
@@ -209,7 +209,7 @@ fn check_references(tx: &Transaction<'_>, repo: &str, m: &NewManifest) -> Result
 /// history and the event log. An immutable tag that points elsewhere is not
 /// moved. Returns whether anything changed.
 pub(super) fn move_tag(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     repo: &str,
     tag: &str,
     to: Option<&str>,
@@ -261,7 +261,7 @@ pub(super) fn move_tag(
 }
 
 /// The digest a tag points at now.
-pub(super) fn current_tag(tx: &Transaction<'_>, repo: &str, tag: &str) -> Result<Option<String>> {
+pub(super) fn current_tag(tx: &Connection, repo: &str, tag: &str) -> Result<Option<String>> {
     Ok(tx
         .prepare_cached("SELECT digest FROM tags WHERE repo = ?1 AND name = ?2")?
         .query_row(params![repo, tag], |r| r.get(0))
@@ -298,7 +298,7 @@ impl<'a> EventRow<'a> {
     }
 }
 
-pub(super) fn event(tx: &Transaction<'_>, e: &EventRow<'_>, actor: &Actor) -> Result<()> {
+pub(super) fn event(tx: &Connection, e: &EventRow<'_>, actor: &Actor) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor, old_digest, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OpenFlags, Transaction};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::meta::Changes;
@@ -35,12 +35,69 @@ const MAX_READERS: usize = 8;
 
 pub struct Sqlite {
     path: Option<std::path::PathBuf>,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     readers: Mutex<Readers>,
     /// Signalled when a reader connection is handed back.
     returned: std::sync::Condvar,
     /// Committed write transactions so far (see [`Changes`]).
     writes: AtomicU64,
+}
+
+/// The writer connection and the group of writes open on it (see
+/// [`Sqlite::write`]). Groups are numbered; each commits before the next begins.
+struct Writer {
+    conn: Connection,
+    /// The newest group begun.
+    batch: u64,
+    /// The newest group committed or lost.
+    settled: u64,
+    /// Recent groups whose commit failed: whether for want of space, and why.
+    failed: std::collections::VecDeque<(u64, bool, String)>,
+}
+
+/// Failed groups remembered for their members to read.
+const FAILED_KEPT: usize = 64;
+
+impl Writer {
+    fn new(conn: Connection) -> Writer {
+        Writer {
+            conn,
+            batch: 0,
+            settled: 0,
+            failed: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The group a write joins, beginning one if none is open.
+    fn join(&mut self) -> Result<u64> {
+        if self.settled == self.batch {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.batch += 1;
+        }
+        Ok(self.batch)
+    }
+
+    /// Marks the open group committed, or lost because of `why`.
+    fn settle(&mut self, batch: u64, why: Option<&Error>) {
+        self.settled = batch;
+        if let Some(why) = why {
+            let full = matches!(why, Error::StorageFull(_));
+            self.failed.push_back((batch, full, why.to_string()));
+            if self.failed.len() > FAILED_KEPT {
+                self.failed.pop_front();
+            }
+        }
+    }
+
+    /// Why a settled group failed, if it did.
+    fn failure(&self, batch: u64) -> Option<Error> {
+        let (_, full, why) = self.failed.iter().find(|(b, _, _)| *b == batch)?;
+        Some(if *full {
+            Error::StorageFull(why.clone())
+        } else {
+            Error::Internal(format!("a grouped database commit failed: {why}"))
+        })
+    }
 }
 
 /// The reader pool: idle connections, and how many exist in all.
@@ -70,7 +127,7 @@ impl Sqlite {
         migrate(&writer)?;
         Ok(Sqlite {
             path: Some(path.to_owned()),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
@@ -84,29 +141,67 @@ impl Sqlite {
         migrate(&writer)?;
         Ok(Sqlite {
             path: None,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
         })
     }
 
-    /// Runs `f` in a write transaction, committed if it returns Ok.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().map_err(|_| poisoned())?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        // After the commit: a reader that sees the new count sees the new rows.
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        Ok(value)
+    /// Runs `f` as one atomic write and returns once it is durable: its
+    /// changes are kept only if it returns Ok.
+    ///
+    /// Writes are committed in groups. `f` runs inside a savepoint of the
+    /// transaction open on the writer connection (beginning one if none is
+    /// open); then the caller lets go of the connection, so that writers
+    /// waiting for it add their own changes to the same transaction, and
+    /// takes it back to commit the group, unless one of them already did. One
+    /// fsync then makes many writes durable, instead of one each.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let (batch, value) = {
+            let mut w = self.writer.lock().map_err(|_| poisoned())?;
+            let batch = w.join()?;
+            w.conn.execute_batch("SAVEPOINT op")?;
+            let value = f(&w.conn);
+            if w.conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (a full disk, an
+                // I/O error): every write of the group is lost.
+                let lost = match value {
+                    Ok(_) => Error::Internal("the write transaction was rolled back".into()),
+                    Err(e) => e,
+                };
+                w.settle(batch, Some(&lost));
+                return Err(lost);
+            }
+            let end = if value.is_ok() {
+                "RELEASE op"
+            } else {
+                "ROLLBACK TO op; RELEASE op"
+            };
+            w.conn.execute_batch(end)?;
+            (batch, value)
+        };
+        let mut w = self.writer.lock().map_err(|_| poisoned())?;
+        if w.settled < batch {
+            let committed = w.conn.execute_batch("COMMIT").map_err(Error::from);
+            if committed.is_err() && !w.conn.is_autocommit() {
+                let _ = w.conn.execute_batch("ROLLBACK");
+            }
+            w.settle(batch, committed.as_ref().err());
+            committed?;
+            // After the commit: a reader that sees the new count sees the new rows.
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        } else if let Some(why) = w.failure(batch) {
+            return value.and(Err(why));
+        }
+        value
     }
 
     /// Runs `f` on a reader connection (the writer, for an in-memory database).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let Some(path) = &self.path else {
-            let conn = self.writer.lock().map_err(|_| poisoned())?;
-            return f(&conn);
+            let w = self.writer.lock().map_err(|_| poisoned())?;
+            return f(&w.conn);
         };
         let conn = {
             let mut pool = self.readers.lock().map_err(|_| poisoned())?;
@@ -191,7 +286,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Creates the repository row if it is new.
-pub(crate) fn ensure_repo(tx: &Transaction<'_>, repo: &str) -> Result<()> {
+pub(crate) fn ensure_repo(tx: &Connection, repo: &str) -> Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?1, ?2)",
         rusqlite::params![repo, now_ms()],
@@ -227,5 +322,43 @@ mod tests {
         assert_eq!(v, Some(MIGRATIONS.len() as i64));
         let again = db.read(migrate);
         assert!(again.is_ok());
+    }
+
+    // Concurrent writes commit in groups: every successful one is durable and
+    // visible, a failed one leaves nothing, and neither disturbs the other.
+    #[test]
+    fn grouped_writes_keep_each_write_atomic() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir.expect("dir");
+        let db = Sqlite::open(&dir.path().join("t.db")).ok();
+        let db = std::sync::Arc::new(db.expect("open"));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let db = std::sync::Arc::clone(&db);
+                std::thread::spawn(move || {
+                    db.write(|c| {
+                        c.execute(
+                            "INSERT INTO repositories (name, created_at) VALUES (?1, 0)",
+                            [format!("r{i}")],
+                        )?;
+                        if i % 4 == 0 {
+                            return Err(Error::Internal("refused".into()));
+                        }
+                        Ok(i)
+                    })
+                })
+            })
+            .collect();
+        let ok = threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .filter(Result::is_ok)
+            .count();
+        assert_eq!(ok, 12);
+        let names: Option<i64> = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM repositories", [], |r| r.get(0))?))
+            .ok();
+        assert_eq!(names, Some(12));
+        assert!(db.generation() >= 1);
     }
 }
