@@ -42,6 +42,8 @@ const IN_PLACE_DATA: &str = "data";
 /// Read size for local files: large enough that a pull is not a storm of
 /// small reads (object_store's local reader uses 8 KiB).
 const LOCAL_READ_CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the socket per pull.
+const READ_AHEAD: usize = 2;
 
 /// Largest object a backend copies in one request (S3's CopyObject limit);
 /// larger ones are streamed through into place.
@@ -435,56 +437,61 @@ async fn sync_dir(dir: std::path::PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Streams a local file (or a range of it) in large chunks.
+/// Streams a local file (or a range of it) in large chunks. Each chunk is
+/// read with `pread` straight into its own buffer on the blocking pool (no
+/// second copy through tokio's file buffer), the next one while the socket
+/// takes the current one; no thread is held between chunks.
 async fn read_local(
     path: std::path::PathBuf,
     range: Option<Range<u64>>,
 ) -> Result<BoxStream<'static, Result<Bytes>>> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Storage(object_store::Error::NotFound {
-                path: path.display().to_string(),
-                source: Box::new(e),
-            }));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let (start, end) = match range {
-        Some(r) => (r.start, r.end),
-        None => (0, file.metadata().await?.len()),
-    };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
-    }
-    let stream = futures_util::stream::unfold((file, end - start), |(mut file, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let want = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(LOCAL_READ_CHUNK);
-        let mut buf = bytes::BytesMut::zeroed(want);
-        let mut filled = 0;
-        while filled < want {
-            match file.read(&mut buf[filled..]).await {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => return Some((Err(Error::from(e)), (file, 0))),
+    let opened = tokio::task::spawn_blocking(move || -> Result<(std::fs::File, u64)> {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Storage(object_store::Error::NotFound {
+                    path: path.display().to_string(),
+                    source: Box::new(e),
+                }));
             }
-        }
-        if filled == 0 {
-            let short = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "blob shorter than recorded",
-            );
-            return Some((Err(Error::from(short)), (file, 0)));
-        }
-        buf.truncate(filled);
-        Some((Ok(buf.freeze()), (file, left - filled as u64)))
-    });
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("read task: {e}")))?;
+    let (file, len) = opened?;
+    let file = Arc::new(file);
+    let range = range.unwrap_or(0..len);
+    let chunk = LOCAL_READ_CHUNK as u64;
+    let starts = (range.start..range.end).step_by(LOCAL_READ_CHUNK);
+    let end = range.end;
+    let stream = futures_util::stream::iter(starts)
+        .map(move |at| {
+            let file = Arc::clone(&file);
+            let want = (end - at).min(chunk);
+            async move {
+                tokio::task::spawn_blocking(move || read_chunk(&file, at, want))
+                    .await
+                    .map_err(|e| Error::Internal(format!("read task: {e}")))?
+            }
+        })
+        .buffered(READ_AHEAD);
     Ok(stream.boxed())
+}
+
+/// Reads exactly `want` bytes at `at`.
+fn read_chunk(file: &std::fs::File, at: u64, want: u64) -> Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; usize::try_from(want).unwrap_or(usize::MAX)];
+    match file.read_exact_at(&mut buf, at) {
+        Ok(()) => Ok(Bytes::from(buf)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::from(
+            std::io::Error::new(e.kind(), "blob shorter than recorded"),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// An object being written in parts; invisible until finished.
