@@ -470,9 +470,12 @@ async fn read_local(
     let stream = futures_util::stream::iter(starts)
         .map(move |at| {
             let file = Arc::clone(&file);
-            let want = (end - at).min(chunk);
+            // Allocated here, on a runtime thread, and freed there once sent:
+            // buffers allocated on the many blocking threads would each leave
+            // their memory in that thread's malloc arena.
+            let buf = vec![0u8; usize::try_from((end - at).min(chunk)).unwrap_or(0)];
             async move {
-                tokio::task::spawn_blocking(move || read_chunk(&file, at, want))
+                tokio::task::spawn_blocking(move || read_chunk(&file, at, buf))
                     .await
                     .map_err(|e| Error::Internal(format!("read task: {e}")))?
             }
@@ -481,10 +484,9 @@ async fn read_local(
     Ok(stream.boxed())
 }
 
-/// Reads exactly `want` bytes at `at`.
-fn read_chunk(file: &std::fs::File, at: u64, want: u64) -> Result<Bytes> {
+/// Fills `buf` from `at`.
+fn read_chunk(file: &std::fs::File, at: u64, mut buf: Vec<u8>) -> Result<Bytes> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; usize::try_from(want).unwrap_or(usize::MAX)];
     match file.read_exact_at(&mut buf, at) {
         Ok(()) => Ok(Bytes::from(buf)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::from(
