@@ -2,11 +2,58 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use rusqlite::Connection;
+
 use super::{Sqlite, ensure_repo, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
 use crate::storage::PartsState;
+
+/// A new session, optionally already finishing a digest.
+fn insert_upload(
+    tx: &Connection,
+    id: &UploadId,
+    repo: &RepoName,
+    owner: Option<&str>,
+    hash_state: &[u8],
+    finishing: Option<&str>,
+) -> Result<()> {
+    ensure_repo(tx, repo.as_str())?;
+    tx.prepare_cached(
+        "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at, owner, finishing)
+         VALUES (?1, ?2, 0, ?3, ?4, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id.as_str(),
+        repo.as_str(),
+        hash_state,
+        now_ms(),
+        owner,
+        finishing
+    ])?;
+    Ok(())
+}
+
+/// `Busy` while garbage collection is removing `digest`.
+fn refuse_if_collecting(tx: &Connection, digest: &str) -> Result<()> {
+    if tx
+        .prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
+        .exists(params![digest])?
+    {
+        return Err(Error::Busy(format!("{digest} is being garbage-collected")));
+    }
+    Ok(())
+}
+
+/// The size of `digest` if its content is stored and sound.
+fn sound_size(tx: &Connection, digest: &str) -> Result<Option<u64>> {
+    let size: Option<i64> = tx
+        .prepare_cached("SELECT size FROM contents WHERE digest = ?1 AND corrupt = 0")?
+        .query_row(params![digest], |r| r.get(0))
+        .optional()?;
+    Ok(size.map(to_u64))
+}
 
 impl UploadMeta for Sqlite {
     fn create_upload(
@@ -16,16 +63,7 @@ impl UploadMeta for Sqlite {
         owner: Option<&str>,
         hash_state: &[u8],
     ) -> Result<()> {
-        self.write(|tx| {
-            ensure_repo(tx, repo.as_str())?;
-            let now = now_ms();
-            tx.execute(
-                "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at, owner)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?4, ?5)",
-                params![id.as_str(), repo.as_str(), hash_state, now, owner],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| insert_upload(tx, id, repo, owner, hash_state, None))
     }
 
     fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>> {
@@ -137,12 +175,7 @@ impl UploadMeta for Sqlite {
     fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>> {
         let d = digest.to_string();
         self.write(|tx| {
-            if tx
-                .prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
-                .exists(params![d])?
-            {
-                return Err(Error::Busy(format!("{d} is being garbage-collected")));
-            }
+            refuse_if_collecting(tx, &d)?;
             let n = tx.execute(
                 "UPDATE uploads SET finishing = ?2 WHERE id = ?1",
                 params![id.as_str(), d],
@@ -150,11 +183,7 @@ impl UploadMeta for Sqlite {
             if n == 0 {
                 return Err(Error::BlobUploadUnknown);
             }
-            let size: Option<i64> = tx
-                .prepare_cached("SELECT size FROM contents WHERE digest = ?1 AND corrupt = 0")?
-                .query_row(params![d], |r| r.get(0))
-                .optional()?;
-            Ok(size.map(to_u64))
+            sound_size(tx, &d)
         })
     }
 
@@ -168,32 +197,9 @@ impl UploadMeta for Sqlite {
     ) -> Result<Option<u64>> {
         let d = digest.to_string();
         self.write(|tx| {
-            if tx
-                .prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
-                .exists(params![d])?
-            {
-                return Err(Error::Busy(format!("{d} is being garbage-collected")));
-            }
-            ensure_repo(tx, repo.as_str())?;
-            let now = now_ms();
-            tx.prepare_cached(
-                "INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at, owner,
-                                      finishing)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                id.as_str(),
-                repo.as_str(),
-                hash_state,
-                now,
-                owner,
-                d
-            ])?;
-            let size: Option<i64> = tx
-                .prepare_cached("SELECT size FROM contents WHERE digest = ?1 AND corrupt = 0")?
-                .query_row(params![d], |r| r.get(0))
-                .optional()?;
-            Ok(size.map(to_u64))
+            refuse_if_collecting(tx, &d)?;
+            insert_upload(tx, id, repo, owner, hash_state, Some(&d))?;
+            sound_size(tx, &d)
         })
     }
 
