@@ -223,7 +223,14 @@ impl BlobStore {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
         let created = !tokio::fs::try_exists(&path).await.unwrap_or(false);
-        tokio::fs::create_dir_all(&dir).await?;
+        if resumable {
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || create_dirs_durably(&d))
+                .await
+                .map_err(|e| Error::Internal(format!("mkdir task: {e}")))??;
+        } else {
+            tokio::fs::create_dir_all(&dir).await?;
+        }
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -282,7 +289,7 @@ impl BlobStore {
                 .parent()
                 .map(std::path::Path::to_path_buf)
                 .unwrap_or_default();
-            std::fs::create_dir_all(&dir)?;
+            create_dirs_durably(&dir)?;
             std::fs::rename(&from, &target)?;
             std::fs::File::open(&dir)?.sync_all()?;
             Ok(())
@@ -429,6 +436,31 @@ impl BlobStore {
     }
 }
 
+/// Creates `dir` and any missing parents so that they survive a crash: each
+/// new directory's entry is synced in its parent. (Syncing a directory makes
+/// the names in it durable, not its own name.)
+fn create_dirs_durably(dir: &FsPath) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 /// Syncs a directory, so that a file created in it survives a crash.
 async fn sync_dir(dir: std::path::PathBuf) -> Result<()> {
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
@@ -522,5 +554,23 @@ impl ObjectWriter {
             tracing::warn!(error = %e, "could not discard a partial object");
         }
         cause
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_created_with_their_missing_parents_and_again_harmlessly() {
+        let root = tempfile::tempdir().ok();
+        let root = root.expect("temp dir");
+        let deep = root.path().join("blobs/sha256/ab");
+        assert!(create_dirs_durably(&deep).is_ok());
+        assert!(deep.is_dir());
+        assert!(
+            create_dirs_durably(&deep).is_ok(),
+            "existing: nothing to do"
+        );
     }
 }
