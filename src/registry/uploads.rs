@@ -220,12 +220,12 @@ impl Registry {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let session = self.append(repo, id, range, body).await?;
-        let sha256 = || -> Result<Digest> {
-            let state = restore_state(&session.hash_state)?;
-            Ok(Digest::from_output(Algorithm::Sha256, &state.finalize()))
-        };
         if digest.algorithm() == Algorithm::Sha256 {
-            check_digest(&sha256()?, digest)?;
+            let state = restore_state(&session.hash_state)?;
+            check_digest(
+                &Digest::from_output(Algorithm::Sha256, &state.finalize()),
+                digest,
+            )?;
         }
         let source = self.assemble(id, &session).await?;
         if digest.algorithm() == Algorithm::Sha512 {

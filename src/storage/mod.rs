@@ -115,10 +115,10 @@ impl BlobStore {
         self.multipart.as_ref().map_or(0, |(_, min)| *min)
     }
 
-    fn multipart(&self) -> Result<(&Arc<dyn MultipartStore>, u64)> {
+    fn multipart(&self) -> Result<&Arc<dyn MultipartStore>> {
         self.multipart
             .as_ref()
-            .map(|(m, min)| (m, *min))
+            .map(|(m, _)| m)
             .ok_or_else(|| Error::Internal("not an object store with multipart uploads".into()))
     }
 
@@ -291,7 +291,7 @@ impl BlobStore {
                 .unwrap_or_default();
             create_dirs_durably(&dir)?;
             std::fs::rename(&from, &target)?;
-            std::fs::File::open(&dir)?.sync_all()?;
+            sync_dir_now(&dir)?;
             Ok(())
         })
         .await
@@ -455,15 +455,20 @@ fn create_dirs_durably(dir: &FsPath) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
+            sync_dir_now(parent)?;
         }
     }
     Ok(())
 }
 
+/// Syncs a directory, so that the names in it survive a crash (blocking).
+fn sync_dir_now(dir: &FsPath) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Syncs a directory, so that a file created in it survives a crash.
 async fn sync_dir(dir: std::path::PathBuf) -> Result<()> {
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+    tokio::task::spawn_blocking(move || sync_dir_now(&dir))
         .await
         .map_err(|e| Error::Internal(format!("sync task: {e}")))??;
     Ok(())

@@ -123,7 +123,7 @@ impl BlobStore {
         state: &PartsState,
         len: u64,
     ) -> Result<Option<StorageKey>> {
-        let (multipart, _) = self.multipart()?;
+        let multipart = self.multipart()?;
         let Some(id) = state
             .multipart_id
             .as_ref()
@@ -164,7 +164,7 @@ impl BlobStore {
 
     /// Gives up a session's multipart upload (expiry, cancel); best effort.
     pub async fn abort_parts(&self, upload: &UploadId, multipart_id: &str) {
-        let Ok((multipart, _)) = self.multipart() else {
+        let Ok(multipart) = self.multipart() else {
             return;
         };
         let path = self.path(&assembled_key(upload));
@@ -186,7 +186,7 @@ impl BlobStore {
         data: Bytes,
         record: RecordMultipart<'_>,
     ) -> Result<()> {
-        let (multipart, _) = self.multipart()?;
+        let multipart = self.multipart()?;
         let path = self.path(&assembled_key(upload));
         let id = match &state.multipart_id {
             Some(id) => id.clone(),
