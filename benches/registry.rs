@@ -5,8 +5,9 @@
 //!
 //! Run: `cargo bench --bench registry` (about six minutes). Knobs:
 //! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10),
-//! `BENCH_BLOB_MIB` (default 1024). The table is also written to
-//! `target/bench-registry.md`.
+//! `BENCH_BLOB_MIB` (default 1024), `BENCH_ONLY` (a comma-separated subset
+//! of `big`, `small`, `lookups`, `tags`; default all). The table is also
+//! written to `target/bench-registry.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,11 @@ fn env_or(key: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Whether the workload group `name` runs (`BENCH_ONLY` unset means all).
+fn selected(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|g| g.trim() == name))
 }
 
 fn sha256(parts: &[&[u8]]) -> String {
@@ -607,58 +613,63 @@ async fn main() {
     for rep in 0..reps {
         eprintln!("repetition {}/{reps}", rep + 1);
         for (i, s) in servers.iter().enumerate() {
-            let cpu0 = s.cpu_seconds();
-            let mut moved = 0.0;
-            for (name, kind) in [
-                (format!("push {size}, monolithic"), 0),
-                (format!("push {size}, 16 MiB chunks"), 1),
-                (format!("push {size}, streamed"), 2),
-            ] {
-                prefix += 1;
-                let blob = Blob::new(prefix, &data);
-                let t = Instant::now();
-                match kind {
-                    0 => push_monolithic(&c, &s.base, "big", &blob).await,
-                    1 => push_chunked(&c, &s.base, "big", &blob, 16 * MIB).await,
-                    _ => push_streamed(&c, &s.base, "big", &blob).await,
+            if selected("big") {
+                let cpu0 = s.cpu_seconds();
+                let mut moved = 0.0;
+                for (name, kind) in [
+                    (format!("push {size}, monolithic"), 0),
+                    (format!("push {size}, 16 MiB chunks"), 1),
+                    (format!("push {size}, streamed"), 2),
+                ] {
+                    prefix += 1;
+                    let blob = Blob::new(prefix, &data);
+                    let t = Instant::now();
+                    match kind {
+                        0 => push_monolithic(&c, &s.base, "big", &blob).await,
+                        1 => push_chunked(&c, &s.base, "big", &blob, 16 * MIB).await,
+                        _ => push_streamed(&c, &s.base, "big", &blob).await,
+                    }
+                    row(
+                        &mut rows,
+                        &name,
+                        "GB/s",
+                        true,
+                        i,
+                        gb / t.elapsed().as_secs_f64(),
+                    );
+                    moved += gb;
                 }
+                let pull_url = format!(
+                    "{}/v2/big/blobs/{}",
+                    s.base,
+                    Blob::new(prefix, &data).digest
+                );
+                let t = Instant::now();
+                pull(&c, &pull_url).await;
                 row(
                     &mut rows,
-                    &name,
+                    &format!("pull {size}, one stream"),
                     "GB/s",
                     true,
                     i,
                     gb / t.elapsed().as_secs_f64(),
                 );
-                moved += gb;
+                let t = Instant::now();
+                futures_util::future::join_all((0..4).map(|_| pull(&c, &pull_url))).await;
+                row(
+                    &mut rows,
+                    &format!("pull {size}, four streams (total)"),
+                    "GB/s",
+                    true,
+                    i,
+                    4.0 * gb / t.elapsed().as_secs_f64(),
+                );
+                moved += 5.0 * gb;
+                cpu_per_gb[i].push((s.cpu_seconds() - cpu0) / moved);
             }
-            let pull_url = format!(
-                "{}/v2/big/blobs/{}",
-                s.base,
-                Blob::new(prefix, &data).digest
-            );
-            let t = Instant::now();
-            pull(&c, &pull_url).await;
-            row(
-                &mut rows,
-                &format!("pull {size}, one stream"),
-                "GB/s",
-                true,
-                i,
-                gb / t.elapsed().as_secs_f64(),
-            );
-            let t = Instant::now();
-            futures_util::future::join_all((0..4).map(|_| pull(&c, &pull_url))).await;
-            row(
-                &mut rows,
-                &format!("pull {size}, four streams (total)"),
-                "GB/s",
-                true,
-                i,
-                4.0 * gb / t.elapsed().as_secs_f64(),
-            );
-            moved += 5.0 * gb;
-            cpu_per_gb[i].push((s.cpu_seconds() - cpu0) / moved);
+            if !selected("small") {
+                continue;
+            }
 
             let t = Instant::now();
             let repo = format!("small{rep}");
@@ -708,8 +719,11 @@ async fn main() {
         }
     }
 
-    eprintln!("manifest look-ups and tag listings");
     for (i, s) in servers.iter().enumerate() {
+        if !selected("lookups") {
+            break;
+        }
+        eprintln!("manifest look-ups");
         let digest = push_image(&c, &s.base, "lookups", "latest", 7).await;
         for conc in [1, 16, 64] {
             let (rps, p50, p99) = load(
@@ -755,6 +769,12 @@ async fn main() {
                 p99,
             );
         }
+    }
+    for (i, s) in servers.iter().enumerate() {
+        if !selected("tags") {
+            break;
+        }
+        eprintln!("tag listings");
         let manifest_digest = push_image(&c, &s.base, "tagged", "t0", 9).await;
         let body = c
             .get(format!("{}/v2/tagged/manifests/{manifest_digest}", s.base))
@@ -843,6 +863,9 @@ async fn main() {
             i,
             s.peak_rss_mib(),
         );
+        if cpu_per_gb[i].is_empty() {
+            continue;
+        }
         let per_gb = median(&cpu_per_gb[i]);
         row(
             &mut rows,

@@ -242,6 +242,10 @@ pub trait BlobMeta {
 
 /// Upload sessions.
 pub trait UploadMeta {
+    /// Opens a session. Its record may reach the disk only with the next
+    /// durable write (an empty session lost in a power cut costs nothing
+    /// acknowledged: the client starts again); so may [`Self::begin_finish`]
+    /// and [`Self::start_single_push`], whose marks guard a running process.
     fn create_upload(
         &self,
         id: &UploadId,

@@ -58,11 +58,7 @@ impl Registry {
                     if let Some(multipart) = multipart {
                         self.blobs.abort_parts(id, multipart).await;
                     }
-                    if let Err(e) = self
-                        .blobs
-                        .delete_prefix(&StorageKey::Upload(id.clone()))
-                        .await
-                    {
+                    if let Err(e) = self.blobs.delete_upload(id).await {
                         report.errors.push(format!("upload {id}: {e}"));
                     }
                 }

@@ -197,7 +197,12 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let session = self.append(repo, id, range, body).await?;
+        let session = self
+            .locked(id, async {
+                let session = self.session(repo, id).await?;
+                self.append(id, session, range, body).await
+            })
+            .await?;
         Ok(UploadStatus {
             id: id.clone(),
             offset: session.offset,
@@ -219,7 +224,38 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let session = self.append(repo, id, range, body).await?;
+        self.locked(id, self.finish_locked(repo, id, digest, range, body))
+            .await
+    }
+
+    async fn finish_locked<S>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        body: S,
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let session = self.session(repo, id).await?;
+        if session.offset == 0 && self.writes_whole_in_place(digest) {
+            // The whole blob in this request (POST, then PUT with the body):
+            // nothing needs to survive a crash before the blob itself does.
+            ChunkRange::check_start(range, 0)?;
+            let len = self.write_whole_in_place(id, digest, body).await?;
+            ChunkRange::check_len(range, len)?;
+            let (i, d) = (id.clone(), digest.clone());
+            let stored = self
+                .retry_busy(move |m| m.begin_finish(&i, &d))
+                .await?
+                .is_some();
+            return self
+                .complete(repo, id, digest, &Assembled::InPlace, len, stored)
+                .await;
+        }
+        let session = self.append(id, session, range, body).await?;
         if digest.algorithm() == Algorithm::Sha256 {
             let state = restore_state(&session.hash_state)?;
             check_digest(
@@ -279,11 +315,7 @@ impl Registry {
         let (i, d) = (id.clone(), digest.clone());
         self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
             .await?;
-        if let Err(e) = self
-            .blobs
-            .delete_prefix(&StorageKey::Upload(id.clone()))
-            .await
-        {
+        if let Err(e) = self.blobs.delete_upload(id).await {
             tracing::warn!(upload = %id, error = %e, "could not remove finished upload parts");
         }
         tracing::info!(repo = %repo, digest = %digest, size, "blob pushed");
@@ -325,7 +357,7 @@ impl Registry {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let id = UploadId::new_random();
-        let result = if self.blobs.appends_in_place() && digest.algorithm() == Algorithm::Sha256 {
+        let result = if self.writes_whole_in_place(digest) {
             self.push_in_place(repo, &id, digest, owner, body).await
         } else {
             match self.open_session(&id, repo, owner).await {
@@ -336,10 +368,7 @@ impl Registry {
         if result.is_err() {
             // Nothing of a single-request upload was acknowledged: its bytes go
             // first (so a full disk gets its space back), then the session.
-            let _ = self
-                .blobs
-                .delete_prefix(&StorageKey::Upload(id.clone()))
-                .await;
+            let _ = self.blobs.delete_upload(&id).await;
             self.cancel_upload(repo, &id).await.ok();
         }
         result
@@ -365,6 +394,23 @@ impl Registry {
             .retry_busy(move |m| m.start_single_push(&i, &r, owner.as_deref(), &state, &d))
             .await?
             .is_some();
+        let len = self.write_whole_in_place(id, digest, body).await?;
+        self.complete(repo, id, digest, &Assembled::InPlace, len, stored)
+            .await
+    }
+
+    /// Whether a blob sent whole in one request is written straight to its
+    /// file and checked as it streams: local disk, sha256.
+    fn writes_whole_in_place(&self, digest: &Digest) -> bool {
+        self.blobs.appends_in_place() && digest.algorithm() == Algorithm::Sha256
+    }
+
+    /// Writes a whole blob to the session's file (not made resumable: it is
+    /// moved into place next) and checks its digest. Returns its length.
+    async fn write_whole_in_place<S>(&self, id: &UploadId, digest: &Digest, body: S) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
         let mut hasher = Sha256::new();
         let len = self
             .blobs
@@ -374,8 +420,7 @@ impl Registry {
             &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
             digest,
         )?;
-        self.complete(repo, id, digest, &Assembled::InPlace, len, stored)
-            .await
+        Ok(len)
     }
 
     /// Cancels a session and removes its bytes.
@@ -388,9 +433,7 @@ impl Registry {
         if let Some(multipart) = &session.parts.multipart_id {
             self.blobs.abort_parts(id, multipart).await;
         }
-        self.blobs
-            .delete_prefix(&StorageKey::Upload(id.clone()))
-            .await
+        self.blobs.delete_upload(id).await
     }
 
     async fn session(&self, repo: &RepoName, id: &UploadId) -> Result<UploadSession> {
@@ -401,21 +444,9 @@ impl Registry {
             .ok_or(Error::BlobUploadUnknown)
     }
 
-    /// Writes one chunk and commits it to the session, under a per-session
-    /// lock (so that chunks of one upload never interleave here) and only if
-    /// the session has not moved meanwhile (another replica). With a `range`,
-    /// the chunk must start where the upload stands and match the body's
-    /// length. Returns the session as it now stands.
-    async fn append<S>(
-        &self,
-        repo: &RepoName,
-        id: &UploadId,
-        range: Option<ChunkRange>,
-        body: S,
-    ) -> Result<UploadSession>
-    where
-        S: Stream<Item = Result<Bytes>> + Send,
-    {
+    /// Runs `work` on session `id` under its lock, so that requests to one
+    /// upload never interleave in this process.
+    async fn locked<T>(&self, id: &UploadId, work: impl Future<Output = Result<T>>) -> Result<T> {
         let lock = {
             let mut locks = self
                 .upload_locks
@@ -423,65 +454,81 @@ impl Registry {
                 .map_err(|_| Error::Internal("upload locks poisoned".into()))?;
             Arc::clone(locks.entry(id.clone()).or_default())
         };
-        let result = async {
+        let result = {
             let _held = lock.lock().await;
-            let mut session = self.session(repo, id).await?;
-            ChunkRange::check_start(range, session.offset)?;
-            let mut hasher = restore_state(&session.hash_state)?;
-            if self.blobs.appends_in_place() {
-                let len = self
-                    .blobs
-                    .append_in_place(id, session.offset, body, |c| hasher.update(c), true)
-                    .await?;
-                ChunkRange::check_len(range, len)?;
-                self.commit_chunk(id, session.offset, len, &hasher, &PartsState::default())
-                    .await?;
-                session.offset += len;
-                session.hash_state = save_state(&hasher);
-                return Ok(session);
-            }
-            let record = self.multipart_recorder(id);
-            let (after, len) = self
-                .blobs
-                .append_parts(
-                    id,
-                    session.offset,
-                    &session.parts,
-                    body,
-                    |c| hasher.update(c),
-                    &record,
-                )
-                .await?;
-            let before = &session.parts;
-            let committed = match ChunkRange::check_len(range, len) {
-                Ok(()) => {
-                    let new = PartsState {
-                        multipart_id: after.multipart_id.clone(),
-                        parts: after.parts[before.parts.len()..].to_vec(),
-                        staged: after.staged.clone(),
-                    };
-                    self.commit_chunk(id, session.offset, len, &hasher, &new)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = committed {
-                self.blobs.discard_staged(id, before, &after).await;
-                return Err(e);
-            }
-            self.blobs.discard_staged(id, &after, before).await;
-            session.offset += len;
-            session.hash_state = save_state(&hasher);
-            session.parts = after;
-            Ok(session)
-        }
-        .await;
+            work.await
+        };
         if let Ok(mut locks) = self.upload_locks.lock()
             && Arc::strong_count(&lock) == 2
         {
             locks.remove(id);
         }
         result
+    }
+
+    /// Writes one chunk and commits it to `session` (read under the
+    /// session's lock, which the caller holds), only if the session has not
+    /// moved meanwhile (another replica). With a `range`, the chunk must start
+    /// where the upload stands and match the body's length. Returns the
+    /// session as it now stands.
+    async fn append<S>(
+        &self,
+        id: &UploadId,
+        mut session: UploadSession,
+        range: Option<ChunkRange>,
+        body: S,
+    ) -> Result<UploadSession>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        ChunkRange::check_start(range, session.offset)?;
+        let mut hasher = restore_state(&session.hash_state)?;
+        if self.blobs.appends_in_place() {
+            let len = self
+                .blobs
+                .append_in_place(id, session.offset, body, |c| hasher.update(c), true)
+                .await?;
+            ChunkRange::check_len(range, len)?;
+            self.commit_chunk(id, session.offset, len, &hasher, &PartsState::default())
+                .await?;
+            session.offset += len;
+            session.hash_state = save_state(&hasher);
+            return Ok(session);
+        }
+        let record = self.multipart_recorder(id);
+        let (after, len) = self
+            .blobs
+            .append_parts(
+                id,
+                session.offset,
+                &session.parts,
+                body,
+                |c| hasher.update(c),
+                &record,
+            )
+            .await?;
+        let before = &session.parts;
+        let committed = match ChunkRange::check_len(range, len) {
+            Ok(()) => {
+                let new = PartsState {
+                    multipart_id: after.multipart_id.clone(),
+                    parts: after.parts[before.parts.len()..].to_vec(),
+                    staged: after.staged.clone(),
+                };
+                self.commit_chunk(id, session.offset, len, &hasher, &new)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            self.blobs.discard_staged(id, before, &after).await;
+            return Err(e);
+        }
+        self.blobs.discard_staged(id, &after, before).await;
+        session.offset += len;
+        session.hash_state = save_state(&hasher);
+        session.parts = after;
+        Ok(session)
     }
 
     /// Saves a session's newly begun multipart upload (see [`RecordMultipart`]).

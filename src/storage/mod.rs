@@ -10,6 +10,7 @@ pub mod faulty;
 mod key;
 mod parts;
 
+use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -216,30 +217,14 @@ impl BlobStore {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
         let path = self.in_place_path(upload)?;
-        let dir = path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        let created = !tokio::fs::try_exists(&path).await.unwrap_or(false);
-        if resumable {
-            let d = dir.clone();
-            tokio::task::spawn_blocking(move || create_dirs_durably(&d))
-                .await
-                .map_err(|e| Error::Internal(format!("mkdir task: {e}")))??;
-        } else {
-            tokio::fs::create_dir_all(&dir).await?;
-        }
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .await?;
-        file.set_len(offset).await?;
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-        let mut buf = bytes::BytesMut::with_capacity(APPEND_BUFFER);
+        // One trip to the blocking pool opens the file, one writes each full
+        // buffer, one writes the rest and syncs.
+        let (file, created) = {
+            let path = path.clone();
+            blocking("open", move || open_for_append(&path, offset, resumable)).await?
+        };
+        let mut buf = Vec::new();
         let mut written = 0u64;
         let mut body = std::pin::pin!(body);
         let outcome: Result<()> = async {
@@ -249,22 +234,31 @@ impl BlobStore {
                 written += chunk.len() as u64;
                 buf.extend_from_slice(&chunk);
                 if buf.len() >= APPEND_BUFFER {
-                    file.write_all(&buf).await?;
-                    buf.clear();
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(APPEND_BUFFER));
+                    let f = Arc::clone(&file);
+                    blocking("write", move || Ok((&*f).write_all(&full)?)).await?;
                 }
             }
-            file.write_all(&buf).await?;
-            file.sync_data().await?;
-            Ok(())
+            // A new file of a resumable upload is made to survive where it is.
+            let dir = (created && resumable)
+                .then(|| path.parent().map(FsPath::to_path_buf))
+                .flatten();
+            let f = Arc::clone(&file);
+            blocking("write", move || {
+                (&*f).write_all(&buf)?;
+                f.sync_data()?;
+                if let Some(dir) = dir {
+                    sync_dir_now(&dir)?;
+                }
+                Ok(())
+            })
+            .await
         }
         .await;
         if let Err(e) = outcome {
             // Give back the space at once (a full disk); the offset is unchanged.
-            let _ = file.set_len(offset).await;
+            let _ = blocking("truncate", move || Ok(file.set_len(offset)?)).await;
             return Err(e);
-        }
-        if created && resumable {
-            sync_dir(dir).await?;
         }
         Ok(written)
     }
@@ -279,7 +273,7 @@ impl BlobStore {
             .clone()
             .ok_or_else(|| Error::Internal("not a local store".into()))?;
         let target = root.join(to.path().as_ref());
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        blocking("seal", move || {
             let file = std::fs::OpenOptions::new().write(true).open(&from)?;
             if file.metadata()?.len() != len {
                 file.set_len(len)?;
@@ -295,7 +289,6 @@ impl BlobStore {
             Ok(())
         })
         .await
-        .map_err(|e| Error::Internal(format!("seal task: {e}")))?
     }
 
     /// The key of an in-place upload's data file.
@@ -417,9 +410,19 @@ impl BlobStore {
         }
     }
 
-    /// Deletes every object under the key's prefix (an upload's parts).
-    pub async fn delete_prefix(&self, key: &StorageKey) -> Result<()> {
-        let prefix = self.path(key);
+    /// Deletes what an upload left (its parts, its data file), if anything.
+    pub async fn delete_upload(&self, upload: &UploadId) -> Result<()> {
+        let key = StorageKey::Upload(upload.clone());
+        if let Some(root) = &self.local_root {
+            // One directory of one or two files: removed directly, without
+            // listing it through the object store.
+            let dir = root.join(key.path().as_ref());
+            return match tokio::fs::remove_dir_all(&dir).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
+        let prefix = self.path(&key);
         let paths = self
             .store
             .list(Some(&prefix))
@@ -466,12 +469,41 @@ fn sync_dir_now(dir: &FsPath) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Syncs a directory, so that a file created in it survives a crash.
-async fn sync_dir(dir: std::path::PathBuf) -> Result<()> {
-    tokio::task::spawn_blocking(move || sync_dir_now(&dir))
+/// Runs file work on the blocking pool; `what` names it in a failure.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::Internal(format!("sync task: {e}")))??;
-    Ok(())
+        .map_err(|e| Error::Internal(format!("{what} task: {e}")))?
+}
+
+/// Opens an upload's data file (creating it, and its directory, if need be:
+/// durably if `resumable`) for writing at `offset`, dropping anything past
+/// it. Returns the file and whether it was created.
+fn open_for_append(
+    path: &FsPath,
+    offset: u64,
+    resumable: bool,
+) -> Result<(Arc<std::fs::File>, bool)> {
+    use std::io::Seek;
+    let created = !path.exists();
+    if let Some(dir) = path.parent() {
+        if resumable {
+            create_dirs_durably(dir)?;
+        } else {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.set_len(offset)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    Ok((Arc::new(file), created))
 }
 
 /// Streams a local file (or a range of it) in large chunks. Each chunk is
@@ -482,7 +514,7 @@ async fn read_local(
     path: std::path::PathBuf,
     range: Option<Range<u64>>,
 ) -> Result<BoxStream<'static, Result<Bytes>>> {
-    let opened = tokio::task::spawn_blocking(move || -> Result<(std::fs::File, u64)> {
+    let (file, len) = blocking("read", move || {
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -496,9 +528,7 @@ async fn read_local(
         let len = file.metadata()?.len();
         Ok((file, len))
     })
-    .await
-    .map_err(|e| Error::Internal(format!("read task: {e}")))?;
-    let (file, len) = opened?;
+    .await?;
     let file = Arc::new(file);
     let range = range.unwrap_or(0..len);
     let chunk = LOCAL_READ_CHUNK as u64;
@@ -511,11 +541,7 @@ async fn read_local(
             // buffers allocated on the many blocking threads would each leave
             // their memory in that thread's malloc arena.
             let buf = vec![0u8; usize::try_from((end - at).min(chunk)).unwrap_or(0)];
-            async move {
-                tokio::task::spawn_blocking(move || read_chunk(&file, at, buf))
-                    .await
-                    .map_err(|e| Error::Internal(format!("read task: {e}")))?
-            }
+            blocking("read", move || read_chunk(&file, at, buf))
         })
         .buffered(READ_AHEAD);
     Ok(stream.boxed())

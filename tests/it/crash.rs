@@ -230,6 +230,65 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
     finish_and_read_back(&berth.base, &loc, &bytes, first).await;
 }
 
+// A blob sent whole in the PUT that closes a session (POST, then PUT with the
+// body) is written without an intermediate commit: killed mid-body, the
+// session stands empty after the restart, and the client's retry completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_put_with_the_whole_body_leaves_the_session_empty_and_retryable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let mut berth = Process::start(dir.path(), port).await;
+    let client = reqwest::Client::new();
+    let bytes = blob(43, 8 * 1024 * 1024);
+    let digest = sha256(&bytes);
+    let r = client
+        .post(format!("{}/v2/crash/blobs/uploads/", berth.base))
+        .send()
+        .await
+        .expect("POST");
+    let loc = location(&r);
+    let id = loc.rsplit('/').next().expect("id").to_owned();
+    let data = dir.path().join("uploads").join(&id).join("data");
+    let put = with_query(&loc, &format!("digest={digest}"));
+    let _conn = half_sent(
+        &berth.base,
+        "PUT",
+        &put,
+        "application/octet-stream",
+        bytes.len(),
+        &bytes[..4 * 1024 * 1024],
+    );
+    poll_until("the body to reach the disk", || {
+        data.metadata().is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    berth.kill();
+
+    let berth = Process::start(dir.path(), port).await;
+    let r = client
+        .get(format!("{}{loc}", berth.base))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "the session survives");
+    assert_eq!(header(&r, "range").as_deref(), Some("0-0"));
+    let blob_url = format!("{}/v2/crash/blobs/{digest}", berth.base);
+    let r = client.head(&blob_url).send().await.expect("HEAD");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "nothing partial visible");
+    let r = client
+        .put(format!("{}{put}", berth.base))
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = client.get(&blob_url).send().await.expect("GET");
+    assert_eq!(sha256(&got.bytes().await.expect("b")), digest);
+    drop(berth);
+    let (clean, report) = fsck(dir.path(), &[]);
+    assert!(clean, "fsck: {report}");
+}
+
 /// Sends `bytes[from..]` as the last chunk of the upload at `loc`, finishes it
 /// and checks that the blob reads back whole.
 async fn finish_and_read_back(base: &str, loc: &str, bytes: &[u8], from: usize) {

@@ -156,6 +156,55 @@ async fn put_without_digest_is_digest_invalid_and_keeps_the_session() {
     assert_eq!(header(&s.get(&loc).await, "range").as_deref(), Some("0-2"));
 }
 
+// A PUT carrying the whole blob to an empty session, refused for a wrong
+// digest or a Content-Range that disagrees with the body, stores no blob. On
+// local disk the blob is written straight to its file, so the session stays
+// empty and the client may send it whole again; on object storage the body
+// is kept as the session's first chunk, and a PUT without a body finishes it.
+#[tokio::test]
+async fn a_refused_put_with_the_whole_body_stores_nothing_and_the_session_goes_on() {
+    let s = TestServer::start().await;
+    let bytes = blob(14, 5000);
+    let digest = sha256(&bytes);
+    let loc = start(&s, "a").await;
+    let wrong = sha256(b"other");
+    let put = |digest: &str, range: Option<&str>, body: Vec<u8>| {
+        let mut req = s
+            .request(Method::PUT, &with_query(&loc, &format!("digest={digest}")))
+            .body(body);
+        if let Some(range) = range {
+            req = req.header("content-range", range);
+        }
+        req.send()
+    };
+    let r = put(&digest, Some("0-99"), bytes.clone())
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "SIZE_INVALID");
+    assert_eq!(header(&s.get(&loc).await, "range").as_deref(), Some("0-0"));
+    let r = put(&wrong, None, bytes.clone()).await.expect("PUT");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    for d in [&wrong, &digest] {
+        let r = s.head(&format!("/v2/a/blobs/{d}")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{d} not visible");
+    }
+    let in_place = s.blobs().appends_in_place();
+    let range = header(&s.get(&loc).await, "range");
+    let r = if in_place {
+        assert_eq!(range.as_deref(), Some("0-0"));
+        put(&digest, Some("0-4999"), bytes.clone()).await
+    } else {
+        assert_eq!(range.as_deref(), Some("0-4999"));
+        put(&digest, None, Vec::new()).await
+    };
+    assert_eq!(r.expect("PUT").status(), StatusCode::CREATED);
+    let got = s.get(&format!("/v2/a/blobs/{digest}")).await;
+    assert_eq!(got.bytes().await.expect("b").as_ref(), bytes.as_slice());
+    assert!(s.stored_objects("uploads").await.is_empty());
+}
+
 // Spec: DELETE on a session cancels it; the session is then unknown.
 #[tokio::test]
 async fn cancelled_sessions_are_unknown() {

@@ -51,30 +51,87 @@ struct Writer {
     batch: u64,
     /// The newest group committed or lost.
     settled: u64,
+    /// Whether a member of the open group needs its commit synced.
+    synced: bool,
+    /// The write-ahead log (none in memory), and the inode last synced into
+    /// its directory.
+    log: Option<(std::path::PathBuf, Option<u64>)>,
+    /// Syncs of the log so far.
+    log_syncs: u64,
     /// Recent groups whose commit failed: whether for want of space, and why.
     failed: std::collections::VecDeque<(u64, bool, String)>,
+}
+
+/// When a write's commit must reach the disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Durability {
+    /// Before the write returns.
+    Synced,
+    /// With the next synced write. For state whose loss in a power cut costs
+    /// nothing acknowledged (a new, empty upload session; a guard that only
+    /// matters while its process lives); a crash of the process alone loses
+    /// nothing, as the log is written before the write returns.
+    Deferred,
 }
 
 /// Failed groups remembered for their members to read.
 const FAILED_KEPT: usize = 64;
 
 impl Writer {
-    fn new(conn: Connection) -> Writer {
+    fn new(conn: Connection, db: Option<&Path>) -> Writer {
+        let log = db.map(|p| {
+            let mut wal = p.as_os_str().to_owned();
+            wal.push("-wal");
+            (std::path::PathBuf::from(wal), None)
+        });
         Writer {
             conn,
+            log,
+            log_syncs: 0,
             batch: 0,
             settled: 0,
+            synced: false,
             failed: std::collections::VecDeque::new(),
         }
     }
 
     /// The group a write joins, beginning one if none is open.
-    fn join(&mut self) -> Result<u64> {
+    fn join(&mut self, durability: Durability) -> Result<u64> {
         if self.settled == self.batch {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.batch += 1;
+            self.synced = false;
         }
+        self.synced |= durability == Durability::Synced;
         Ok(self.batch)
+    }
+
+    /// Syncs the write-ahead log after a commit whose group needs it; the
+    /// first time a log file is seen, its name in the directory too.
+    /// (SQLite's synchronous = NORMAL syncs only at checkpoints.) A group
+    /// that needs no sync is made durable by the next sync of the log, a
+    /// later group's or a checkpoint's, which covers everything before it.
+    fn sync_log(&mut self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Some((path, synced_inode)) = &mut self.log else {
+            return Ok(());
+        };
+        let file = std::fs::File::open(&*path)?;
+        file.sync_all()?;
+        self.log_syncs += 1;
+        let inode = file.metadata()?.ino();
+        if *synced_inode != Some(inode) {
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            *synced_inode = Some(inode);
+        }
+        Ok(())
     }
 
     /// Marks the open group committed, or lost because of `why`.
@@ -127,7 +184,7 @@ impl Sqlite {
         migrate(&writer)?;
         Ok(Sqlite {
             path: Some(path.to_owned()),
-            writer: Mutex::new(Writer::new(writer)),
+            writer: Mutex::new(Writer::new(writer, Some(path))),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
@@ -141,7 +198,7 @@ impl Sqlite {
         migrate(&writer)?;
         Ok(Sqlite {
             path: None,
-            writer: Mutex::new(Writer::new(writer)),
+            writer: Mutex::new(Writer::new(writer, None)),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
@@ -158,9 +215,18 @@ impl Sqlite {
     /// takes it back to commit the group, unless one of them already did. One
     /// fsync then makes many writes durable, instead of one each.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.write_with(Durability::Synced, f)
+    }
+
+    /// [`Self::write`] with a choice of when the commit must be durable.
+    pub(crate) fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let (batch, value) = {
             let mut w = self.writer.lock().map_err(|_| poisoned())?;
-            let batch = w.join()?;
+            let batch = w.join(durability)?;
             w.conn.execute_batch("SAVEPOINT op")?;
             let value = f(&w.conn);
             if w.conn.is_autocommit() {
@@ -187,10 +253,13 @@ impl Sqlite {
             if committed.is_err() && !w.conn.is_autocommit() {
                 let _ = w.conn.execute_batch("ROLLBACK");
             }
-            w.settle(batch, committed.as_ref().err());
-            committed?;
-            // After the commit: a reader that sees the new count sees the new rows.
-            self.writes.fetch_add(1, Ordering::SeqCst);
+            let durable = committed.and_then(|()| {
+                // After the commit: a reader that sees the new count sees the new rows.
+                self.writes.fetch_add(1, Ordering::SeqCst);
+                if w.synced { w.sync_log() } else { Ok(()) }
+            });
+            w.settle(batch, durable.as_ref().err());
+            durable?;
         } else if let Some(why) = w.failure(batch) {
             return value.and(Err(why));
         }
@@ -254,8 +323,10 @@ fn poisoned() -> Error {
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit is on disk before the client hears 201.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // NORMAL: SQLite syncs the log only at checkpoints; Writer::commit
+    // syncs it after every group whose writes must be on disk before the
+    // client hears of them (the durability of FULL, chosen per group).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
@@ -360,5 +431,41 @@ mod tests {
             .ok();
         assert_eq!(names, Some(12));
         assert!(db.generation() >= 1);
+    }
+
+    // A deferred write is committed (readers see it at once) without a sync of
+    // the log; the next synced write syncs it, and both are in the database.
+    #[test]
+    fn deferred_writes_commit_without_a_sync_and_ride_on_the_next_one() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir.expect("dir");
+        let path = dir.path().join("t.db");
+        let db = Sqlite::open(&path).expect("open");
+        let syncs = |db: &Sqlite| db.writer.lock().map(|w| w.log_syncs).unwrap_or(u64::MAX);
+        let insert = |name: &'static str| {
+            move |c: &Connection| {
+                c.execute(
+                    "INSERT INTO repositories (name, created_at) VALUES (?1, 0)",
+                    [name],
+                )?;
+                Ok(())
+            }
+        };
+        let count = |db: &Sqlite| {
+            db.read(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM repositories", [], |r| {
+                    r.get::<_, i64>(0)
+                })?)
+            })
+            .ok()
+        };
+        assert!(db.write_with(Durability::Deferred, insert("a")).is_ok());
+        assert_eq!(syncs(&db), 0);
+        assert_eq!(count(&db), Some(1), "committed and visible");
+        assert!(db.write(insert("b")).is_ok());
+        assert_eq!(syncs(&db), 1);
+        drop(db);
+        let db = Sqlite::open(&path).expect("reopen");
+        assert_eq!(count(&db), Some(2));
     }
 }

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use rusqlite::Connection;
 
-use super::{Sqlite, ensure_repo, now_ms, to_i64, to_u64};
+use super::{Durability, Sqlite, ensure_repo, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
@@ -63,7 +63,9 @@ impl UploadMeta for Sqlite {
         owner: Option<&str>,
         hash_state: &[u8],
     ) -> Result<()> {
-        self.write(|tx| insert_upload(tx, id, repo, owner, hash_state, None))
+        self.write_with(Durability::Deferred, |tx| {
+            insert_upload(tx, id, repo, owner, hash_state, None)
+        })
     }
 
     fn upload(&self, id: &UploadId) -> Result<Option<UploadSession>> {
@@ -174,7 +176,7 @@ impl UploadMeta for Sqlite {
 
     fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>> {
         let d = digest.to_string();
-        self.write(|tx| {
+        self.write_with(Durability::Deferred, |tx| {
             refuse_if_collecting(tx, &d)?;
             let n = tx.execute(
                 "UPDATE uploads SET finishing = ?2 WHERE id = ?1",
@@ -196,7 +198,7 @@ impl UploadMeta for Sqlite {
         digest: &Digest,
     ) -> Result<Option<u64>> {
         let d = digest.to_string();
-        self.write(|tx| {
+        self.write_with(Durability::Deferred, |tx| {
             refuse_if_collecting(tx, &d)?;
             insert_upload(tx, id, repo, owner, hash_state, Some(&d))?;
             sound_size(tx, &d)
