@@ -672,6 +672,7 @@ async fn main() {
             }
 
             let t = Instant::now();
+            let cpu0 = s.cpu_seconds();
             let repo = format!("small{rep}");
             let work: Vec<Vec<u8>> = (0..2000u64)
                 .map(|n| {
@@ -693,6 +694,14 @@ async fn main() {
                 true,
                 i,
                 2000.0 / t.elapsed().as_secs_f64(),
+            );
+            row(
+                &mut rows,
+                "  server CPU ms per blob",
+                "ms",
+                false,
+                i,
+                (s.cpu_seconds() - cpu0) * 1e3 / 2000.0,
             );
 
             let t = Instant::now();

@@ -298,24 +298,27 @@ impl Registry {
         stored: bool,
     ) -> Result<()> {
         let target = StorageKey::Blob(digest.clone());
+        // Whether the upload left anything to remove (an in-place file moved
+        // into place leaves nothing).
+        let mut leftovers = true;
         if !stored {
             let moved = match source {
                 Assembled::Empty => self.blobs.put_bytes(&target, Bytes::new()).await,
                 Assembled::InPlace => self.blobs.seal_in_place(id, size, &target).await,
                 Assembled::Object(key) => self.blobs.move_into_place(key, &target, size).await,
             };
-            if let Err(e) = moved {
+            match moved {
+                Ok(()) => leftovers = !matches!(source, Assembled::InPlace),
                 // A finish that crashed after moving the bytes and before its
                 // commit left them in place: the digest check vouches for them.
-                if self.blobs.size(&target).await? != Some(size) {
-                    return Err(e);
-                }
+                Err(e) if self.blobs.size(&target).await? != Some(size) => return Err(e),
+                Err(_) => {}
             }
         }
         let (i, d) = (id.clone(), digest.clone());
         self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
             .await?;
-        if let Err(e) = self.blobs.delete_upload(id).await {
+        if leftovers && let Err(e) = self.blobs.delete_upload(id).await {
             tracing::warn!(upload = %id, error = %e, "could not remove finished upload parts");
         }
         tracing::info!(repo = %repo, digest = %digest, size, "blob pushed");

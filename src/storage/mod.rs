@@ -37,8 +37,6 @@ const PARTS_IN_FLIGHT: usize = 2;
 
 /// Bytes gathered before each write of an in-place upload.
 const APPEND_BUFFER: usize = 1024 * 1024;
-/// Name of an in-place upload's data file.
-const IN_PLACE_DATA: &str = "data";
 
 /// Read size for local files: large enough that a pull is not a storm of
 /// small reads (object_store's local reader uses 8 KiB).
@@ -217,49 +215,41 @@ impl BlobStore {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let path = self.in_place_path(upload)?;
-        // One trip to the blocking pool opens the file, one writes each full
-        // buffer, one writes the rest and syncs.
-        let (file, created) = {
-            let path = path.clone();
-            blocking("open", move || open_for_append(&path, offset, resumable)).await?
+        // One trip to the blocking pool per full buffer, the first one
+        // opening the file, the last one syncing it: a small blob is opened,
+        // written and synced in one.
+        let mut file = Appender {
+            path: self.in_place_path(upload)?,
+            offset,
+            resumable,
+            open: None,
         };
         let mut buf = Vec::new();
         let mut written = 0u64;
         let mut body = std::pin::pin!(body);
-        let outcome: Result<()> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk?;
-                observe(&chunk);
-                written += chunk.len() as u64;
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= APPEND_BUFFER {
-                    let full = std::mem::replace(&mut buf, Vec::with_capacity(APPEND_BUFFER));
-                    let f = Arc::clone(&file);
-                    blocking("write", move || Ok((&*f).write_all(&full)?)).await?;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // Give back the space at once (a full disk); the offset
+                    // is unchanged.
+                    let _ = blocking("truncate", move || {
+                        file.cut();
+                        Ok(())
+                    })
+                    .await;
+                    return Err(e);
                 }
+            };
+            observe(&chunk);
+            written += chunk.len() as u64;
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= APPEND_BUFFER {
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(APPEND_BUFFER));
+                file = blocking("write", move || file.write(&full, false)).await?;
             }
-            // A new file of a resumable upload is made to survive where it is.
-            let dir = (created && resumable)
-                .then(|| path.parent().map(FsPath::to_path_buf))
-                .flatten();
-            let f = Arc::clone(&file);
-            blocking("write", move || {
-                (&*f).write_all(&buf)?;
-                f.sync_data()?;
-                if let Some(dir) = dir {
-                    sync_dir_now(&dir)?;
-                }
-                Ok(())
-            })
-            .await
         }
-        .await;
-        if let Err(e) = outcome {
-            // Give back the space at once (a full disk); the offset is unchanged.
-            let _ = blocking("truncate", move || Ok(file.set_len(offset)?)).await;
-            return Err(e);
-        }
+        blocking("write", move || file.write(&buf, true)).await?;
         Ok(written)
     }
 
@@ -291,12 +281,11 @@ impl BlobStore {
         .await
     }
 
-    /// The key of an in-place upload's data file.
+    /// The key of an in-place upload's data file: the upload's own key, one
+    /// file (a directory per upload would cost a second inode to create and
+    /// delete for every blob).
     pub fn in_place_key(upload: &UploadId) -> StorageKey {
-        StorageKey::UploadPart {
-            upload: upload.clone(),
-            name: IN_PLACE_DATA.into(),
-        }
+        StorageKey::Upload(upload.clone())
     }
 
     fn in_place_path(&self, upload: &UploadId) -> Result<std::path::PathBuf> {
@@ -414,10 +403,8 @@ impl BlobStore {
     pub async fn delete_upload(&self, upload: &UploadId) -> Result<()> {
         let key = StorageKey::Upload(upload.clone());
         if let Some(root) = &self.local_root {
-            // One directory of one or two files: removed directly, without
-            // listing it through the object store.
-            let dir = root.join(key.path().as_ref());
-            return match tokio::fs::remove_dir_all(&dir).await {
+            // One file: removed directly, without listing the object store.
+            return match tokio::fs::remove_file(root.join(key.path().as_ref())).await {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
                 _ => Ok(()),
             };
@@ -479,31 +466,75 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("{what} task: {e}")))?
 }
 
-/// Opens an upload's data file (creating it, and its directory, if need be:
-/// durably if `resumable`) for writing at `offset`, dropping anything past
-/// it. Returns the file and whether it was created.
-fn open_for_append(
-    path: &FsPath,
+/// An in-place upload's data file, written from `offset` on; opened by the
+/// first write.
+struct Appender {
+    path: std::path::PathBuf,
     offset: u64,
     resumable: bool,
-) -> Result<(Arc<std::fs::File>, bool)> {
-    use std::io::Seek;
-    let created = !path.exists();
-    if let Some(dir) = path.parent() {
-        if resumable {
-            create_dirs_durably(dir)?;
-        } else {
-            std::fs::create_dir_all(dir)?;
+    /// The file, and whether this append created it.
+    open: Option<(std::fs::File, bool)>,
+}
+
+impl Appender {
+    /// Writes `buf`; with `last`, syncs the file (and a resumable upload's
+    /// new file into its directory). A failure cuts the file back to
+    /// `offset` (blocking).
+    fn write(mut self, buf: &[u8], last: bool) -> Result<Appender> {
+        let written = self.try_write(buf, last);
+        if written.is_err() {
+            self.cut();
+        }
+        written.map(|()| self)
+    }
+
+    fn try_write(&mut self, buf: &[u8], last: bool) -> Result<()> {
+        let (file, created) = match &mut self.open {
+            Some(open) => open,
+            None => self.open.insert(self.open_file()?),
+        };
+        file.write_all(buf)?;
+        if last {
+            file.sync_data()?;
+            if *created
+                && self.resumable
+                && let Some(dir) = self.path.parent()
+            {
+                sync_dir_now(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the file (creating it, and its directory, if need be: durably
+    /// if resumable) at `offset`, dropping anything past it (what a failed
+    /// chunk left).
+    fn open_file(&self) -> Result<(std::fs::File, bool)> {
+        use std::io::Seek;
+        let created = !self.path.exists();
+        if let Some(dir) = self.path.parent() {
+            if self.resumable {
+                create_dirs_durably(dir)?;
+            } else {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)?;
+        file.set_len(self.offset)?;
+        file.seek(std::io::SeekFrom::Start(self.offset))?;
+        Ok((file, created))
+    }
+
+    /// Cuts the file back to where this append began (best effort).
+    fn cut(&self) {
+        if let Some((file, _)) = &self.open {
+            let _ = file.set_len(self.offset);
         }
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    file.set_len(offset)?;
-    file.seek(std::io::SeekFrom::Start(offset))?;
-    Ok((Arc::new(file), created))
 }
 
 /// Streams a local file (or a range of it) in large chunks. Each chunk is
