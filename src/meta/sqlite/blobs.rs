@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Sqlite, ensure_repo, now_ms, to_u64};
+use super::{Sqlite, ensure_repo, exec, now_ms, to_u64};
 use crate::error::Result;
 use crate::meta::BlobMeta;
 use crate::oci::{Digest, RepoName};
@@ -47,7 +47,8 @@ impl BlobMeta for Sqlite {
                 return Ok(None);
             };
             ensure_repo(tx, repo.as_str())?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT OR IGNORE INTO repo_blobs (repo, digest, created_at) VALUES (?1, ?2, ?3)",
                 params![repo.as_str(), digest.to_string(), now_ms()],
             )?;
@@ -67,7 +68,8 @@ impl BlobMeta for Sqlite {
 
     fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
         self.write(|tx| {
-            let n = tx.execute(
+            let n = exec(
+                tx,
                 "DELETE FROM repo_blobs WHERE repo = ?1 AND digest = ?2",
                 params![repo.as_str(), digest.to_string()],
             )?;

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Sqlite, digest_column, ensure_repo, now_ms, to_i64, to_u64};
+use super::{Sqlite, digest_column, ensure_repo, exec, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
 use crate::meta::{Actor, ManifestMeta, NewManifest, StoredManifest};
@@ -30,11 +30,11 @@ impl ManifestMeta for Sqlite {
             check_references(tx, repo, m)?;
             ensure_repo(tx, repo)?;
             let now = now_ms();
-            tx.execute(
+            exec(tx,
                 "INSERT OR IGNORE INTO contents (digest, size, created_at) VALUES (?1, ?2, ?3)",
                 params![digest, to_i64(m.size), now],
             )?;
-            let inserted = tx.execute(
+            let inserted = exec(tx,
                 "INSERT OR IGNORE INTO manifests
                  (repo, digest, media_type, artifact_type, subject, size, annotations, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -144,11 +144,13 @@ impl ManifestMeta for Sqlite {
             }
             // A model version takes its lineage with it; facts it stated about
             // others go with it through the foreign key.
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM lineage WHERE repo = ?1 AND model = ?2",
                 params![repo, digest],
             )?;
-            let n = tx.execute(
+            let n = exec(
+                tx,
                 "DELETE FROM manifests WHERE repo = ?1 AND digest = ?2",
                 params![repo, digest],
             )?;
@@ -226,14 +228,15 @@ pub(super) fn move_tag(
     }
     let now = now_ms();
     match to {
-        Some(digest) => tx.execute(
+        Some(digest) => exec(tx,
             "INSERT INTO tags (repo, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
             params![repo, tag, digest, now],
         )?,
-        None => tx.execute("DELETE FROM tags WHERE repo = ?1 AND name = ?2", params![repo, tag])?,
+        None => exec(tx, "DELETE FROM tags WHERE repo = ?1 AND name = ?2", params![repo, tag])?,
     };
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO tag_history (repo, tag, old_digest, new_digest, at, actor, operation, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![

@@ -30,6 +30,9 @@ const MIGRATIONS: &[&str] = &[
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;
+/// Prepared statements kept per connection (rusqlite's default is 16, fewer
+/// than the statements a busy registry runs).
+const STATEMENT_CACHE: usize = 64;
 /// Reader connections at most; readers beyond wait for one.
 const MAX_READERS: usize = 8;
 
@@ -98,7 +101,7 @@ impl Writer {
     /// The group a write joins, beginning one if none is open.
     fn join(&mut self, durability: Durability) -> Result<u64> {
         if self.settled == self.batch {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            exec(&self.conn, "BEGIN IMMEDIATE", [])?;
             self.batch += 1;
             self.synced = false;
         }
@@ -227,7 +230,7 @@ impl Sqlite {
         let (batch, value) = {
             let mut w = self.writer.lock().map_err(|_| poisoned())?;
             let batch = w.join(durability)?;
-            w.conn.execute_batch("SAVEPOINT op")?;
+            exec(&w.conn, "SAVEPOINT op", [])?;
             let value = f(&w.conn);
             if w.conn.is_autocommit() {
                 // SQLite rolled the whole transaction back (a full disk, an
@@ -239,17 +242,15 @@ impl Sqlite {
                 w.settle(batch, Some(&lost));
                 return Err(lost);
             }
-            let end = if value.is_ok() {
-                "RELEASE op"
-            } else {
-                "ROLLBACK TO op; RELEASE op"
-            };
-            w.conn.execute_batch(end)?;
+            if value.is_err() {
+                exec(&w.conn, "ROLLBACK TO op", [])?;
+            }
+            exec(&w.conn, "RELEASE op", [])?;
             (batch, value)
         };
         let mut w = self.writer.lock().map_err(|_| poisoned())?;
         if w.settled < batch {
-            let committed = w.conn.execute_batch("COMMIT").map_err(Error::from);
+            let committed = exec(&w.conn, "COMMIT", []).map(drop);
             if committed.is_err() && !w.conn.is_autocommit() {
                 let _ = w.conn.execute_batch("ROLLBACK");
             }
@@ -310,10 +311,17 @@ fn open_reader(path: &std::path::Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let c = Connection::open_with_flags(path, flags)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // A small page cache each keeps memory flat (the OS page cache does the
     // real caching).
     c.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     Ok(c)
+}
+
+/// Runs one statement through the connection's statement cache, so that it
+/// is parsed once per connection rather than once per call.
+pub(crate) fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+    Ok(c.prepare_cached(sql)?.execute(params)?)
 }
 
 fn poisoned() -> Error {
@@ -322,6 +330,7 @@ fn poisoned() -> Error {
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL: SQLite syncs the log only at checkpoints; Writer::commit
     // syncs it after every group whose writes must be on disk before the
@@ -358,7 +367,8 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Creates the repository row if it is new.
 pub(crate) fn ensure_repo(tx: &Connection, repo: &str) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?1, ?2)",
         rusqlite::params![repo, now_ms()],
     )?;

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use rusqlite::Connection;
 
-use super::{Durability, Sqlite, ensure_repo, now_ms, to_i64, to_u64};
+use super::{Durability, Sqlite, ensure_repo, exec, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
@@ -129,7 +129,8 @@ impl UploadMeta for Sqlite {
             let (staged, staged_size) = chunk
                 .staged
                 .map_or((None, 0), |(name, size)| (Some(name.as_str()), *size));
-            let moved = tx.execute(
+            let moved = exec(
+                tx,
                 "UPDATE uploads SET offset = offset + ?3, hash_state = ?4, updated_at = ?5,
                         staged = ?6, staged_size = ?7
                  WHERE id = ?1 AND offset = ?2",
@@ -159,18 +160,16 @@ impl UploadMeta for Sqlite {
 
     fn set_upload_multipart(&self, id: &UploadId, multipart_id: &str) -> Result<String> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE uploads SET multipart_id = ?2 WHERE id = ?1 AND multipart_id IS NULL",
                 params![id.as_str(), multipart_id],
             )?;
-            tx.query_row(
-                "SELECT multipart_id FROM uploads WHERE id = ?1",
-                params![id.as_str()],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten()
-            .ok_or(Error::BlobUploadUnknown)
+            tx.prepare_cached("SELECT multipart_id FROM uploads WHERE id = ?1")?
+                .query_row(params![id.as_str()], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten()
+                .ok_or(Error::BlobUploadUnknown)
         })
     }
 
@@ -178,7 +177,8 @@ impl UploadMeta for Sqlite {
         let d = digest.to_string();
         self.write_with(Durability::Deferred, |tx| {
             refuse_if_collecting(tx, &d)?;
-            let n = tx.execute(
+            let n = exec(
+                tx,
                 "UPDATE uploads SET finishing = ?2 WHERE id = ?1",
                 params![id.as_str(), d],
             )?;
@@ -216,23 +216,33 @@ impl UploadMeta for Sqlite {
                 .optional()?;
             let repo = repo.ok_or(Error::BlobUploadUnknown)?;
             let now = now_ms();
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO contents (digest, size, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (digest) DO UPDATE SET corrupt = 0 WHERE ?4",
                 params![digest.to_string(), to_i64(size), now, stored],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT OR IGNORE INTO repo_blobs (repo, digest, created_at) VALUES (?1, ?2, ?3)",
                 params![repo, digest.to_string(), now],
             )?;
-            tx.execute("DELETE FROM uploads WHERE id = ?1", params![id.as_str()])?;
+            exec(
+                tx,
+                "DELETE FROM uploads WHERE id = ?1",
+                params![id.as_str()],
+            )?;
             Ok(())
         })
     }
 
     fn cancel_upload(&self, id: &UploadId) -> Result<bool> {
         self.write(|tx| {
-            Ok(tx.execute("DELETE FROM uploads WHERE id = ?1", params![id.as_str()])? > 0)
+            Ok(exec(
+                tx,
+                "DELETE FROM uploads WHERE id = ?1",
+                params![id.as_str()],
+            )? > 0)
         })
     }
 }
