@@ -44,6 +44,23 @@ pub struct Sqlite {
     returned: std::sync::Condvar,
     /// Committed write transactions so far (see [`Changes`]).
     writes: AtomicU64,
+    /// The newest group of writes committed or lost (the writer's `settled`,
+    /// readable without its lock).
+    settled: AtomicU64,
+    /// The write-ahead log, synced apart from the writer's lock.
+    log: Mutex<Log>,
+}
+
+/// The write-ahead log as synced by [`Sqlite::sync_log`].
+struct Log {
+    /// Its path (none in memory).
+    path: Option<std::path::PathBuf>,
+    /// Every group up to this one is durable.
+    durable: u64,
+    /// The log file last synced into its directory.
+    inode: Option<u64>,
+    /// Syncs so far.
+    syncs: u64,
 }
 
 /// The writer connection and the group of writes open on it (see
@@ -54,13 +71,6 @@ struct Writer {
     batch: u64,
     /// The newest group committed or lost.
     settled: u64,
-    /// Whether a member of the open group needs its commit synced.
-    synced: bool,
-    /// The write-ahead log (none in memory), and the inode last synced into
-    /// its directory.
-    log: Option<(std::path::PathBuf, Option<u64>)>,
-    /// Syncs of the log so far.
-    log_syncs: u64,
     /// Recent groups whose commit failed: whether for want of space, and why.
     failed: std::collections::VecDeque<(u64, bool, String)>,
 }
@@ -81,60 +91,22 @@ pub(crate) enum Durability {
 const FAILED_KEPT: usize = 64;
 
 impl Writer {
-    fn new(conn: Connection, db: Option<&Path>) -> Writer {
-        let log = db.map(|p| {
-            let mut wal = p.as_os_str().to_owned();
-            wal.push("-wal");
-            (std::path::PathBuf::from(wal), None)
-        });
+    fn new(conn: Connection) -> Writer {
         Writer {
             conn,
-            log,
-            log_syncs: 0,
             batch: 0,
             settled: 0,
-            synced: false,
             failed: std::collections::VecDeque::new(),
         }
     }
 
     /// The group a write joins, beginning one if none is open.
-    fn join(&mut self, durability: Durability) -> Result<u64> {
+    fn join(&mut self) -> Result<u64> {
         if self.settled == self.batch {
             exec(&self.conn, "BEGIN IMMEDIATE", [])?;
             self.batch += 1;
-            self.synced = false;
         }
-        self.synced |= durability == Durability::Synced;
         Ok(self.batch)
-    }
-
-    /// Syncs the write-ahead log after a commit whose group needs it; the
-    /// first time a log file is seen, its name in the directory too.
-    /// (SQLite's synchronous = NORMAL syncs only at checkpoints.) A group
-    /// that needs no sync is made durable by the next sync of the log, a
-    /// later group's or a checkpoint's, which covers everything before it.
-    fn sync_log(&mut self) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let Some((path, synced_inode)) = &mut self.log else {
-            return Ok(());
-        };
-        let file = std::fs::File::open(&*path)?;
-        file.sync_all()?;
-        self.log_syncs += 1;
-        let inode = file.metadata()?.ino();
-        if *synced_inode != Some(inode) {
-            if let Some(dir) = path.parent() {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            *synced_inode = Some(inode);
-        }
-        Ok(())
     }
 
     /// Marks the open group committed, or lost because of `why`.
@@ -157,6 +129,46 @@ impl Writer {
         } else {
             Error::Internal(format!("a grouped database commit failed: {why}"))
         })
+    }
+}
+
+impl Log {
+    fn new(db: Option<&Path>) -> Log {
+        Log {
+            path: db.map(|p| {
+                let mut wal = p.as_os_str().to_owned();
+                wal.push("-wal");
+                std::path::PathBuf::from(wal)
+            }),
+            durable: 0,
+            inode: None,
+            syncs: 0,
+        }
+    }
+
+    /// Syncs the log file; the first time a log file is seen, its name in
+    /// the directory too.
+    fn sync(&mut self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = std::fs::File::open(path)?;
+        file.sync_all()?;
+        self.syncs += 1;
+        let inode = file.metadata()?.ino();
+        if self.inode != Some(inode) {
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            self.inode = Some(inode);
+        }
+        Ok(())
     }
 }
 
@@ -187,10 +199,12 @@ impl Sqlite {
         migrate(&writer)?;
         Ok(Sqlite {
             path: Some(path.to_owned()),
-            writer: Mutex::new(Writer::new(writer, Some(path))),
+            writer: Mutex::new(Writer::new(writer)),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            log: Mutex::new(Log::new(Some(path))),
         })
     }
 
@@ -201,10 +215,12 @@ impl Sqlite {
         migrate(&writer)?;
         Ok(Sqlite {
             path: None,
-            writer: Mutex::new(Writer::new(writer, None)),
+            writer: Mutex::new(Writer::new(writer)),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            log: Mutex::new(Log::new(None)),
         })
     }
 
@@ -215,8 +231,10 @@ impl Sqlite {
     /// transaction open on the writer connection (beginning one if none is
     /// open); then the caller lets go of the connection, so that writers
     /// waiting for it add their own changes to the same transaction, and
-    /// takes it back to commit the group, unless one of them already did. One
-    /// fsync then makes many writes durable, instead of one each.
+    /// takes it back to commit the group, unless one of them already did.
+    /// The log is synced after the connection is let go (see
+    /// [`Self::sync_log`]), so the next group gathers while it is: one fsync
+    /// makes many writes durable, instead of one each.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.write_with(Durability::Synced, f)
     }
@@ -229,7 +247,7 @@ impl Sqlite {
     ) -> Result<T> {
         let (batch, value) = {
             let mut w = self.writer.lock().map_err(|_| poisoned())?;
-            let batch = w.join(durability)?;
+            let batch = w.join()?;
             exec(&w.conn, "SAVEPOINT op", [])?;
             let value = f(&w.conn);
             if w.conn.is_autocommit() {
@@ -240,6 +258,7 @@ impl Sqlite {
                     Err(e) => e,
                 };
                 w.settle(batch, Some(&lost));
+                self.settled.store(batch, Ordering::SeqCst);
                 return Err(lost);
             }
             if value.is_err() {
@@ -248,23 +267,45 @@ impl Sqlite {
             exec(&w.conn, "RELEASE op", [])?;
             (batch, value)
         };
-        let mut w = self.writer.lock().map_err(|_| poisoned())?;
-        if w.settled < batch {
-            let committed = exec(&w.conn, "COMMIT", []).map(drop);
-            if committed.is_err() && !w.conn.is_autocommit() {
-                let _ = w.conn.execute_batch("ROLLBACK");
-            }
-            let durable = committed.and_then(|()| {
+        {
+            let mut w = self.writer.lock().map_err(|_| poisoned())?;
+            if w.settled < batch {
+                let committed = exec(&w.conn, "COMMIT", []).map(drop);
+                if committed.is_err() && !w.conn.is_autocommit() {
+                    let _ = w.conn.execute_batch("ROLLBACK");
+                }
+                w.settle(batch, committed.as_ref().err());
+                self.settled.store(batch, Ordering::SeqCst);
+                committed?;
                 // After the commit: a reader that sees the new count sees the new rows.
                 self.writes.fetch_add(1, Ordering::SeqCst);
-                if w.synced { w.sync_log() } else { Ok(()) }
-            });
-            w.settle(batch, durable.as_ref().err());
-            durable?;
-        } else if let Some(why) = w.failure(batch) {
-            return value.and(Err(why));
+            } else if let Some(why) = w.failure(batch) {
+                return value.and(Err(why));
+            }
+        }
+        if value.is_ok() && durability == Durability::Synced {
+            self.sync_log(batch)?;
         }
         value
+    }
+
+    /// Makes group `batch` (committed) durable. SQLite runs with
+    /// synchronous = NORMAL, syncing the log only at checkpoints; this syncs
+    /// it after a commit, outside the writer's lock. Syncs are taken in turn,
+    /// and one covers every group committed before it began, so writers that
+    /// queue behind a sync are all made durable by the next one. A deferred
+    /// group is made durable by the next sync, a later group's or a
+    /// checkpoint's.
+    fn sync_log(&self, batch: u64) -> Result<()> {
+        let mut log = self.log.lock().map_err(|_| poisoned())?;
+        if log.durable >= batch {
+            return Ok(());
+        }
+        // Every group up to `upto` has written its frames to the log.
+        let upto = self.settled.load(Ordering::SeqCst);
+        log.sync()?;
+        log.durable = upto;
+        Ok(())
     }
 
     /// Runs `f` on a reader connection (the writer, for an in-memory database).
@@ -451,7 +492,7 @@ mod tests {
         let dir = dir.expect("dir");
         let path = dir.path().join("t.db");
         let db = Sqlite::open(&path).expect("open");
-        let syncs = |db: &Sqlite| db.writer.lock().map(|w| w.log_syncs).unwrap_or(u64::MAX);
+        let syncs = |db: &Sqlite| db.log.lock().map(|l| l.syncs).unwrap_or(u64::MAX);
         let insert = |name: &'static str| {
             move |c: &Connection| {
                 c.execute(
