@@ -84,9 +84,7 @@ impl Registry {
         loop {
             // Written (again) unless the same bytes are there: garbage
             // collection may have taken them while this push waited.
-            if self.blobs.size(&key).await? != Some(body.len() as u64) {
-                self.blobs.put_bytes(&key, body.clone()).await?;
-            }
+            self.blobs.put_small(&key, body.clone()).await?;
             let who = actor.clone();
             let (r, t, rec, imm) = (
                 repo.clone(),

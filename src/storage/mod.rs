@@ -269,14 +269,7 @@ impl BlobStore {
                 file.set_len(len)?;
                 file.sync_all()?;
             }
-            let dir = target
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
-            create_dirs_durably(&dir)?;
-            std::fs::rename(&from, &target)?;
-            sync_dir_now(&dir)?;
-            Ok(())
+            Ok(rename_durably(&from, &target)?)
         })
         .await
     }
@@ -296,7 +289,41 @@ impl BlobStore {
         Ok(root.join(BlobStore::in_place_key(upload).path().as_ref()))
     }
 
-    /// Writes small content (a manifest) in one go.
+    /// Writes small content (a manifest) unless an object of its length is
+    /// there already (content-addressed: the same bytes). On local disk, one
+    /// trip to the blocking pool: a file beside the uploads, synced, then
+    /// moved into place.
+    pub async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            if self.size(key).await? != Some(bytes.len() as u64) {
+                self.put_bytes(key, bytes).await?;
+            }
+            return Ok(());
+        };
+        let target = root.join(key.path().as_ref());
+        let scratch = self.in_place_path(&UploadId::new_random())?;
+        blocking("write", move || {
+            if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
+                return Ok(());
+            }
+            let written = (|| {
+                if let Some(dir) = scratch.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let mut file = std::fs::File::create(&scratch)?;
+                file.write_all(&bytes)?;
+                file.sync_data()?;
+                rename_durably(&scratch, &target)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&scratch);
+            }
+            Ok(written?)
+        })
+        .await
+    }
+
+    /// Writes small content in one go.
     pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
         let stream = futures_util::stream::once(async move { Ok(bytes) });
         self.write_stream(key, stream, |_| {}).await.map(|_| ())
@@ -449,6 +476,15 @@ fn create_dirs_durably(dir: &FsPath) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Moves a synced file to `target` (creating its directory if need be) so
+/// that the move survives a crash.
+fn rename_durably(from: &FsPath, target: &FsPath) -> std::io::Result<()> {
+    let dir = target.parent().unwrap_or(FsPath::new("."));
+    create_dirs_durably(dir)?;
+    std::fs::rename(from, target)?;
+    sync_dir_now(dir)
 }
 
 /// Syncs a directory, so that the names in it survive a crash (blocking).
