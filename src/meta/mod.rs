@@ -269,6 +269,16 @@ pub trait UploadMeta {
     /// collection leaves that digest alone; `Busy` while a collection of it is
     /// under way. Returns the size if the content is already stored and sound.
     fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>>;
+    /// [`Self::begin_finish`] if the session belongs to `repo` and holds no
+    /// bytes yet (the blob comes whole in the finishing request): then
+    /// `Some`, with the stored size if any. `None` leaves the session as it
+    /// was.
+    fn begin_finish_if_empty(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<Option<u64>>>;
     /// Opens a session for a single-request push of `digest` (POST with
     /// `?digest=`), already marked as finishing it: [`Self::create_upload`]
     /// and [`Self::begin_finish`] in one transaction.

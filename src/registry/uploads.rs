@@ -13,7 +13,7 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadSession};
 use crate::oci::{Algorithm, Digest, RepoName, UploadId};
-use crate::storage::{BlobStore, PartsState, StorageKey};
+use crate::storage::{BlobStore, PartsState, StorageKey, Then};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
@@ -239,22 +239,21 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let session = self.session(repo, id).await?;
-        if session.offset == 0 && self.writes_whole_in_place(digest) {
-            // The whole blob in this request (POST, then PUT with the body):
-            // nothing needs to survive a crash before the blob itself does.
-            ChunkRange::check_start(range, 0)?;
-            let len = self.write_whole_in_place(id, digest, body).await?;
-            ChunkRange::check_len(range, len)?;
-            let (i, d) = (id.clone(), digest.clone());
-            let stored = self
-                .retry_busy(move |m| m.begin_finish(&i, &d))
+        if self.writes_whole_in_place(digest) {
+            // The whole blob in this request (POST, then PUT with the body)?
+            // Then nothing needs to survive a crash before the blob itself.
+            let (i, r, d) = (id.clone(), repo.clone(), digest.clone());
+            if let Some(stored) = self
+                .retry_busy(move |m| m.begin_finish_if_empty(&i, &r, &d))
                 .await?
-                .is_some();
-            return self
-                .complete(repo, id, digest, &Assembled::InPlace, len, stored)
-                .await;
+            {
+                ChunkRange::check_start(range, 0)?;
+                return self
+                    .push_whole_in_place(repo, id, digest, range, stored.is_some(), body)
+                    .await;
+            }
         }
+        let session = self.session(repo, id).await?;
         let session = self.append(id, session, range, body).await?;
         if digest.algorithm() == Algorithm::Sha256 {
             let state = restore_state(&session.hash_state)?;
@@ -315,12 +314,25 @@ impl Registry {
                 Err(_) => {}
             }
         }
-        let (i, d) = (id.clone(), digest.clone());
-        self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
-            .await?;
+        self.record_blob(repo, id, digest, size, stored).await?;
         if leftovers && let Err(e) = self.blobs.delete_upload(id).await {
             tracing::warn!(upload = %id, error = %e, "could not remove finished upload parts");
         }
+        Ok(())
+    }
+
+    /// Records the blob, now in place, ending the session.
+    async fn record_blob(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        size: u64,
+        stored: bool,
+    ) -> Result<()> {
+        let (i, d) = (id.clone(), digest.clone());
+        self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
+            .await?;
         tracing::info!(repo = %repo, digest = %digest, size, "blob pushed");
         Ok(())
     }
@@ -397,8 +409,7 @@ impl Registry {
             .retry_busy(move |m| m.start_single_push(&i, &r, owner.as_deref(), &state, &d))
             .await?
             .is_some();
-        let len = self.write_whole_in_place(id, digest, body).await?;
-        self.complete(repo, id, digest, &Assembled::InPlace, len, stored)
+        self.push_whole_in_place(repo, id, digest, None, stored, body)
             .await
     }
 
@@ -408,22 +419,44 @@ impl Registry {
         self.blobs.appends_in_place() && digest.algorithm() == Algorithm::Sha256
     }
 
-    /// Writes a whole blob to the session's file (not made resumable: it is
-    /// moved into place next) and checks its digest. Returns its length.
-    async fn write_whole_in_place<S>(&self, id: &UploadId, digest: &Digest, body: S) -> Result<u64>
+    /// Writes a whole blob to the session's file on local disk, checking its
+    /// length against `range` and its digest as it streams, then in the last
+    /// trip to the disk syncs it and moves it into place (or drops it, if
+    /// `stored`), and records it: the session is already marked as finishing
+    /// `digest`. Nothing is made resumable: a blob refused or cut off leaves
+    /// the session empty.
+    async fn push_whole_in_place<S>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        stored: bool,
+        body: S,
+    ) -> Result<()>
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
+        let mut writer = self.blobs.in_place_writer(id, 0, false)?;
         let mut hasher = Sha256::new();
-        let len = self
-            .blobs
-            .append_in_place(id, 0, body, |c| hasher.update(c), false)
-            .await?;
-        check_digest(
-            &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
-            digest,
-        )?;
-        Ok(len)
+        let len = writer.take(body, |c| hasher.update(c)).await?;
+        let verified = ChunkRange::check_len(range, len).and_then(|()| {
+            check_digest(
+                &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
+                digest,
+            )
+        });
+        if let Err(e) = verified {
+            writer.abandon().await;
+            return Err(e);
+        }
+        let then = if stored {
+            Then::Discard
+        } else {
+            Then::MoveTo(StorageKey::Blob(digest.clone()))
+        };
+        writer.finish(then).await?;
+        self.record_blob(repo, id, digest, len, stored).await
     }
 
     /// Cancels a session and removes its bytes.
@@ -489,7 +522,7 @@ impl Registry {
         if self.blobs.appends_in_place() {
             let len = self
                 .blobs
-                .append_in_place(id, session.offset, body, |c| hasher.update(c), true)
+                .append_in_place(id, session.offset, body, |c| hasher.update(c))
                 .await?;
             ChunkRange::check_len(range, len)?;
             self.commit_chunk(id, session.offset, len, &hasher, &PartsState::default())

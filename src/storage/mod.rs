@@ -199,58 +199,49 @@ impl BlobStore {
     }
 
     /// Local disk: writes `body` into the upload's data file at `offset`, first
-    /// dropping anything past `offset` (what a failed chunk left), and syncs it.
-    /// With `resumable`, the file is also made to survive a crash where it is
-    /// (its directory synced); a single-request push, moved into place at
-    /// once, does not need that. The caller serialises chunks of one upload.
-    /// Returns the bytes written.
+    /// dropping anything past `offset` (what a failed chunk left), and syncs it
+    /// so that it survives a crash where it is (a new file synced into its
+    /// directory too). The caller serialises chunks of one upload. Returns the
+    /// bytes written.
     pub async fn append_in_place<S>(
         &self,
         upload: &UploadId,
         offset: u64,
         body: S,
         mut observe: impl FnMut(&[u8]),
-        resumable: bool,
     ) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        // One trip to the blocking pool per full buffer, the first one
-        // opening the file, the last one syncing it: a small blob is opened,
-        // written and synced in one.
-        let mut file = Appender {
-            path: self.in_place_path(upload)?,
-            offset,
-            resumable,
-            open: None,
-        };
-        let mut buf = Vec::new();
-        let mut written = 0u64;
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    // Give back the space at once (a full disk); the offset
-                    // is unchanged.
-                    let _ = blocking("truncate", move || {
-                        file.cut();
-                        Ok(())
-                    })
-                    .await;
-                    return Err(e);
-                }
-            };
-            observe(&chunk);
-            written += chunk.len() as u64;
-            buf.extend_from_slice(&chunk);
-            if buf.len() >= APPEND_BUFFER {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(APPEND_BUFFER));
-                file = blocking("write", move || file.write(&full, false)).await?;
-            }
-        }
-        blocking("write", move || file.write(&buf, true)).await?;
-        Ok(written)
+        let mut writer = self.in_place_writer(upload, offset, true)?;
+        writer.take(body, |c| observe(c)).await?;
+        writer.finish(Then::Keep).await
+    }
+
+    /// Local disk: a writer of the upload's data file from `offset` on (see
+    /// [`InPlaceWriter`]); `resumable` if what it writes must survive a crash
+    /// where it is, not only once moved into place.
+    pub fn in_place_writer(
+        &self,
+        upload: &UploadId,
+        offset: u64,
+        resumable: bool,
+    ) -> Result<InPlaceWriter> {
+        let root = self
+            .local_root
+            .clone()
+            .ok_or_else(|| Error::Internal("not a local store".into()))?;
+        Ok(InPlaceWriter {
+            root,
+            file: Some(Appender {
+                path: self.in_place_path(upload)?,
+                offset,
+                resumable,
+                open: None,
+            }),
+            buf: Vec::new(),
+            written: 0,
+        })
     }
 
     /// Local disk: cuts the upload's data file to exactly `len` bytes and moves
@@ -502,6 +493,105 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("{what} task: {e}")))?
 }
 
+/// Writes an upload's data file on local disk in large buffers: one trip to
+/// the blocking pool per full buffer (the first also opening the file) and
+/// one for the rest, which also syncs it and does what [`Then`] says. A
+/// small blob is opened, written, synced and moved into place in one trip.
+pub struct InPlaceWriter {
+    /// The store's directory.
+    root: std::path::PathBuf,
+    /// The file; none once a write failed (the file was cut back then).
+    file: Option<Appender>,
+    buf: Vec<u8>,
+    written: u64,
+}
+
+/// What becomes of an in-place upload's file once it is written.
+pub enum Then {
+    /// It stays where it is: a chunk of a resumable upload.
+    Keep,
+    /// It moves to its content address (a verified blob).
+    MoveTo(StorageKey),
+    /// It is removed (its content is stored already).
+    Discard,
+}
+
+/// [`Then`], with the target's path.
+enum Last {
+    Keep,
+    MoveTo(std::path::PathBuf),
+    Discard,
+}
+
+impl InPlaceWriter {
+    /// Takes in a whole body (each piece shown to `observe`); on a failure,
+    /// gives up as [`Self::abandon`] does. Returns the bytes taken so far.
+    pub async fn take<S>(&mut self, body: S, mut observe: impl FnMut(&[u8])) -> Result<u64>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let written = match chunk {
+                Ok(chunk) => {
+                    observe(&chunk);
+                    self.write(&chunk).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                self.abandon().await;
+                return Err(e);
+            }
+        }
+        Ok(self.written)
+    }
+
+    /// Adds `chunk`, writing once a buffer is full.
+    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(chunk);
+        self.written += chunk.len() as u64;
+        if self.buf.len() >= APPEND_BUFFER {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(APPEND_BUFFER));
+            let file = self.appender()?;
+            self.file = Some(blocking("write", move || file.write(&full, None)).await?);
+        }
+        Ok(())
+    }
+
+    /// Writes the rest and syncs, then does what `then` says. Returns the
+    /// bytes written.
+    pub async fn finish(mut self, then: Then) -> Result<u64> {
+        let file = self.appender()?;
+        let (buf, written) = (std::mem::take(&mut self.buf), self.written);
+        let last = match then {
+            Then::Keep => Last::Keep,
+            Then::MoveTo(key) => Last::MoveTo(self.root.join(key.path().as_ref())),
+            Then::Discard => Last::Discard,
+        };
+        blocking("write", move || file.write(&buf, Some(last))).await?;
+        Ok(written)
+    }
+
+    /// Gives up: cuts the file back to where this writer began, giving back
+    /// the space at once (a full disk).
+    pub async fn abandon(&mut self) {
+        if let Some(file) = self.file.take() {
+            let _ = blocking("truncate", move || {
+                file.cut();
+                Ok(())
+            })
+            .await;
+        }
+    }
+
+    fn appender(&mut self) -> Result<Appender> {
+        self.file
+            .take()
+            .ok_or_else(|| Error::Internal("write after a failed write".into()))
+    }
+}
+
 /// An in-place upload's data file, written from `offset` on; opened by the
 /// first write.
 struct Appender {
@@ -513,30 +603,45 @@ struct Appender {
 }
 
 impl Appender {
-    /// Writes `buf`; with `last`, syncs the file (and a resumable upload's
-    /// new file into its directory). A failure cuts the file back to
-    /// `offset` (blocking).
-    fn write(mut self, buf: &[u8], last: bool) -> Result<Appender> {
-        let written = self.try_write(buf, last);
+    /// Writes `buf`; with `then` (the last write), syncs the file and keeps
+    /// it (a resumable upload's new file synced into its directory), moves it
+    /// into place, or removes it. A failure cuts the file back to `offset`
+    /// (blocking).
+    fn write(mut self, buf: &[u8], then: Option<Last>) -> Result<Appender> {
+        let written = self.try_write(buf, then);
         if written.is_err() {
             self.cut();
         }
         written.map(|()| self)
     }
 
-    fn try_write(&mut self, buf: &[u8], last: bool) -> Result<()> {
+    fn try_write(&mut self, buf: &[u8], then: Option<Last>) -> Result<()> {
+        if matches!(then, Some(Last::Discard)) {
+            self.open = None;
+            return match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
         let (file, created) = match &mut self.open {
             Some(open) => open,
             None => self.open.insert(self.open_file()?),
         };
         file.write_all(buf)?;
-        if last {
-            file.sync_data()?;
-            if *created
-                && self.resumable
-                && let Some(dir) = self.path.parent()
-            {
-                sync_dir_now(dir)?;
+        match then {
+            None | Some(Last::Discard) => {}
+            Some(Last::Keep) => {
+                file.sync_data()?;
+                if *created
+                    && self.resumable
+                    && let Some(dir) = self.path.parent()
+                {
+                    sync_dir_now(dir)?;
+                }
+            }
+            Some(Last::MoveTo(target)) => {
+                file.sync_data()?;
+                rename_durably(&self.path, &target)?;
             }
         }
         Ok(())

@@ -181,8 +181,14 @@ async fn the_same_blob_pushed_to_two_repositories_is_stored_once() {
     let s = TestServer::start().await;
     let bytes = blob(6, 10_000);
     s.push_blob("one", &bytes).await;
-    s.push_blob("two", &bytes).await;
+    let digest = s.push_blob("two", &bytes).await;
     assert_eq!(s.stored_objects("blobs").await.len(), 1);
+    assert!(
+        s.stored_objects("uploads").await.is_empty(),
+        "the second copy is not kept"
+    );
+    let got = s.get(&format!("/v2/two/blobs/{digest}")).await;
+    assert_eq!(got.bytes().await.expect("b").as_ref(), bytes.as_slice());
 }
 
 // Spec (content management): DELETE of a blob answers 202, then GET 404.

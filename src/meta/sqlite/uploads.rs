@@ -189,6 +189,28 @@ impl UploadMeta for Sqlite {
         })
     }
 
+    fn begin_finish_if_empty(
+        &self,
+        id: &UploadId,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<Option<u64>>> {
+        let d = digest.to_string();
+        self.write_with(Durability::Deferred, |tx| {
+            let n = exec(
+                tx,
+                "UPDATE uploads SET finishing = ?2 WHERE id = ?1 AND repo = ?3 AND offset = 0",
+                params![id.as_str(), d, repo.as_str()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            // Refused, the mark is rolled back with the rest of this write.
+            refuse_if_collecting(tx, &d)?;
+            sound_size(tx, &d).map(Some)
+        })
+    }
+
     fn start_single_push(
         &self,
         id: &UploadId,
