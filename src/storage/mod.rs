@@ -8,9 +8,9 @@
 pub mod backend;
 pub mod faulty;
 mod key;
+mod local;
 mod parts;
 
-use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 pub use key::StorageKey;
+pub use local::{InPlaceWriter, Then};
 pub use parts::{PartsState, RecordMultipart};
 
 use crate::error::{Error, Result};
@@ -34,15 +35,6 @@ use crate::oci::UploadId;
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts in flight at once while streaming; bounds memory per upload.
 const PARTS_IN_FLIGHT: usize = 2;
-
-/// Bytes gathered before each write of an in-place upload.
-const APPEND_BUFFER: usize = 1024 * 1024;
-
-/// Read size for local files: large enough that a pull is not a storm of
-/// small reads (object_store's local reader uses 8 KiB).
-const LOCAL_READ_CHUNK: usize = 1024 * 1024;
-/// Chunks read ahead of the socket per pull.
-const READ_AHEAD: usize = 2;
 
 /// Largest object a backend copies in one request (S3's CopyObject limit);
 /// larger ones are streamed through into place.
@@ -198,122 +190,6 @@ impl BlobStore {
         self.local_root.is_some()
     }
 
-    /// Local disk: writes `body` into the upload's data file at `offset`, first
-    /// dropping anything past `offset` (what a failed chunk left), and syncs it
-    /// so that it survives a crash where it is (a new file synced into its
-    /// directory too). The caller serialises chunks of one upload. Returns the
-    /// bytes written.
-    pub async fn append_in_place<S>(
-        &self,
-        upload: &UploadId,
-        offset: u64,
-        body: S,
-        mut observe: impl FnMut(&[u8]),
-    ) -> Result<u64>
-    where
-        S: Stream<Item = Result<Bytes>> + Send,
-    {
-        let mut writer = self.in_place_writer(upload, offset, true)?;
-        writer.take(body, |c| observe(c)).await?;
-        writer.finish(Then::Keep).await
-    }
-
-    /// Local disk: a writer of the upload's data file from `offset` on (see
-    /// [`InPlaceWriter`]); `resumable` if what it writes must survive a crash
-    /// where it is, not only once moved into place.
-    pub fn in_place_writer(
-        &self,
-        upload: &UploadId,
-        offset: u64,
-        resumable: bool,
-    ) -> Result<InPlaceWriter> {
-        let root = self
-            .local_root
-            .clone()
-            .ok_or_else(|| Error::Internal("not a local store".into()))?;
-        Ok(InPlaceWriter {
-            root,
-            file: Some(Appender {
-                path: self.in_place_path(upload)?,
-                offset,
-                resumable,
-                open: None,
-            }),
-            buf: Vec::new(),
-            written: 0,
-        })
-    }
-
-    /// Local disk: cuts the upload's data file to exactly `len` bytes and moves
-    /// it to `to`, durably. Every append synced what it wrote, so only a file
-    /// longer than `len` (a chunk cut off by a crash) needs cutting and syncing.
-    pub async fn seal_in_place(&self, upload: &UploadId, len: u64, to: &StorageKey) -> Result<()> {
-        let from = self.in_place_path(upload)?;
-        let root = self
-            .local_root
-            .clone()
-            .ok_or_else(|| Error::Internal("not a local store".into()))?;
-        let target = root.join(to.path().as_ref());
-        blocking("seal", move || {
-            let file = std::fs::OpenOptions::new().write(true).open(&from)?;
-            if file.metadata()?.len() != len {
-                file.set_len(len)?;
-                file.sync_all()?;
-            }
-            Ok(rename_durably(&from, &target)?)
-        })
-        .await
-    }
-
-    /// The key of an in-place upload's data file: the upload's own key, one
-    /// file (a directory per upload would cost a second inode to create and
-    /// delete for every blob).
-    pub fn in_place_key(upload: &UploadId) -> StorageKey {
-        StorageKey::Upload(upload.clone())
-    }
-
-    fn in_place_path(&self, upload: &UploadId) -> Result<std::path::PathBuf> {
-        let root = self
-            .local_root
-            .as_ref()
-            .ok_or_else(|| Error::Internal("not a local store".into()))?;
-        Ok(root.join(BlobStore::in_place_key(upload).path().as_ref()))
-    }
-
-    /// Writes small content (a manifest) unless an object of its length is
-    /// there already (content-addressed: the same bytes). On local disk, one
-    /// trip to the blocking pool: a file beside the uploads, synced, then
-    /// moved into place.
-    pub async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            if self.size(key).await? != Some(bytes.len() as u64) {
-                self.put_bytes(key, bytes).await?;
-            }
-            return Ok(());
-        };
-        let target = root.join(key.path().as_ref());
-        let scratch = self.in_place_path(&UploadId::new_random())?;
-        blocking("write", move || {
-            if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
-                return Ok(());
-            }
-            let written = (|| {
-                if let Some(dir) = scratch.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let mut file = std::fs::File::create(&scratch)?;
-                file.write_all(&bytes)?;
-                file.sync_data()?;
-                rename_durably(&scratch, &target)
-            })();
-            if written.is_err() {
-                let _ = std::fs::remove_file(&scratch);
-            }
-            Ok(written?)
-        })
-        .await
-    }
-
     /// Writes small content in one go.
     pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
         let stream = futures_util::stream::once(async move { Ok(bytes) });
@@ -336,7 +212,7 @@ impl BlobStore {
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
         if let Some(root) = &self.local_root {
-            return read_local(root.join(key.path().as_ref()), range).await;
+            return local::read_local(root.join(key.path().as_ref()), range).await;
         }
         let options = GetOptions::new().with_range(range.map(GetRange::Bounded));
         let result = self.store.get_opts(&self.path(key), options).await?;
@@ -444,293 +320,6 @@ impl BlobStore {
     }
 }
 
-/// Creates `dir` and any missing parents so that they survive a crash: each
-/// new directory's entry is synced in its parent. (Syncing a directory makes
-/// the names in it durable, not its own name.)
-fn create_dirs_durably(dir: &FsPath) -> std::io::Result<()> {
-    let mut missing = Vec::new();
-    let mut at = dir;
-    while !at.exists() {
-        missing.push(at.to_path_buf());
-        match at.parent() {
-            Some(parent) => at = parent,
-            None => break,
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    for created in missing.iter().rev() {
-        if let Some(parent) = created.parent() {
-            sync_dir_now(parent)?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves a synced file to `target` (creating its directory if need be) so
-/// that the move survives a crash.
-fn rename_durably(from: &FsPath, target: &FsPath) -> std::io::Result<()> {
-    let dir = target.parent().unwrap_or(FsPath::new("."));
-    create_dirs_durably(dir)?;
-    std::fs::rename(from, target)?;
-    sync_dir_now(dir)
-}
-
-/// Syncs a directory, so that the names in it survive a crash (blocking).
-fn sync_dir_now(dir: &FsPath) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Runs file work on the blocking pool; `what` names it in a failure.
-async fn blocking<T: Send + 'static>(
-    what: &'static str,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Internal(format!("{what} task: {e}")))?
-}
-
-/// Writes an upload's data file on local disk in large buffers: one trip to
-/// the blocking pool per full buffer (the first also opening the file) and
-/// one for the rest, which also syncs it and does what [`Then`] says. A
-/// small blob is opened, written, synced and moved into place in one trip.
-pub struct InPlaceWriter {
-    /// The store's directory.
-    root: std::path::PathBuf,
-    /// The file; none once a write failed (the file was cut back then).
-    file: Option<Appender>,
-    buf: Vec<u8>,
-    written: u64,
-}
-
-/// What becomes of an in-place upload's file once it is written.
-pub enum Then {
-    /// It stays where it is: a chunk of a resumable upload.
-    Keep,
-    /// It moves to its content address (a verified blob).
-    MoveTo(StorageKey),
-    /// It is removed (its content is stored already).
-    Discard,
-}
-
-/// [`Then`], with the target's path.
-enum Last {
-    Keep,
-    MoveTo(std::path::PathBuf),
-    Discard,
-}
-
-impl InPlaceWriter {
-    /// Takes in a whole body (each piece shown to `observe`); on a failure,
-    /// gives up as [`Self::abandon`] does. Returns the bytes taken so far.
-    pub async fn take<S>(&mut self, body: S, mut observe: impl FnMut(&[u8])) -> Result<u64>
-    where
-        S: Stream<Item = Result<Bytes>> + Send,
-    {
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let written = match chunk {
-                Ok(chunk) => {
-                    observe(&chunk);
-                    self.write(&chunk).await
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                self.abandon().await;
-                return Err(e);
-            }
-        }
-        Ok(self.written)
-    }
-
-    /// Adds `chunk`, writing once a buffer is full.
-    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(chunk);
-        self.written += chunk.len() as u64;
-        if self.buf.len() >= APPEND_BUFFER {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(APPEND_BUFFER));
-            let file = self.appender()?;
-            self.file = Some(blocking("write", move || file.write(&full, None)).await?);
-        }
-        Ok(())
-    }
-
-    /// Writes the rest and syncs, then does what `then` says. Returns the
-    /// bytes written.
-    pub async fn finish(mut self, then: Then) -> Result<u64> {
-        let file = self.appender()?;
-        let (buf, written) = (std::mem::take(&mut self.buf), self.written);
-        let last = match then {
-            Then::Keep => Last::Keep,
-            Then::MoveTo(key) => Last::MoveTo(self.root.join(key.path().as_ref())),
-            Then::Discard => Last::Discard,
-        };
-        blocking("write", move || file.write(&buf, Some(last))).await?;
-        Ok(written)
-    }
-
-    /// Gives up: cuts the file back to where this writer began, giving back
-    /// the space at once (a full disk).
-    pub async fn abandon(&mut self) {
-        if let Some(file) = self.file.take() {
-            let _ = blocking("truncate", move || {
-                file.cut();
-                Ok(())
-            })
-            .await;
-        }
-    }
-
-    fn appender(&mut self) -> Result<Appender> {
-        self.file
-            .take()
-            .ok_or_else(|| Error::Internal("write after a failed write".into()))
-    }
-}
-
-/// An in-place upload's data file, written from `offset` on; opened by the
-/// first write.
-struct Appender {
-    path: std::path::PathBuf,
-    offset: u64,
-    resumable: bool,
-    /// The file, and whether this append created it.
-    open: Option<(std::fs::File, bool)>,
-}
-
-impl Appender {
-    /// Writes `buf`; with `then` (the last write), syncs the file and keeps
-    /// it (a resumable upload's new file synced into its directory), moves it
-    /// into place, or removes it. A failure cuts the file back to `offset`
-    /// (blocking).
-    fn write(mut self, buf: &[u8], then: Option<Last>) -> Result<Appender> {
-        let written = self.try_write(buf, then);
-        if written.is_err() {
-            self.cut();
-        }
-        written.map(|()| self)
-    }
-
-    fn try_write(&mut self, buf: &[u8], then: Option<Last>) -> Result<()> {
-        if matches!(then, Some(Last::Discard)) {
-            self.open = None;
-            return match std::fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            };
-        }
-        let (file, created) = match &mut self.open {
-            Some(open) => open,
-            None => self.open.insert(self.open_file()?),
-        };
-        file.write_all(buf)?;
-        match then {
-            None | Some(Last::Discard) => {}
-            Some(Last::Keep) => {
-                file.sync_data()?;
-                if *created
-                    && self.resumable
-                    && let Some(dir) = self.path.parent()
-                {
-                    sync_dir_now(dir)?;
-                }
-            }
-            Some(Last::MoveTo(target)) => {
-                file.sync_data()?;
-                rename_durably(&self.path, &target)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens the file (creating it, and its directory, if need be: durably
-    /// if resumable) at `offset`, dropping anything past it (what a failed
-    /// chunk left).
-    fn open_file(&self) -> Result<(std::fs::File, bool)> {
-        use std::io::Seek;
-        let created = !self.path.exists();
-        if let Some(dir) = self.path.parent() {
-            if self.resumable {
-                create_dirs_durably(dir)?;
-            } else {
-                std::fs::create_dir_all(dir)?;
-            }
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)?;
-        file.set_len(self.offset)?;
-        file.seek(std::io::SeekFrom::Start(self.offset))?;
-        Ok((file, created))
-    }
-
-    /// Cuts the file back to where this append began (best effort).
-    fn cut(&self) {
-        if let Some((file, _)) = &self.open {
-            let _ = file.set_len(self.offset);
-        }
-    }
-}
-
-/// Streams a local file (or a range of it) in large chunks. Each chunk is
-/// read with `pread` straight into its own buffer on the blocking pool (no
-/// second copy through tokio's file buffer), the next one while the socket
-/// takes the current one; no thread is held between chunks.
-async fn read_local(
-    path: std::path::PathBuf,
-    range: Option<Range<u64>>,
-) -> Result<BoxStream<'static, Result<Bytes>>> {
-    let (file, len) = blocking("read", move || {
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Storage(object_store::Error::NotFound {
-                    path: path.display().to_string(),
-                    source: Box::new(e),
-                }));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let len = file.metadata()?.len();
-        Ok((file, len))
-    })
-    .await?;
-    let file = Arc::new(file);
-    let range = range.unwrap_or(0..len);
-    let chunk = LOCAL_READ_CHUNK as u64;
-    let starts = (range.start..range.end).step_by(LOCAL_READ_CHUNK);
-    let end = range.end;
-    let stream = futures_util::stream::iter(starts)
-        .map(move |at| {
-            let file = Arc::clone(&file);
-            // Allocated here, on a runtime thread, and freed there once sent:
-            // buffers allocated on the many blocking threads would each leave
-            // their memory in that thread's malloc arena.
-            let buf = vec![0u8; usize::try_from((end - at).min(chunk)).unwrap_or(0)];
-            blocking("read", move || read_chunk(&file, at, buf))
-        })
-        .buffered(READ_AHEAD);
-    Ok(stream.boxed())
-}
-
-/// Fills `buf` from `at`.
-fn read_chunk(file: &std::fs::File, at: u64, mut buf: Vec<u8>) -> Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    match file.read_exact_at(&mut buf, at) {
-        Ok(()) => Ok(Bytes::from(buf)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::from(
-            std::io::Error::new(e.kind(), "blob shorter than recorded"),
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// An object being written in parts; invisible until finished.
 pub struct ObjectWriter {
     inner: WriteMultipart,
@@ -757,23 +346,5 @@ impl ObjectWriter {
             tracing::warn!(error = %e, "could not discard a partial object");
         }
         cause
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn directories_are_created_with_their_missing_parents_and_again_harmlessly() {
-        let root = tempfile::tempdir().ok();
-        let root = root.expect("temp dir");
-        let deep = root.path().join("blobs/sha256/ab");
-        assert!(create_dirs_durably(&deep).is_ok());
-        assert!(deep.is_dir());
-        assert!(
-            create_dirs_durably(&deep).is_ok(),
-            "existing: nothing to do"
-        );
     }
 }
