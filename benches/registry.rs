@@ -812,35 +812,62 @@ async fn main() {
             );
         }
         for _ in 0..reps {
-            let t = Instant::now();
+            // Timed to the last byte received; checking the answer (parsing
+            // 5,000 names) is the client's work and is not timed. First
+            // right after a tag write (nothing cached can answer), then
+            // again and again.
             let r = c
-                .get(format!("{}/v2/tagged/tags/list", s.base))
+                .put(format!("{}/v2/tagged/manifests/t0", s.base))
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .body(body.clone())
                 .send()
                 .await
-                .expect("tags");
-            let v: serde_json::Value =
-                serde_json::from_slice(&r.bytes().await.expect("b")).expect("json");
-            assert_eq!(v["tags"].as_array().map(Vec::len), Some(5000));
+                .expect("tag");
+            assert_eq!(r.status(), 201);
+            let mut took = Vec::new();
+            for _ in 0..21 {
+                let t = Instant::now();
+                let r = c
+                    .get(format!("{}/v2/tagged/tags/list", s.base))
+                    .send()
+                    .await
+                    .expect("tags");
+                let answer = r.bytes().await.expect("b");
+                took.push(t.elapsed().as_secs_f64() * 1e3);
+                let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+                assert_eq!(v["tags"].as_array().map(Vec::len), Some(5000));
+            }
             row(
                 &mut rows,
-                "list 5,000 tags, whole",
+                "list 5,000 tags, whole, after a tag write",
                 "ms",
                 false,
                 i,
-                t.elapsed().as_secs_f64() * 1e3,
+                took[0],
             );
-            let t = Instant::now();
+            row(
+                &mut rows,
+                "list 5,000 tags, whole, again (median of 20)",
+                "ms",
+                false,
+                i,
+                median(&took[1..]),
+            );
+            let mut took = Duration::ZERO;
             let mut url = format!("{}/v2/tagged/tags/list?n=100", s.base);
-            let mut got = 0;
+            let (mut got, mut requests) = (0, 0);
             loop {
+                let t = Instant::now();
                 let r = c.get(&url).send().await.expect("page");
                 let link = r
                     .headers()
                     .get("link")
                     .and_then(|l| l.to_str().ok())
                     .map(str::to_owned);
-                let v: serde_json::Value =
-                    serde_json::from_slice(&r.bytes().await.expect("b")).expect("json");
+                let body = r.bytes().await.expect("b");
+                took += t.elapsed();
+                requests += 1;
+                let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
                 got += v["tags"].as_array().map_or(0, Vec::len);
                 match link {
                     Some(l) => {
@@ -859,7 +886,16 @@ async fn main() {
                 "ms",
                 false,
                 i,
-                t.elapsed().as_secs_f64() * 1e3,
+                took.as_secs_f64() * 1e3,
+            );
+            // Distribution 2.8.2 ignores `n`: it answers all 5,000 at once.
+            row(
+                &mut rows,
+                "  requests it took",
+                "requests",
+                false,
+                i,
+                f64::from(requests),
             );
         }
     }

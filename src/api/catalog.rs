@@ -20,7 +20,7 @@ pub async fn list(registry: &Registry, access: &Access, query: &Query) -> Result
     Ok(JsonPage {
         body: serde_json::json!({ "repositories": page.items })
             .to_string()
-            .into_bytes(),
+            .into(),
         content_type: "application/json",
         next_link,
         extra: Vec::new(),

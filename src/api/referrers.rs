@@ -50,7 +50,7 @@ pub async fn list(
     Ok(JsonPage {
         body: json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests })
             .to_string()
-            .into_bytes(),
+            .into(),
         content_type: OCI_INDEX,
         next_link: None,
         extra,

@@ -232,7 +232,7 @@ impl IntoResponse for UploadCancelled {
 /// 200 with a JSON document, an optional `Link` to the next page and extra headers.
 pub struct JsonPage {
     /// The serialised JSON document.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     pub content_type: &'static str,
     pub next_link: Option<String>,
     pub extra: Vec<(HeaderName, HeaderValue)>,

@@ -19,11 +19,14 @@ pub async fn list(registry: &Registry, repo: &RepoName, query: &Query) -> Result
         name: &'a str,
         tags: &'a [String],
     }
-    let body = serde_json::to_vec(&TagList {
-        name: repo.as_str(),
-        tags: &page.items,
-    })
-    .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let body = page.encoded(|page| {
+        serde_json::to_vec(&TagList {
+            name: repo.as_str(),
+            tags: &page.items,
+        })
+        .map(Into::into)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))
+    })?;
     Ok(JsonPage {
         body,
         content_type: "application/json",

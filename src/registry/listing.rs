@@ -13,6 +13,8 @@ pub struct Page {
     pub items: Vec<String>,
     /// The `last` to ask with for the next page; `None` at the end.
     pub next: Option<String>,
+    /// The page as answered, once encoded (a cached page is encoded once).
+    encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl Page {
@@ -23,7 +25,23 @@ impl Page {
         } else {
             None
         };
-        Page { items, next }
+        Page {
+            items,
+            next,
+            encoded: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The page encoded by `encode`, which runs once per page.
+    pub fn encoded(
+        &self,
+        encode: impl FnOnce(&Page) -> Result<bytes::Bytes>,
+    ) -> Result<bytes::Bytes> {
+        if let Some(bytes) = self.encoded.get() {
+            return Ok(bytes.clone());
+        }
+        let bytes = encode(self)?;
+        Ok(self.encoded.get_or_init(|| bytes).clone())
     }
 }
 
