@@ -18,6 +18,8 @@ use crate::oci::UploadId;
 
 /// Bytes gathered before each write of an in-place upload.
 const APPEND_BUFFER: usize = 1024 * 1024;
+/// Bytes written to an in-place upload between starts of writeback.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
 /// Read size for local files: large enough that a pull is not a storm of
 /// small reads (object_store's local reader uses 8 KiB).
@@ -66,7 +68,10 @@ impl BlobStore {
                 offset,
                 resumable,
                 open: None,
+                unsynced: 0,
+                writing_back: Arc::default(),
             }),
+            in_flight: None,
             buf: Vec::new(),
             written: 0,
         })
@@ -199,8 +204,12 @@ async fn blocking<T: Send + 'static>(
 pub struct InPlaceWriter {
     /// The store's directory.
     root: std::path::PathBuf,
-    /// The file; none once a write failed (the file was cut back then).
+    /// The file, unless a write of it is in flight; none once a write failed
+    /// (the file was cut back then).
     file: Option<Appender>,
+    /// The write of the previous buffer, going on while the next one fills:
+    /// receiving and hashing overlap with writing.
+    in_flight: Option<tokio::task::JoinHandle<Result<Appender>>>,
     buf: Vec<u8>,
     written: u64,
 }
@@ -252,8 +261,8 @@ impl InPlaceWriter {
         self.written += chunk.len() as u64;
         if self.buf.len() >= APPEND_BUFFER {
             let full = std::mem::replace(&mut self.buf, Vec::with_capacity(APPEND_BUFFER));
-            let file = self.appender()?;
-            self.file = Some(blocking("write", move || file.write(&full, None)).await?);
+            let file = self.appender().await?;
+            self.in_flight = Some(tokio::task::spawn_blocking(move || file.write(&full, None)));
         }
         Ok(())
     }
@@ -261,7 +270,7 @@ impl InPlaceWriter {
     /// Writes the rest and syncs, then does what `then` says. Returns the
     /// bytes written.
     pub async fn finish(mut self, then: Then) -> Result<u64> {
-        let file = self.appender()?;
+        let file = self.appender().await?;
         let (buf, written) = (std::mem::take(&mut self.buf), self.written);
         let last = match then {
             Then::Keep => Last::Keep,
@@ -275,7 +284,7 @@ impl InPlaceWriter {
     /// Gives up: cuts the file back to where this writer began, giving back
     /// the space at once (a full disk).
     pub async fn abandon(&mut self) {
-        if let Some(file) = self.file.take() {
+        if let Ok(file) = self.appender().await {
             let _ = blocking("truncate", move || {
                 file.cut();
                 Ok(())
@@ -284,7 +293,13 @@ impl InPlaceWriter {
         }
     }
 
-    fn appender(&mut self) -> Result<Appender> {
+    /// The file, once the write in flight (if any) is done.
+    async fn appender(&mut self) -> Result<Appender> {
+        if let Some(write) = self.in_flight.take() {
+            return write
+                .await
+                .map_err(|e| Error::Internal(format!("write task: {e}")))?;
+        }
         self.file
             .take()
             .ok_or_else(|| Error::Internal("write after a failed write".into()))
@@ -299,6 +314,10 @@ struct Appender {
     resumable: bool,
     /// The file, and whether this append created it.
     open: Option<(std::fs::File, bool)>,
+    /// Bytes written since writeback was last started.
+    unsynced: u64,
+    /// Whether a writeback started by [`Appender::start_writeback`] runs.
+    writing_back: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Appender {
@@ -328,7 +347,14 @@ impl Appender {
         };
         file.write_all(buf)?;
         match then {
-            None | Some(Last::Discard) => {}
+            None => {
+                self.unsynced += buf.len() as u64;
+                if self.unsynced >= WRITEBACK_EVERY {
+                    self.unsynced = 0;
+                    self.start_writeback();
+                }
+            }
+            Some(Last::Discard) => {}
             Some(Last::Keep) => {
                 file.sync_data()?;
                 if *created
@@ -367,6 +393,32 @@ impl Appender {
         file.set_len(self.offset)?;
         file.seek(std::io::SeekFrom::Start(self.offset))?;
         Ok((file, created))
+    }
+
+    /// Starts writing what is written so far to the disk, without waiting
+    /// (unless a writeback started earlier still runs), so that the sync
+    /// that ends the append finds little left to do: the disk works while
+    /// the body streams in, rather than after.
+    fn start_writeback(&self) {
+        use std::sync::atomic::Ordering;
+        let (Some((file, _)), Ok(runtime)) = (&self.open, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        if self.writing_back.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let running = Arc::clone(&self.writing_back);
+        match file.try_clone() {
+            Ok(file) => {
+                runtime.spawn_blocking(move || {
+                    // Only a head start: the final sync reports any failure.
+                    let _ = file.sync_data();
+                    running.store(false, Ordering::SeqCst);
+                });
+            }
+            Err(_) => running.store(false, Ordering::SeqCst),
+        }
     }
 
     /// Cuts the file back to where this append began (best effort).
