@@ -57,12 +57,8 @@ impl BlobStore {
         offset: u64,
         resumable: bool,
     ) -> Result<InPlaceWriter> {
-        let root = self
-            .local_root
-            .clone()
-            .ok_or_else(|| Error::Internal("not a local store".into()))?;
         Ok(InPlaceWriter {
-            root,
+            root: self.root()?.to_path_buf(),
             file: Some(Appender {
                 path: self.in_place_path(upload)?,
                 offset,
@@ -82,11 +78,7 @@ impl BlobStore {
     /// longer than `len` (a chunk cut off by a crash) needs cutting and syncing.
     pub async fn seal_in_place(&self, upload: &UploadId, len: u64, to: &StorageKey) -> Result<()> {
         let from = self.in_place_path(upload)?;
-        let root = self
-            .local_root
-            .clone()
-            .ok_or_else(|| Error::Internal("not a local store".into()))?;
-        let target = root.join(to.path().as_ref());
+        let target = self.root()?.join(to.path().as_ref());
         blocking("seal", move || {
             let file = std::fs::OpenOptions::new().write(true).open(&from)?;
             if file.metadata()?.len() != len {
@@ -106,11 +98,16 @@ impl BlobStore {
     }
 
     fn in_place_path(&self, upload: &UploadId) -> Result<std::path::PathBuf> {
-        let root = self
-            .local_root
-            .as_ref()
-            .ok_or_else(|| Error::Internal("not a local store".into()))?;
-        Ok(root.join(BlobStore::in_place_key(upload).path().as_ref()))
+        Ok(self
+            .root()?
+            .join(BlobStore::in_place_key(upload).path().as_ref()))
+    }
+
+    /// The store's directory on local disk.
+    fn root(&self) -> Result<&FsPath> {
+        self.local_root
+            .as_deref()
+            .ok_or_else(|| Error::Internal("not a local store".into()))
     }
 
     /// Writes small content (a manifest) unless an object of its length is
@@ -198,9 +195,10 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Writes an upload's data file on local disk in large buffers: one trip to
-/// the blocking pool per full buffer (the first also opening the file) and
-/// one for the rest, which also syncs it and does what [`Then`] says. A
-/// small blob is opened, written, synced and moved into place in one trip.
+/// the blocking pool per full buffer (the first also opening the file), each
+/// going on while the next buffer fills, and one for the rest, which also
+/// syncs the file and does what [`Then`] says. A small blob is opened,
+/// written, synced and moved into place in one trip.
 pub struct InPlaceWriter {
     /// The store's directory.
     root: std::path::PathBuf,
