@@ -355,6 +355,40 @@ async fn push_image(c: &reqwest::Client, base: &str, repo: &str, tag: &str, seed
     md
 }
 
+/// Points `tag` of the repository `tagged` at the manifest `body`.
+async fn put_tag(c: &reqwest::Client, base: &str, tag: &str, body: &Bytes) {
+    let r = c
+        .put(format!("{base}/v2/tagged/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("tag");
+    let status = r.status();
+    assert_eq!(
+        status,
+        201,
+        "tag {tag}: {}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// Lists the tags of `tagged` whole, timed to the last byte received (ms);
+/// checking the answer (parsing the names) is the client's work, not timed.
+async fn list_tags_timed(c: &reqwest::Client, base: &str, expected: usize) -> f64 {
+    let t = Instant::now();
+    let r = c
+        .get(format!("{base}/v2/tagged/tags/list"))
+        .send()
+        .await
+        .expect("tags");
+    let answer = r.bytes().await.expect("b");
+    let took = t.elapsed().as_secs_f64() * 1e3;
+    let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+    assert_eq!(v["tags"].as_array().map(Vec::len), Some(expected));
+    took
+}
+
 /// `conc` workers repeating one request for `secs`: requests/s, p50 and p99 (ms).
 async fn load(
     c: &reqwest::Client,
@@ -811,48 +845,37 @@ async fn main() {
                 r.text().await.unwrap_or_default()
             );
         }
-        for _ in 0..reps {
-            // Timed to the last byte received; checking the answer (parsing
-            // 5,000 names) is the client's work and is not timed. First
-            // right after a tag write (nothing cached can answer), then
-            // again and again.
-            let r = c
-                .put(format!("{}/v2/tagged/manifests/t0", s.base))
-                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-                .body(body.clone())
-                .send()
-                .await
-                .expect("tag");
-            assert_eq!(r.status(), 201);
-            let mut took = Vec::new();
-            for _ in 0..21 {
-                let t = Instant::now();
-                let r = c
-                    .get(format!("{}/v2/tagged/tags/list", s.base))
-                    .send()
-                    .await
-                    .expect("tags");
-                let answer = r.bytes().await.expect("b");
-                took.push(t.elapsed().as_secs_f64() * 1e3);
-                let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
-                assert_eq!(v["tags"].as_array().map(Vec::len), Some(5000));
+        // A second manifest (the first with an annotation), untagged, for t0
+        // to move to and fro.
+        let mut doc: serde_json::Value = serde_json::from_slice(&body).expect("manifest json");
+        doc["annotations"] = serde_json::json!({ "bench": "other" });
+        let other = Bytes::from(serde_json::to_vec(&doc).expect("json"));
+        put_tag(&c, &s.base, &sha256(&[&other]), &other).await;
+        let mut names = 5000;
+        for rep in 0..reps {
+            // A new tag (the names change), then a tag moved to another
+            // manifest (they do not), each followed by one listing; then
+            // the same listing again and again.
+            names += 1;
+            put_tag(&c, &s.base, &format!("new{rep}"), &body).await;
+            let after_new = list_tags_timed(&c, &s.base, names).await;
+            put_tag(&c, &s.base, "t0", if rep % 2 == 0 { &other } else { &body }).await;
+            let after_move = list_tags_timed(&c, &s.base, names).await;
+            let mut again = Vec::new();
+            for _ in 0..20 {
+                again.push(list_tags_timed(&c, &s.base, names).await);
             }
-            row(
-                &mut rows,
-                "list 5,000 tags, whole, after a tag write",
-                "ms",
-                false,
-                i,
-                took[0],
-            );
-            row(
-                &mut rows,
-                "list 5,000 tags, whole, again (median of 20)",
-                "ms",
-                false,
-                i,
-                median(&took[1..]),
-            );
+            let whole = [
+                ("list 5,000 tags, whole, after a new tag", after_new),
+                ("list 5,000 tags, whole, after a tag moved", after_move),
+                (
+                    "list 5,000 tags, whole, again (median of 20)",
+                    median(&again),
+                ),
+            ];
+            for (name, ms) in whole {
+                row(&mut rows, name, "ms", false, i, ms);
+            }
             let mut took = Duration::ZERO;
             let mut url = format!("{}/v2/tagged/tags/list?n=100", s.base);
             let (mut got, mut requests) = (0, 0);
@@ -879,7 +902,7 @@ async fn main() {
                     None => break,
                 }
             }
-            assert_eq!(got, 5000);
+            assert_eq!(got, names);
             row(
                 &mut rows,
                 "list 5,000 tags, pages of 100",

@@ -339,9 +339,18 @@ pub trait ManifestMeta {
 
 /// Listings: tags, catalog, referrers.
 pub trait ListingMeta {
-    /// Tags in lexical order after `last`, at most `n`; `None` if the
-    /// repository is unknown.
-    fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Option<Vec<String>>>;
+    /// Tags in lexical order after `last`, at most `n`, with the version of
+    /// the repository's set of tag names read before them (see
+    /// [`Self::tag_names_version`]); `None` if the repository is unknown.
+    fn tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Option<(Vec<String>, u64)>>;
+    /// A number that changes whenever a tag of `repo` is created or deleted
+    /// (not when one moves); `None` if the repository is unknown.
+    fn tag_names_version(&self, repo: &RepoName) -> Result<Option<u64>>;
     /// Repository names in lexical order after `last`, at most `n`.
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
     /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.

@@ -1,6 +1,7 @@
 //! Tags, catalog and referrers, answered from the metadata database.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::Registry;
 use crate::error::{Error, Result};
@@ -45,6 +46,47 @@ impl Page {
     }
 }
 
+/// A page of tags: repository, `last`, page size.
+type TagPageKey = (RepoName, Option<String>, usize);
+
+/// Pages of tags kept in memory at most (each up to `max_page_size` names).
+const TAG_PAGES_KEPT: usize = 16;
+
+/// Pages of tag names kept in memory, each with the write generation and the
+/// repository's tag-names version it was read under (see
+/// [`crate::meta::ListingMeta::tag_names_version`]). A page is served as it
+/// is while no write has happened since; after writes, once the version is
+/// seen to stand: a tag moved, or a write elsewhere, leaves the names as they
+/// were.
+#[derive(Debug, Default)]
+pub struct TagPages {
+    pages: Mutex<HashMap<TagPageKey, KeptPage>>,
+}
+
+#[derive(Debug, Clone)]
+struct KeptPage {
+    page: Arc<Page>,
+    generation: u64,
+    version: u64,
+}
+
+impl TagPages {
+    fn get(&self, key: &TagPageKey) -> Option<KeptPage> {
+        self.pages.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps a page; emptied first when full.
+    fn keep(&self, key: TagPageKey, kept: KeptPage) {
+        let Ok(mut pages) = self.pages.lock() else {
+            return;
+        };
+        if pages.len() >= TAG_PAGES_KEPT && !pages.contains_key(&key) {
+            pages.clear();
+        }
+        pages.insert(key, kept);
+    }
+}
+
 impl Registry {
     /// The page size to use for a requested `n`: capped, and everything (up
     /// to the cap) when absent.
@@ -61,18 +103,35 @@ impl Registry {
         last: Option<String>,
     ) -> Result<Arc<Page>> {
         let n = self.page_size(n);
+        // Read before anything else: a write after it makes the next
+        // request look again.
         let generation = self.meta.generation();
         let key = (repo.clone(), last, n);
-        if let Some(page) = self.tag_pages.get(&key, generation) {
-            return Ok(page);
+        if let Some(kept) = self.tag_pages.get(&key) {
+            if kept.generation == generation {
+                return Ok(kept.page);
+            }
+            let r = repo.clone();
+            if self.meta(move |m| m.tag_names_version(&r)).await? == Some(kept.version) {
+                let page = Arc::clone(&kept.page);
+                self.tag_pages.keep(key, KeptPage { generation, ..kept });
+                return Ok(page);
+            }
         }
         let (r, last) = (repo.clone(), key.1.clone());
-        let tags = self
+        let (tags, version) = self
             .meta(move |m| m.tags(&r, last.as_deref(), n + 1))
             .await?
             .ok_or_else(|| Error::NameUnknown(repo.to_string()))?;
         let page = Arc::new(Page::from_overfetch(tags, n));
-        self.tag_pages.insert(key, generation, Arc::clone(&page));
+        self.tag_pages.keep(
+            key,
+            KeptPage {
+                page: Arc::clone(&page),
+                generation,
+                version,
+            },
+        );
         Ok(page)
     }
 

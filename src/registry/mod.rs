@@ -68,13 +68,8 @@ impl Default for Settings {
     }
 }
 
-/// A page of tags: repository, `last`, page size.
-type TagPageKey = (RepoName, Option<String>, usize);
-
 /// Manifest look-ups kept in memory at most.
 const LOOKUPS_KEPT: usize = 16 * 1024;
-/// Pages of tags kept in memory at most (each up to `max_page_size` names).
-const TAG_PAGES_KEPT: usize = 16;
 
 /// How long an operation waits for garbage collection to release content.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -89,10 +84,10 @@ pub struct Registry {
     /// Held while a garbage collection runs.
     gc_lock: Arc<tokio::sync::Mutex<()>>,
     manifests: Arc<manifest_cache::ManifestCache>,
-    /// Manifest look-ups by repository and reference, and pages of tags,
-    /// valid while the metadata generation stands.
+    /// Manifest look-ups by repository and reference, valid while the
+    /// metadata generation stands.
     lookups: Arc<GenerationCache<(RepoName, Reference), StoredManifest>>,
-    tag_pages: Arc<GenerationCache<TagPageKey, Arc<listing::Page>>>,
+    tag_pages: Arc<listing::TagPages>,
     /// One lock per upload being appended in place, so its chunks never interleave.
     upload_locks: Arc<
         std::sync::Mutex<
@@ -122,7 +117,7 @@ impl Registry {
             gc_lock: Arc::default(),
             manifests: Arc::default(),
             lookups: Arc::new(GenerationCache::new(LOOKUPS_KEPT)),
-            tag_pages: Arc::new(GenerationCache::new(TAG_PAGES_KEPT)),
+            tag_pages: Arc::default(),
             upload_locks: Arc::default(),
         }
     }

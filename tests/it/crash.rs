@@ -195,30 +195,38 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
     poll_until("the second chunk to be staged", || written(&data) > before).await;
     berth.kill();
 
-    let berth = Process::start(dir.path(), port).await;
+    // Acknowledged bytes kept, the partial chunk dropped.
+    let berth = restart_with_upload_at(dir.path(), port, &loc, first, &bytes).await;
+    finish_and_read_back(&berth.base, &loc, &bytes, first).await;
+}
+
+/// Restarts berth on `dir` after a kill, and checks that the upload at `loc`
+/// survived holding its first `offset` bytes and that the blob of `bytes` is
+/// not visible.
+async fn restart_with_upload_at(
+    dir: &Path,
+    port: u16,
+    loc: &str,
+    offset: usize,
+    bytes: &[u8],
+) -> Process {
+    let berth = Process::start(dir, port).await;
+    let client = reqwest::Client::new();
     let r = client
         .get(format!("{}{loc}", berth.base))
         .send()
         .await
         .expect("status");
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        header(&r, "range"),
-        Some(format!("0-{}", first - 1)),
-        "acknowledged bytes kept, partial chunk dropped"
-    );
-    let digest = sha256(&bytes);
-    assert_eq!(
-        client
-            .head(format!("{}/v2/crash/blobs/{digest}", berth.base))
-            .send()
-            .await
-            .expect("HEAD")
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-
-    finish_and_read_back(&berth.base, &loc, &bytes, first).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "the session survives");
+    let range = format!("0-{}", offset.saturating_sub(1));
+    assert_eq!(header(&r, "range"), Some(range));
+    let r = client
+        .head(format!("{}/v2/crash/blobs/{}", berth.base, sha256(bytes)))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "nothing partial visible");
+    berth
 }
 
 // A blob sent whole in the PUT that closes a session (POST, then PUT with the
@@ -255,17 +263,8 @@ async fn sigkill_mid_put_with_the_whole_body_leaves_the_session_empty_and_retrya
     .await;
     berth.kill();
 
-    let berth = Process::start(dir.path(), port).await;
-    let r = client
-        .get(format!("{}{loc}", berth.base))
-        .send()
-        .await
-        .expect("status");
-    assert_eq!(r.status(), StatusCode::NO_CONTENT, "the session survives");
-    assert_eq!(header(&r, "range").as_deref(), Some("0-0"));
+    let berth = restart_with_upload_at(dir.path(), port, &loc, 0, &bytes).await;
     let blob_url = format!("{}/v2/crash/blobs/{digest}", berth.base);
-    let r = client.head(&blob_url).send().await.expect("HEAD");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND, "nothing partial visible");
     let r = client
         .put(format!("{}{put}", berth.base))
         .body(bytes.clone())

@@ -111,6 +111,27 @@ async fn a_tag_change_shows_in_the_next_listing_and_look_up() {
         ),
         Some(second_digest)
     );
+    // A move leaves the names as they were; a new tag, and one deleted with
+    // its manifest, change them.
+    assert_eq!(
+        json_body(s.get("/v2/app/tags/list").await).await["tags"],
+        json!(["v1", "v2"])
+    );
+    let (_, third) = s.push_image("app", "v3", 3).await;
+    assert_eq!(
+        json_body(s.get("/v2/app/tags/list").await).await["tags"],
+        json!(["v1", "v2", "v3"])
+    );
+    assert_eq!(
+        s.delete(&format!("/v2/app/manifests/{third}"))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        json_body(s.get("/v2/app/tags/list").await).await["tags"],
+        json!(["v1", "v2"])
+    );
     assert_eq!(
         s.delete("/v2/app/manifests/v2").await.status(),
         StatusCode::ACCEPTED

@@ -1,21 +1,34 @@
 //! Tags, catalog and referrers listings, answered from indexes.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Sqlite, digest_column, to_u64};
 use crate::error::Result;
 use crate::meta::{ListingMeta, Referrer};
 use crate::oci::{Digest, RepoName};
 
+fn tag_names_version(c: &rusqlite::Connection, repo: &RepoName) -> Result<Option<u64>> {
+    Ok(
+        c.prepare_cached("SELECT tag_names FROM repositories WHERE name = ?1")?
+            .query_row(params![repo.as_str()], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(to_u64),
+    )
+}
+
 impl ListingMeta for Sqlite {
-    fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Option<Vec<String>>> {
+    fn tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Option<(Vec<String>, u64)>> {
         self.read(|c| {
-            if !c
-                .prepare_cached("SELECT 1 FROM repositories WHERE name = ?1")?
-                .exists(params![repo.as_str()])?
-            {
+            // The version first: names read after it are at least as new, so
+            // a listing kept under it is never newer than what it claims.
+            let Some(version) = tag_names_version(c, repo)? else {
                 return Ok(None);
-            }
+            };
             let tags = c
                 .prepare_cached(
                     "SELECT name FROM tags WHERE repo = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
@@ -24,8 +37,12 @@ impl ListingMeta for Sqlite {
                     r.get(0)
                 })?
                 .collect::<Result<Vec<String>, _>>()?;
-            Ok(Some(tags))
+            Ok(Some((tags, version)))
         })
+    }
+
+    fn tag_names_version(&self, repo: &RepoName) -> Result<Option<u64>> {
+        self.read(|c| tag_names_version(c, repo))
     }
 
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>> {

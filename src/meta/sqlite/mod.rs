@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_gc.sql"),
     include_str!("migrations/0005_upload_owner.sql"),
     include_str!("migrations/0006_multipart.sql"),
+    include_str!("migrations/0007_tag_names.sql"),
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;
@@ -482,6 +483,39 @@ mod tests {
             .ok();
         assert_eq!(names, Some(12));
         assert!(db.generation() >= 1);
+    }
+
+    // SQLite keeps each repository's tag-names version: a new tag and a
+    // deleted one change it, a tag moved to another manifest does not.
+    #[test]
+    fn the_tag_names_version_changes_with_the_names_only() {
+        let db = Sqlite::in_memory().expect("open");
+        let run = |sql: &str| db.write(|c| Ok(c.execute_batch(sql)?));
+        let version = || {
+            db.read(|c| {
+                Ok(c.query_row(
+                    "SELECT tag_names FROM repositories WHERE name = 'r'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .ok()
+        };
+        let setup = "INSERT INTO repositories (name, created_at) VALUES ('r', 0);
+             INSERT INTO contents (digest, size, created_at) VALUES ('a', 1, 0), ('b', 1, 0);
+             INSERT INTO manifests (repo, digest, media_type, size, created_at)
+                 VALUES ('r', 'a', 'm', 1, 0), ('r', 'b', 'm', 1, 0);";
+        assert!(run(setup).is_ok());
+        assert_eq!(version(), Some(0));
+        assert!(
+            run("INSERT INTO tags (repo, name, digest, updated_at) VALUES ('r', 't', 'a', 0)")
+                .is_ok()
+        );
+        assert_eq!(version(), Some(1));
+        assert!(run("UPDATE tags SET digest = 'b' WHERE name = 't'").is_ok());
+        assert_eq!(version(), Some(1), "a move keeps the names");
+        assert!(run("DELETE FROM tags WHERE name = 't'").is_ok());
+        assert_eq!(version(), Some(2));
     }
 
     // A deferred write is committed (readers see it at once) without a sync of
