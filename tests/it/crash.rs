@@ -25,6 +25,8 @@ impl Process {
     }
 
     async fn start_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Process {
+        // This test may be the first of its process to build an HTTP client.
+        berth::install_crypto_provider();
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args([
                 "serve",
@@ -155,22 +157,30 @@ async fn check_integrity(base: &str, repo: &str) -> Vec<String> {
     tags
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
+/// A server on a fresh data directory with an upload session open in the
+/// repository `crash`: the directory, the port, the server, the session's
+/// location and its data file on disk.
+async fn server_with_an_upload() -> (tempfile::TempDir, u16, Process, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
-    let mut berth = Process::start(dir.path(), port).await;
-    let client = reqwest::Client::new();
-    let bytes = blob(42, 12 * 1024 * 1024);
-    let first = 1024 * 1024;
-
-    let r = client
+    let berth = Process::start(dir.path(), port).await;
+    let r = reqwest::Client::new()
         .post(format!("{}/v2/crash/blobs/uploads/", berth.base))
         .send()
         .await
         .expect("POST");
     let loc = location(&r);
-    let id = loc.rsplit('/').next().expect("id").to_owned();
+    let id = loc.rsplit('/').next().expect("id");
+    let data = dir.path().join("uploads").join(id);
+    (dir, port, berth, loc, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
+    let (dir, port, mut berth, loc, data) = server_with_an_upload().await;
+    let client = reqwest::Client::new();
+    let bytes = blob(42, 12 * 1024 * 1024);
+    let first = 1024 * 1024;
     let r = client
         .patch(format!("{}{loc}", berth.base))
         .header("content-range", format!("0-{}", first - 1))
@@ -181,7 +191,6 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 
     // Start the second chunk, let the server begin writing it, and kill it.
-    let data = dir.path().join("uploads").join(&id);
     let written = |f: &Path| f.metadata().map_or(0, |m| m.len());
     let before = written(&data);
     let _conn = half_sent(
@@ -234,20 +243,10 @@ async fn restart_with_upload_at(
 // session stands empty after the restart, and the client's retry completes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_put_with_the_whole_body_leaves_the_session_empty_and_retryable() {
-    let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let mut berth = Process::start(dir.path(), port).await;
+    let (dir, port, mut berth, loc, data) = server_with_an_upload().await;
     let client = reqwest::Client::new();
     let bytes = blob(43, 8 * 1024 * 1024);
     let digest = sha256(&bytes);
-    let r = client
-        .post(format!("{}/v2/crash/blobs/uploads/", berth.base))
-        .send()
-        .await
-        .expect("POST");
-    let loc = location(&r);
-    let id = loc.rsplit('/').next().expect("id").to_owned();
-    let data = dir.path().join("uploads").join(&id);
     let put = with_query(&loc, &format!("digest={digest}"));
     let _conn = half_sent(
         &berth.base,
