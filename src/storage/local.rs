@@ -81,6 +81,8 @@ impl BlobStore {
         let target = self.root()?.join(to.path().as_ref());
         blocking("seal", move || {
             let file = std::fs::OpenOptions::new().write(true).open(&from)?;
+            // No write of a dropped request still going on (see open_file).
+            file.lock()?;
             if file.metadata()?.len() != len {
                 file.set_len(len)?;
                 file.sync_all()?;
@@ -371,8 +373,8 @@ impl Appender {
     }
 
     /// Opens the file (creating it, and its directory, if need be: durably
-    /// if resumable) at `offset`, dropping anything past it (what a failed
-    /// chunk left).
+    /// if resumable) and locks it, at `offset`, dropping anything past it
+    /// (what a failed chunk left).
     fn open_file(&self) -> Result<(std::fs::File, bool)> {
         use std::io::Seek;
         let created = !self.path.exists();
@@ -388,6 +390,10 @@ impl Appender {
             .create(true)
             .truncate(false)
             .open(&self.path)?;
+        // One writer of an upload's file at a time, even when a request was
+        // dropped with a buffer still being written (that write ends, and
+        // lets go of the lock, before anyone else truncates or appends).
+        file.lock()?;
         file.set_len(self.offset)?;
         file.seek(std::io::SeekFrom::Start(self.offset))?;
         Ok((file, created))
@@ -483,6 +489,41 @@ fn read_chunk(file: &std::fs::File, at: u64, mut buf: Vec<u8>) -> Result<Bytes> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A request dropped with a buffer still being written (its future gone,
+    // the write going on) must not write into the file after the next writer
+    // of the same upload began: the next writer's open waits until the file
+    // is let go of.
+    #[test]
+    fn the_next_writer_of_an_upload_waits_for_the_one_before() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let appender = || Appender {
+            path: root.path().join("upload"),
+            offset: 0,
+            resumable: false,
+            open: None,
+            unsynced: 0,
+            writing_back: Arc::default(),
+        };
+        let first = appender().write(b"first", None).expect("first write");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let next = appender();
+            scope.spawn(move || {
+                let opened = next.open_file().map(|_| std::time::Instant::now());
+                let _ = tx.send(opened.ok());
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(
+                rx.try_recv().is_err(),
+                "opened while the first writer held the file"
+            );
+            let released = std::time::Instant::now();
+            drop(first);
+            let opened = rx.recv().ok().flatten().expect("opened");
+            assert!(opened >= released);
+        });
+    }
 
     #[test]
     fn directories_are_created_with_their_missing_parents_and_again_harmlessly() {
