@@ -105,6 +105,13 @@ impl BlobStore {
             .join(BlobStore::in_place_key(upload).path().as_ref()))
     }
 
+    /// Removes an upload's file, if there is one: directly, without listing
+    /// the object store.
+    pub(super) async fn delete_in_place(&self, upload: &UploadId) -> Result<()> {
+        let path = self.in_place_path(upload)?;
+        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+    }
+
     /// The store's directory on local disk.
     fn root(&self) -> Result<&FsPath> {
         self.local_root
@@ -179,6 +186,14 @@ fn rename_durably(from: &FsPath, target: &FsPath) -> std::io::Result<()> {
     create_dirs_durably(dir)?;
     std::fs::rename(from, target)?;
     sync_dir_now(dir)
+}
+
+/// Removes a file; one already gone is no error.
+fn remove_if_present(path: &FsPath) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Syncs a directory, so that the names in it survive a crash (blocking).
@@ -336,10 +351,7 @@ impl Appender {
     fn try_write(&mut self, buf: &[u8], then: Option<Last>) -> Result<()> {
         if matches!(then, Some(Last::Discard)) {
             self.open = None;
-            return match std::fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            };
+            return Ok(remove_if_present(&self.path)?);
         }
         let (file, created) = match &mut self.open {
             Some(open) => open,

@@ -295,14 +295,10 @@ impl BlobStore {
 
     /// Deletes what an upload left (its parts, its data file), if anything.
     pub async fn delete_upload(&self, upload: &UploadId) -> Result<()> {
-        let key = StorageKey::Upload(upload.clone());
-        if let Some(root) = &self.local_root {
-            // One file: removed directly, without listing the object store.
-            return match tokio::fs::remove_file(root.join(key.path().as_ref())).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            };
+        if self.appends_in_place() {
+            return self.delete_in_place(upload).await;
         }
+        let key = StorageKey::Upload(upload.clone());
         let prefix = self.path(&key);
         let paths = self
             .store

@@ -10,8 +10,8 @@ mod releases;
 mod uploads;
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags};
@@ -45,9 +45,8 @@ pub struct Sqlite {
     returned: std::sync::Condvar,
     /// Committed write transactions so far (see [`Changes`]).
     writes: AtomicU64,
-    /// The newest group of writes committed or lost (the writer's `settled`,
-    /// readable without its lock).
-    settled: AtomicU64,
+    /// The writer's `settled`, readable without its lock.
+    settled: Arc<AtomicU64>,
     /// The write-ahead log, synced apart from the writer's lock.
     log: Mutex<Log>,
 }
@@ -71,7 +70,7 @@ struct Writer {
     /// The newest group begun.
     batch: u64,
     /// The newest group committed or lost.
-    settled: u64,
+    settled: Arc<AtomicU64>,
     /// Recent groups whose commit failed: whether for want of space, and why.
     failed: std::collections::VecDeque<(u64, bool, String)>,
 }
@@ -96,23 +95,28 @@ impl Writer {
         Writer {
             conn,
             batch: 0,
-            settled: 0,
+            settled: Arc::default(),
             failed: std::collections::VecDeque::new(),
         }
     }
 
     /// The group a write joins, beginning one if none is open.
     fn join(&mut self) -> Result<u64> {
-        if self.settled == self.batch {
+        if self.settled() == self.batch {
             exec(&self.conn, "BEGIN IMMEDIATE", [])?;
             self.batch += 1;
         }
         Ok(self.batch)
     }
 
+    /// The newest group committed or lost.
+    fn settled(&self) -> u64 {
+        self.settled.load(Ordering::SeqCst)
+    }
+
     /// Marks the open group committed, or lost because of `why`.
     fn settle(&mut self, batch: u64, why: Option<&Error>) {
-        self.settled = batch;
+        self.settled.store(batch, Ordering::SeqCst);
         if let Some(why) = why {
             let full = matches!(why, Error::StorageFull(_));
             self.failed.push_back((batch, full, why.to_string()));
@@ -195,33 +199,28 @@ impl std::fmt::Debug for Sqlite {
 impl Sqlite {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Sqlite> {
-        let writer = Connection::open(path)?;
-        configure(&writer)?;
-        migrate(&writer)?;
-        Ok(Sqlite {
-            path: Some(path.to_owned()),
-            writer: Mutex::new(Writer::new(writer)),
-            readers: Mutex::default(),
-            returned: std::sync::Condvar::new(),
-            writes: AtomicU64::new(0),
-            settled: AtomicU64::new(0),
-            log: Mutex::new(Log::new(Some(path))),
-        })
+        Sqlite::with_writer(Connection::open(path)?, Some(path))
     }
 
     /// A private in-memory database (readers share the writer); for tests.
     pub fn in_memory() -> Result<Sqlite> {
-        let writer = Connection::open_in_memory()?;
+        Sqlite::with_writer(Connection::open_in_memory()?, None)
+    }
+
+    /// Configures and migrates the writer connection of the database at
+    /// `path` (none in memory).
+    fn with_writer(writer: Connection, path: Option<&Path>) -> Result<Sqlite> {
         configure(&writer)?;
         migrate(&writer)?;
+        let writer = Writer::new(writer);
         Ok(Sqlite {
-            path: None,
-            writer: Mutex::new(Writer::new(writer)),
+            path: path.map(Path::to_path_buf),
+            settled: Arc::clone(&writer.settled),
+            writer: Mutex::new(writer),
             readers: Mutex::default(),
             returned: std::sync::Condvar::new(),
             writes: AtomicU64::new(0),
-            settled: AtomicU64::new(0),
-            log: Mutex::new(Log::new(None)),
+            log: Mutex::new(Log::new(path)),
         })
     }
 
@@ -259,7 +258,6 @@ impl Sqlite {
                     Err(e) => e,
                 };
                 w.settle(batch, Some(&lost));
-                self.settled.store(batch, Ordering::SeqCst);
                 return Err(lost);
             }
             if value.is_err() {
@@ -270,13 +268,12 @@ impl Sqlite {
         };
         {
             let mut w = self.writer.lock().map_err(|_| poisoned())?;
-            if w.settled < batch {
+            if w.settled() < batch {
                 let committed = exec(&w.conn, "COMMIT", []).map(drop);
                 if committed.is_err() && !w.conn.is_autocommit() {
                     let _ = w.conn.execute_batch("ROLLBACK");
                 }
                 w.settle(batch, committed.as_ref().err());
-                self.settled.store(batch, Ordering::SeqCst);
                 committed?;
                 // After the commit: a reader that sees the new count sees the new rows.
                 self.writes.fetch_add(1, Ordering::SeqCst);

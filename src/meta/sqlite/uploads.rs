@@ -55,6 +55,30 @@ fn sound_size(tx: &Connection, digest: &str) -> Result<Option<u64>> {
     Ok(size.map(to_u64))
 }
 
+/// Marks session `id` as finishing `digest` (only if it belongs to
+/// `empty_in` and holds no bytes yet, when given): `None` if no session was
+/// marked, else the stored size of `digest`, if any. `Busy` while garbage
+/// collection removes `digest` (the mark is then rolled back with the write).
+fn mark_finishing(
+    tx: &Connection,
+    id: &UploadId,
+    digest: &Digest,
+    empty_in: Option<&RepoName>,
+) -> Result<Option<Option<u64>>> {
+    let d = digest.to_string();
+    let n = exec(
+        tx,
+        "UPDATE uploads SET finishing = ?2
+         WHERE id = ?1 AND (?3 IS NULL OR (repo = ?3 AND offset = 0))",
+        params![id.as_str(), d, empty_in.map(RepoName::as_str)],
+    )?;
+    if n == 0 {
+        return Ok(None);
+    }
+    refuse_if_collecting(tx, &d)?;
+    sound_size(tx, &d).map(Some)
+}
+
 impl UploadMeta for Sqlite {
     fn create_upload(
         &self,
@@ -174,18 +198,8 @@ impl UploadMeta for Sqlite {
     }
 
     fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>> {
-        let d = digest.to_string();
         self.write_with(Durability::Deferred, |tx| {
-            refuse_if_collecting(tx, &d)?;
-            let n = exec(
-                tx,
-                "UPDATE uploads SET finishing = ?2 WHERE id = ?1",
-                params![id.as_str(), d],
-            )?;
-            if n == 0 {
-                return Err(Error::BlobUploadUnknown);
-            }
-            sound_size(tx, &d)
+            mark_finishing(tx, id, digest, None)?.ok_or(Error::BlobUploadUnknown)
         })
     }
 
@@ -195,19 +209,8 @@ impl UploadMeta for Sqlite {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<Option<u64>>> {
-        let d = digest.to_string();
         self.write_with(Durability::Deferred, |tx| {
-            let n = exec(
-                tx,
-                "UPDATE uploads SET finishing = ?2 WHERE id = ?1 AND repo = ?3 AND offset = 0",
-                params![id.as_str(), d, repo.as_str()],
-            )?;
-            if n == 0 {
-                return Ok(None);
-            }
-            // Refused, the mark is rolled back with the rest of this write.
-            refuse_if_collecting(tx, &d)?;
-            sound_size(tx, &d).map(Some)
+            mark_finishing(tx, id, digest, Some(repo))
         })
     }
 
