@@ -854,20 +854,36 @@ async fn main() {
         let mut names = 5000;
         for rep in 0..reps {
             // A new tag (the names change), then a tag moved to another
-            // manifest (they do not), each followed by one listing; then
-            // the same listing again and again.
-            names += 1;
-            put_tag(&c, &s.base, &format!("new{rep}"), &body).await;
-            let after_new = list_tags_timed(&c, &s.base, names).await;
-            put_tag(&c, &s.base, "t0", if rep % 2 == 0 { &other } else { &body }).await;
-            let after_move = list_tags_timed(&c, &s.base, names).await;
+            // manifest (they do not), each followed by one listing, five
+            // times each; then the same listing again and again.
+            let (mut after_new, mut after_move) = (Vec::new(), Vec::new());
+            for k in 0..5 {
+                names += 1;
+                put_tag(&c, &s.base, &format!("new{rep}-{k}"), &body).await;
+                after_new.push(list_tags_timed(&c, &s.base, names).await);
+            }
+            for k in 0..5 {
+                let to = if (rep * 5 + k) % 2 == 0 {
+                    &other
+                } else {
+                    &body
+                };
+                put_tag(&c, &s.base, "t0", to).await;
+                after_move.push(list_tags_timed(&c, &s.base, names).await);
+            }
             let mut again = Vec::new();
             for _ in 0..20 {
                 again.push(list_tags_timed(&c, &s.base, names).await);
             }
             let whole = [
-                ("list 5,000 tags, whole, after a new tag", after_new),
-                ("list 5,000 tags, whole, after a tag moved", after_move),
+                (
+                    "list 5,000 tags, whole, after a new tag (median of 5)",
+                    median(&after_new),
+                ),
+                (
+                    "list 5,000 tags, whole, after a tag moved (median of 5)",
+                    median(&after_move),
+                ),
                 (
                     "list 5,000 tags, whole, again (median of 20)",
                     median(&again),

@@ -171,6 +171,23 @@ pub struct Referrer {
     pub annotations_json: Option<String>,
 }
 
+/// What became of a repository's set of tag names after a version of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagNameChanges {
+    /// The version now.
+    pub version: u64,
+    /// Every change after the version asked about, oldest first; `None` when
+    /// they are not all kept any more (the names must be read again).
+    pub changes: Option<Vec<TagNameChange>>,
+}
+
+/// A tag name created (`present`) or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagNameChange {
+    pub name: String,
+    pub present: bool,
+}
+
 /// Who did something and why, for tag history and events.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
@@ -341,16 +358,17 @@ pub trait ManifestMeta {
 pub trait ListingMeta {
     /// Tags in lexical order after `last`, at most `n`, with the version of
     /// the repository's set of tag names read before them (see
-    /// [`Self::tag_names_version`]); `None` if the repository is unknown.
+    /// [`Self::tag_name_changes`]); `None` if the repository is unknown.
     fn tags(
         &self,
         repo: &RepoName,
         last: Option<&str>,
         n: usize,
     ) -> Result<Option<(Vec<String>, u64)>>;
-    /// A number that changes whenever a tag of `repo` is created or deleted
-    /// (not when one moves); `None` if the repository is unknown.
-    fn tag_names_version(&self, repo: &RepoName) -> Result<Option<u64>>;
+    /// The tags of `repo` created and deleted since version `since` of its
+    /// set of tag names, a number that changes whenever a tag is created or
+    /// deleted (not when one moves); `None` if the repository is unknown.
+    fn tag_name_changes(&self, repo: &RepoName, since: u64) -> Result<Option<TagNameChanges>>;
     /// Repository names in lexical order after `last`, at most `n`.
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
     /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.

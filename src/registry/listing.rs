@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::Referrer;
+use crate::meta::{Referrer, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
 /// One page of a listing, with the key to continue after when there is more.
@@ -33,6 +33,47 @@ impl Page {
         }
     }
 
+    /// This page (the first `n` names after `last`) once `changes` are made
+    /// to the names, or `None` when that takes names it does not hold (a
+    /// name deleted from a full page, whose place the next page's first
+    /// name takes).
+    fn after(self, last: Option<&str>, n: usize, changes: Vec<TagNameChange>) -> Option<Page> {
+        let Page {
+            mut items,
+            mut next,
+            ..
+        } = self;
+        for change in changes {
+            let name = change.name.as_str();
+            let before = last.is_some_and(|last| name <= last);
+            let beyond = next.as_deref().is_some_and(|end| name > end);
+            if before || beyond {
+                continue;
+            }
+            match (
+                items.binary_search_by(|i| i.as_str().cmp(name)),
+                change.present,
+            ) {
+                (Err(at), true) => {
+                    items.insert(at, change.name);
+                    if items.len() > n {
+                        items.truncate(n);
+                        next = items.last().cloned();
+                    }
+                }
+                (Ok(at), false) if next.is_none() => {
+                    items.remove(at);
+                }
+                _ => return None,
+            }
+        }
+        Some(Page {
+            items,
+            next,
+            encoded: std::sync::OnceLock::new(),
+        })
+    }
+
     /// The page encoded by `encode`, which runs once per page.
     pub fn encoded(
         &self,
@@ -54,10 +95,10 @@ const TAG_PAGES_KEPT: usize = 16;
 
 /// Pages of tag names kept in memory, each with the write generation and the
 /// repository's tag-names version it was read under (see
-/// [`crate::meta::ListingMeta::tag_names_version`]). A page is served as it
-/// is while no write has happened since; after writes, once the version is
-/// seen to stand: a tag moved, or a write elsewhere, leaves the names as they
-/// were.
+/// [`crate::meta::ListingMeta::tag_name_changes`]). A page is served as it
+/// is while no write has happened since; after writes, the names created
+/// and deleted since its version are read and made to it (none when a tag
+/// moved or the write was elsewhere).
 #[derive(Debug, Default)]
 pub struct TagPages {
     pages: Mutex<HashMap<TagPageKey, KeptPage>>,
@@ -73,6 +114,11 @@ struct KeptPage {
 impl TagPages {
     fn get(&self, key: &TagPageKey) -> Option<KeptPage> {
         self.pages.lock().ok()?.get(key).cloned()
+    }
+
+    /// Takes a page out, to change it (kept again when changed).
+    fn take(&self, key: &TagPageKey) -> Option<KeptPage> {
+        self.pages.lock().ok()?.remove(key)
     }
 
     /// Keeps a page; emptied first when full.
@@ -111,11 +157,36 @@ impl Registry {
             if kept.generation == generation {
                 return Ok(kept.page);
             }
-            let r = repo.clone();
-            if self.meta(move |m| m.tag_names_version(&r)).await? == Some(kept.version) {
-                let page = Arc::clone(&kept.page);
-                self.tag_pages.keep(key, KeptPage { generation, ..kept });
-                return Ok(page);
+            let (r, since) = (repo.clone(), kept.version);
+            let now = self.meta(move |m| m.tag_name_changes(&r, since)).await?;
+            if let Some(TagNameChanges {
+                version,
+                changes: Some(changes),
+            }) = now
+            {
+                let page = if changes.is_empty() {
+                    Some(kept.page)
+                } else {
+                    // Taken out, the page is most often no one else's: it
+                    // changes in place rather than as a copy.
+                    drop(kept);
+                    self.tag_pages
+                        .take(&key)
+                        .filter(|kept| kept.version == since)
+                        .and_then(|kept| {
+                            Arc::unwrap_or_clone(kept.page).after(key.1.as_deref(), n, changes)
+                        })
+                        .map(Arc::new)
+                };
+                if let Some(page) = page {
+                    let kept = KeptPage {
+                        page: Arc::clone(&page),
+                        generation,
+                        version,
+                    };
+                    self.tag_pages.keep(key, kept);
+                    return Ok(page);
+                }
             }
         }
         let (r, last) = (repo.clone(), key.1.clone());

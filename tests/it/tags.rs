@@ -145,3 +145,72 @@ async fn a_tag_change_shows_in_the_next_listing_and_look_up() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Every page of `repo`'s tags, `n` at a time, walked by the Link header.
+async fn pages(s: &TestServer, repo: &str, n: usize) -> Vec<Vec<String>> {
+    let mut url = format!("/v2/{repo}/tags/list?n={n}");
+    let mut pages = Vec::new();
+    loop {
+        let r = s.get(&url).await;
+        let link = header(&r, "link");
+        let body = json_body(r).await;
+        pages.push(serde_json::from_value(body["tags"].clone()).expect("tags"));
+        let Some(link) = link else {
+            return pages;
+        };
+        url = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .expect("link")
+            .to_owned();
+    }
+}
+
+// Kept pages are brought up to date with the tags created and deleted since
+// they were read: a name inside a full page, after the last page, deleted
+// from a full page (the next page's first name moves up), several at once.
+#[tokio::test]
+async fn kept_pages_follow_tags_created_and_deleted() {
+    let s = TestServer::start().await;
+    let mut names: std::collections::BTreeSet<String> =
+        ["a", "c", "e", "g", "i", "k", "m"].map(String::from).into();
+    let (manifest, _) = s.push_image("app", "a", 1).await;
+    for t in &names {
+        let r = s.put_manifest("app", t, OCI_MANIFEST, &manifest).await;
+        assert!(r.status().is_success());
+    }
+    let steps: [(&[&str], &[&str]); 5] = [
+        (&["d"], &[]),
+        (&["n"], &[]),
+        (&[], &["c"]),
+        (&[], &["n"]),
+        (&["b", "h"], &["k", "a"]),
+    ];
+    for (created, deleted) in steps {
+        for _ in 0..2 {
+            let expected: Vec<Vec<String>> = names
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .chunks(3)
+                .map(<[String]>::to_vec)
+                .collect();
+            assert_eq!(pages(&s, "app", 3).await, expected);
+            assert_eq!(
+                json_body(s.get("/v2/app/tags/list").await).await["tags"],
+                json!(names)
+            );
+        }
+        for t in created {
+            let r = s.put_manifest("app", t, OCI_MANIFEST, &manifest).await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            names.insert(t.to_string());
+        }
+        for t in deleted {
+            let r = s.delete(&format!("/v2/app/manifests/{t}")).await;
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            names.remove(*t);
+        }
+    }
+}

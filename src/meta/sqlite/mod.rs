@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_upload_owner.sql"),
     include_str!("migrations/0006_multipart.sql"),
     include_str!("migrations/0007_tag_names.sql"),
+    include_str!("migrations/0008_tag_name_changes.sql"),
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;
@@ -513,6 +514,55 @@ mod tests {
         assert_eq!(version(), Some(1), "a move keeps the names");
         assert!(run("DELETE FROM tags WHERE name = 't'").is_ok());
         assert_eq!(version(), Some(2));
+    }
+
+    // The changes after a version are the names created and deleted since,
+    // in order (a rename is both); past the kept window they are not known.
+    #[test]
+    fn tag_name_changes_are_kept_for_the_last_versions() {
+        use crate::meta::{ListingMeta, TagNameChange, TagNameChanges};
+        use crate::oci::RepoName;
+        let db = Sqlite::in_memory().expect("open");
+        let run = |sql: &str| db.write(|c| Ok(c.execute_batch(sql)?));
+        let setup = "INSERT INTO repositories (name, created_at) VALUES ('r', 0);
+             INSERT INTO contents (digest, size, created_at) VALUES ('a', 1, 0);
+             INSERT INTO manifests (repo, digest, media_type, size, created_at)
+                 VALUES ('r', 'a', 'm', 1, 0);
+             INSERT INTO tags (repo, name, digest, updated_at) VALUES ('r', 't', 'a', 0);
+             INSERT INTO tags (repo, name, digest, updated_at) VALUES ('r', 'u', 'a', 0);
+             DELETE FROM tags WHERE name = 't';
+             UPDATE tags SET name = 'v' WHERE name = 'u';";
+        assert!(run(setup).is_ok());
+        let repo = RepoName::parse("r").expect("name");
+        let change = |name: &str, present| TagNameChange {
+            name: name.to_owned(),
+            present,
+        };
+        let since = |v| db.tag_name_changes(&repo, v).ok().flatten();
+        assert_eq!(
+            since(1),
+            Some(TagNameChanges {
+                version: 5,
+                changes: Some(vec![
+                    change("u", true),
+                    change("t", false),
+                    change("u", false),
+                    change("v", true)
+                ]),
+            })
+        );
+        assert_eq!(since(5).and_then(|c| c.changes), Some(vec![]));
+        let many = "WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 1100)
+             INSERT INTO tags (repo, name, digest, updated_at) SELECT 'r', 'n' || x, 'a', 0 FROM i;";
+        assert!(run(many).is_ok());
+        let kept = since(1105 - 1024).and_then(|c| c.changes).map(|c| c.len());
+        assert_eq!(kept, Some(1024));
+        assert_eq!(
+            since(1105 - 1025).map(|c| (c.version, c.changes)),
+            Some((1105, None))
+        );
+        let unknown = RepoName::parse("nobody").expect("name");
+        assert_eq!(db.tag_name_changes(&unknown, 0).ok(), Some(None));
     }
 
     // A deferred write is committed (readers see it at once) without a sync of
