@@ -506,6 +506,36 @@ fn static_server(file: PathBuf) -> String {
     format!("http://{addr}")
 }
 
+/// A server that answers every request with the file, sent by the kernel
+/// (`std::io::copy` from a file to a socket is sendfile on Linux): no copy
+/// through the server's memory, which a server streaming through an HTTP
+/// library (Berth, Distribution, the one above) cannot avoid.
+fn sendfile_server(file: PathBuf) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(mut f) = std::fs::File::open(&file) else {
+                continue;
+            };
+            let len = f.metadata().map_or(0, |m| m.len());
+            let mut request = std::io::BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while request.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n");
+            if stream.write_all(head.as_bytes()).is_ok() {
+                let _ = std::io::copy(&mut f, &mut stream);
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
 // ---------------------------------------------------------------- report
 
 struct Row {
@@ -594,16 +624,27 @@ async fn main() {
     ));
     let file = scratch.path().join("static.bin");
     std::fs::write(&file, &data).expect("static file");
-    let plain = static_server(file);
-    let mut ceiling = Vec::new();
+    let plain = static_server(file.clone());
+    let zero_copy = sendfile_server(file);
+    let (mut ceiling, mut ceiling_sendfile) = (Vec::new(), Vec::new());
     for _ in 0..reps {
-        let t = Instant::now();
-        pull(&c, &format!("{plain}/file")).await;
-        ceiling.push(gb / t.elapsed().as_secs_f64());
+        for (url, speeds) in [
+            (format!("{plain}/file"), &mut ceiling),
+            (format!("{zero_copy}/file"), &mut ceiling_sendfile),
+        ] {
+            let t = Instant::now();
+            assert_eq!(pull(&c, &url).await, data.len());
+            speeds.push(gb / t.elapsed().as_secs_f64());
+        }
     }
     limits.push((
         "static file server, one pull stream".to_owned(),
         median(&ceiling),
+        "GB/s",
+    ));
+    limits.push((
+        "  the same file with sendfile (no copy in the server)".to_owned(),
+        median(&ceiling_sendfile),
         "GB/s",
     ));
     let (rps, _, p99) = load(

@@ -20,12 +20,16 @@ pub async fn list(registry: &Registry, repo: &RepoName, query: &Query) -> Result
         tags: &'a [String],
     }
     let body = page.encoded(|page| {
-        serde_json::to_vec(&TagList {
+        // Sized up front: growing by doubling costs page faults on a large list.
+        let size = page.items.iter().map(|t| t.len() + 3).sum::<usize>() + repo.as_str().len();
+        let mut out = Vec::with_capacity(size + 32);
+        let list = TagList {
             name: repo.as_str(),
             tags: &page.items,
-        })
-        .map(Into::into)
-        .map_err(|e| crate::error::Error::Internal(e.to_string()))
+        };
+        serde_json::to_writer(&mut out, &list)
+            .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+        Ok(out.into())
     })?;
     Ok(JsonPage {
         body,

@@ -15,28 +15,26 @@ DROP TRIGGER tag_names_on_insert;
 DROP TRIGGER tag_names_on_delete;
 DROP TRIGGER tag_names_on_rename;
 
+-- A change is the repository's next version; the oldest beyond the window go.
+CREATE TRIGGER tag_name_changes_on_insert AFTER INSERT ON tag_name_changes BEGIN
+    UPDATE repositories SET tag_names = NEW.version WHERE name = NEW.repo;
+    DELETE FROM tag_name_changes WHERE repo = NEW.repo AND version <= NEW.version - 1024;
+END;
+
 CREATE TRIGGER tag_names_on_insert AFTER INSERT ON tags BEGIN
-    UPDATE repositories SET tag_names = tag_names + 1 WHERE name = NEW.repo;
     INSERT INTO tag_name_changes (repo, version, name, present)
-        SELECT NEW.repo, tag_names, NEW.name, 1 FROM repositories WHERE name = NEW.repo;
-    DELETE FROM tag_name_changes WHERE repo = NEW.repo AND version <=
-        (SELECT tag_names - 1024 FROM repositories WHERE name = NEW.repo);
+        SELECT name, tag_names + 1, NEW.name, 1 FROM repositories WHERE name = NEW.repo;
 END;
 
 CREATE TRIGGER tag_names_on_delete AFTER DELETE ON tags BEGIN
-    UPDATE repositories SET tag_names = tag_names + 1 WHERE name = OLD.repo;
     INSERT INTO tag_name_changes (repo, version, name, present)
-        SELECT OLD.repo, tag_names, OLD.name, 0 FROM repositories WHERE name = OLD.repo;
-    DELETE FROM tag_name_changes WHERE repo = OLD.repo AND version <=
-        (SELECT tag_names - 1024 FROM repositories WHERE name = OLD.repo);
+        SELECT name, tag_names + 1, OLD.name, 0 FROM repositories WHERE name = OLD.repo;
 END;
 
 -- A rename is the old name deleted, then the new one created: two versions.
 CREATE TRIGGER tag_names_on_rename AFTER UPDATE OF repo, name ON tags BEGIN
-    UPDATE repositories SET tag_names = tag_names + 1 WHERE name = OLD.repo;
     INSERT INTO tag_name_changes (repo, version, name, present)
-        SELECT OLD.repo, tag_names, OLD.name, 0 FROM repositories WHERE name = OLD.repo;
-    UPDATE repositories SET tag_names = tag_names + 1 WHERE name = NEW.repo;
+        SELECT name, tag_names + 1, OLD.name, 0 FROM repositories WHERE name = OLD.repo;
     INSERT INTO tag_name_changes (repo, version, name, present)
-        SELECT NEW.repo, tag_names, NEW.name, 1 FROM repositories WHERE name = NEW.repo;
+        SELECT name, tag_names + 1, NEW.name, 1 FROM repositories WHERE name = NEW.repo;
 END;
