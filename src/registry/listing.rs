@@ -157,36 +157,8 @@ impl Registry {
             if kept.generation == generation {
                 return Ok(kept.page);
             }
-            let (r, since) = (repo.clone(), kept.version);
-            let now = self.meta(move |m| m.tag_name_changes(&r, since)).await?;
-            if let Some(TagNameChanges {
-                version,
-                changes: Some(changes),
-            }) = now
-            {
-                let page = if changes.is_empty() {
-                    Some(kept.page)
-                } else {
-                    // Taken out, the page is most often no one else's: it
-                    // changes in place rather than as a copy.
-                    drop(kept);
-                    self.tag_pages
-                        .take(&key)
-                        .filter(|kept| kept.version == since)
-                        .and_then(|kept| {
-                            Arc::unwrap_or_clone(kept.page).after(key.1.as_deref(), n, changes)
-                        })
-                        .map(Arc::new)
-                };
-                if let Some(page) = page {
-                    let kept = KeptPage {
-                        page: Arc::clone(&page),
-                        generation,
-                        version,
-                    };
-                    self.tag_pages.keep(key, kept);
-                    return Ok(page);
-                }
+            if let Some(page) = self.catch_up(&key, kept, generation).await? {
+                return Ok(page);
             }
         }
         let (r, last) = (repo.clone(), key.1.clone());
@@ -204,6 +176,48 @@ impl Registry {
             },
         );
         Ok(page)
+    }
+
+    /// A kept page brought up to date with the tag names created and deleted
+    /// since its version, and kept again under `generation`; `None` when that
+    /// takes reading the page again.
+    async fn catch_up(
+        &self,
+        key: &TagPageKey,
+        kept: KeptPage,
+        generation: u64,
+    ) -> Result<Option<Arc<Page>>> {
+        let (repo, since) = (key.0.clone(), kept.version);
+        let now = self.meta(move |m| m.tag_name_changes(&repo, since)).await?;
+        let Some(TagNameChanges {
+            version,
+            changes: Some(changes),
+        }) = now
+        else {
+            return Ok(None);
+        };
+        let page = if changes.is_empty() {
+            Some(kept.page)
+        } else {
+            // Taken out, the page is most often no one else's: it changes in
+            // place rather than as a copy.
+            drop(kept);
+            self.tag_pages
+                .take(key)
+                .filter(|kept| kept.version == since)
+                .and_then(|kept| {
+                    Arc::unwrap_or_clone(kept.page).after(key.1.as_deref(), key.2, changes)
+                })
+                .map(Arc::new)
+        };
+        Ok(page.inspect(|page| {
+            let kept = KeptPage {
+                page: Arc::clone(page),
+                generation,
+                version,
+            };
+            self.tag_pages.keep(key.clone(), kept);
+        }))
     }
 
     /// Repository names in lexical order after `last`, only those `visible` accepts.
