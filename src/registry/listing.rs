@@ -187,8 +187,14 @@ impl Registry {
         kept: KeptPage,
         generation: u64,
     ) -> Result<Option<Arc<Page>>> {
-        let (repo, since) = (key.0.clone(), kept.version);
-        let now = self.meta(move |m| m.tag_name_changes(&repo, since)).await?;
+        let since = kept.version;
+        let now = match self.meta.tag_name_changes_if_idle(&key.0, since) {
+            Some(read) => read?,
+            None => {
+                let repo = key.0.clone();
+                self.meta(move |m| m.tag_name_changes(&repo, since)).await?
+            }
+        };
         let Some(TagNameChanges {
             version,
             changes: Some(changes),

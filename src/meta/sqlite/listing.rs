@@ -5,11 +5,11 @@ use rusqlite::{OptionalExtension, params};
 use super::{Sqlite, digest_column, to_u64};
 use crate::error::Result;
 use crate::meta::{ListingMeta, Referrer, TagNameChange, TagNameChanges};
+use crate::oci::{Digest, RepoName};
 
 /// Versions of a repository's tag names whose changes the triggers keep
 /// (migration 0008).
 const CHANGES_KEPT: u64 = 1024;
-use crate::oci::{Digest, RepoName};
 
 fn tag_names_version(c: &rusqlite::Connection, repo: &RepoName) -> Result<Option<u64>> {
     Ok(
@@ -18,6 +18,38 @@ fn tag_names_version(c: &rusqlite::Connection, repo: &RepoName) -> Result<Option
             .optional()?
             .map(to_u64),
     )
+}
+
+fn tag_name_changes(
+    c: &rusqlite::Connection,
+    repo: &RepoName,
+    since: u64,
+) -> Result<Option<TagNameChanges>> {
+    let Some(version) = tag_names_version(c, repo)? else {
+        return Ok(None);
+    };
+    // The triggers keep the last CHANGES_KEPT versions; older ones are gone.
+    let changes = match version.checked_sub(since) {
+        Some(0) => Some(Vec::new()),
+        Some(behind) if behind <= CHANGES_KEPT => {
+            let rows = c
+                .prepare_cached(
+                    "SELECT name, present FROM tag_name_changes
+                     WHERE repo = ?1 AND version > ?2 ORDER BY version",
+                )?
+                .query_map(params![repo.as_str(), since as i64], |r| {
+                    Ok(TagNameChange {
+                        name: r.get(0)?,
+                        present: r.get(1)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            // One row per version: all there, or some were dropped.
+            (rows.len() as u64 == behind).then_some(rows)
+        }
+        _ => None,
+    };
+    Ok(Some(TagNameChanges { version, changes }))
 }
 
 impl ListingMeta for Sqlite {
@@ -46,33 +78,15 @@ impl ListingMeta for Sqlite {
     }
 
     fn tag_name_changes(&self, repo: &RepoName, since: u64) -> Result<Option<TagNameChanges>> {
-        self.read(|c| {
-            let Some(version) = tag_names_version(c, repo)? else {
-                return Ok(None);
-            };
-            // The triggers keep the last CHANGES_KEPT versions; older ones are gone.
-            let changes = match version.checked_sub(since) {
-                Some(0) => Some(Vec::new()),
-                Some(behind) if behind <= CHANGES_KEPT => {
-                    let rows = c
-                        .prepare_cached(
-                            "SELECT name, present FROM tag_name_changes
-                             WHERE repo = ?1 AND version > ?2 ORDER BY version",
-                        )?
-                        .query_map(params![repo.as_str(), since as i64], |r| {
-                            Ok(TagNameChange {
-                                name: r.get(0)?,
-                                present: r.get(1)?,
-                            })
-                        })?
-                        .collect::<Result<Vec<_>, _>>()?;
-                    // One row per version: all there, or some were dropped.
-                    (rows.len() as u64 == behind).then_some(rows)
-                }
-                _ => None,
-            };
-            Ok(Some(TagNameChanges { version, changes }))
-        })
+        self.read(|c| tag_name_changes(c, repo, since))
+    }
+
+    fn tag_name_changes_if_idle(
+        &self,
+        repo: &RepoName,
+        since: u64,
+    ) -> Option<Result<Option<TagNameChanges>>> {
+        self.read_if_idle(|c| tag_name_changes(c, repo, since))
     }
 
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>> {

@@ -341,9 +341,31 @@ impl Sqlite {
             },
         };
         let value = f(&conn);
+        self.give_back(conn)?;
+        value
+    }
+
+    /// Runs `f` on a reader that is idle now; `None`, without running it,
+    /// when there is none (or the writer is busy, for an in-memory
+    /// database). For a read of a few rows on an async runtime's thread,
+    /// which must not wait for a connection or open one.
+    pub(crate) fn read_if_idle<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Option<Result<T>> {
+        if self.path.is_none() {
+            let w = self.writer.try_lock().ok()?;
+            return Some(f(&w.conn));
+        }
+        let conn = self.readers.lock().ok()?.idle.pop()?;
+        let value = f(&conn);
+        Some(self.give_back(conn).and(value))
+    }
+
+    fn give_back(&self, conn: Connection) -> Result<()> {
         self.readers.lock().map_err(|_| poisoned())?.idle.push(conn);
         self.returned.notify_one();
-        value
+        Ok(())
     }
 }
 
@@ -563,6 +585,21 @@ mod tests {
         );
         let unknown = RepoName::parse("nobody").expect("name");
         assert_eq!(db.tag_name_changes(&unknown, 0).ok(), Some(None));
+    }
+
+    // A read that must not wait runs only on a reader idle at that moment:
+    // none before the first reader is opened, none while the only one is busy.
+    #[test]
+    fn a_read_if_idle_never_waits_for_a_reader() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir.expect("dir");
+        let db = Sqlite::open(&dir.path().join("t.db")).expect("open");
+        let one = |c: &Connection| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?);
+        assert!(db.read_if_idle(one).is_none(), "no reader opened yet");
+        assert_eq!(db.read(one).ok(), Some(1));
+        assert_eq!(db.read_if_idle(one).and_then(Result::ok), Some(1));
+        let inner = db.read(|_| Ok(db.read_if_idle(one).is_none()));
+        assert_eq!(inner.ok(), Some(true), "the one reader is in use");
     }
 
     // A deferred write is committed (readers see it at once) without a sync of
