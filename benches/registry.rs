@@ -338,10 +338,16 @@ async fn push_image(c: &reqwest::Client, base: &str, repo: &str, tag: &str, seed
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cl}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{ll}}}]}}"#
     );
     let md = sha256(&[manifest.as_bytes()]);
+    put_manifest(c, base, repo, tag, Bytes::from(manifest)).await;
+    md
+}
+
+/// Puts the image manifest `body` in `repo` under `reference`.
+async fn put_manifest(c: &reqwest::Client, base: &str, repo: &str, reference: &str, body: Bytes) {
     let r = c
-        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest)
+        .body(body)
         .send()
         .await
         .expect("PUT manifest");
@@ -349,28 +355,14 @@ async fn push_image(c: &reqwest::Client, base: &str, repo: &str, tag: &str, seed
     assert_eq!(
         status,
         201,
-        "{base} manifest: {}",
+        "{base} manifest {repo}:{reference}: {}",
         r.text().await.unwrap_or_default()
     );
-    md
 }
 
 /// Points `tag` of the repository `tagged` at the manifest `body`.
 async fn put_tag(c: &reqwest::Client, base: &str, tag: &str, body: &Bytes) {
-    let r = c
-        .put(format!("{base}/v2/tagged/manifests/{tag}"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(body.clone())
-        .send()
-        .await
-        .expect("tag");
-    let status = r.status();
-    assert_eq!(
-        status,
-        201,
-        "tag {tag}: {}",
-        r.text().await.unwrap_or_default()
-    );
+    put_manifest(c, base, "tagged", tag, body.clone()).await;
 }
 
 /// Lists the tags of `tagged` whole, timed to the last byte received (ms);
@@ -872,19 +864,7 @@ async fn main() {
         // Set-up, not timed, one tag at a time: Distribution answers 500 to
         // concurrent tag writes of one manifest.
         for n in 1..5000 {
-            let r = c
-                .put(format!("{}/v2/tagged/manifests/t{n}", s.base))
-                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-                .body(body.clone())
-                .send()
-                .await
-                .expect("tag");
-            assert_eq!(
-                r.status(),
-                201,
-                "tag t{n}: {}",
-                r.text().await.unwrap_or_default()
-            );
+            put_tag(&c, &s.base, &format!("t{n}"), &body).await;
         }
         // A second manifest (the first with an annotation), untagged, for t0
         // to move to and fro.

@@ -3,7 +3,8 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn tagged(s: &TestServer, repo: &str, tags: &[&str]) {
+/// Pushes one image to `repo` under every one of `tags`; returns its manifest.
+async fn tagged(s: &TestServer, repo: &str, tags: &[&str]) -> Vec<u8> {
     let (manifest, _) = s.push_image(repo, tags[0], 1).await;
     for t in &tags[1..] {
         assert_eq!(
@@ -13,6 +14,7 @@ async fn tagged(s: &TestServer, repo: &str, tags: &[&str]) {
             StatusCode::CREATED
         );
     }
+    manifest
 }
 
 // Spec: tags are listed in lexical order.
@@ -175,11 +177,8 @@ async fn kept_pages_follow_tags_created_and_deleted() {
     let s = TestServer::start().await;
     let mut names: std::collections::BTreeSet<String> =
         ["a", "c", "e", "g", "i", "k", "m"].map(String::from).into();
-    let (manifest, _) = s.push_image("app", "a", 1).await;
-    for t in &names {
-        let r = s.put_manifest("app", t, OCI_MANIFEST, &manifest).await;
-        assert!(r.status().is_success());
-    }
+    let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+    let manifest = tagged(&s, "app", &listed).await;
     let steps: [(&[&str], &[&str]); 5] = [
         (&["d"], &[]),
         (&["n"], &[]),
