@@ -1,7 +1,9 @@
 //! Typed configuration: defaults, overlaid by a TOML file, overlaid by `BERTH_*`
 //! environment variables (`BERTH_DATA_DIR`, `BERTH_REGISTRY__DELETE_ENABLED`:
 //! a double underscore steps into a section), overlaid by command-line flags.
-//! Unknown keys are refused wherever they come from.
+//! Unknown keys are refused wherever they come from, except `BERTH_*`
+//! variables that cannot be keys at all (Kubernetes service links, names far
+//! from any key), which are left alone.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,10 @@ pub struct Config {
     /// Authentication and access rules; absent means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// `BERTH_*` variables that name no key and were left alone, for the
+    /// server to warn about once its log is set up.
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
 }
 
 /// The `[tls]` section.
@@ -165,6 +171,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             storage: StorageConfig::default(),
             auth: None,
+            ignored_env: Vec::new(),
         }
     }
 }
@@ -197,20 +204,20 @@ impl Config {
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
             merge(&mut merged, table);
         }
+        let mut ignored_env = Vec::new();
         for (key, value) in env {
-            if CLIENT_ONLY_ENV.contains(&key.as_str()) {
-                continue;
+            match env_key(&key, &value)? {
+                EnvKey::Config(path) => merge(&mut merged, nest(&path, scalar(&value))),
+                EnvKey::NotConfig => {}
+                EnvKey::Unknown => ignored_env.push(key),
             }
-            let Some(name) = key.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            let path: Vec<String> = name.split("__").map(str::to_lowercase).collect();
-            merge(&mut merged, nest(&path, scalar(&value)));
         }
-        let config: Config = merged
+        let mut config: Config = merged
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
         config.validate()?;
+        ignored_env.sort();
+        config.ignored_env = ignored_env;
         Ok(config)
     }
 
@@ -287,6 +294,89 @@ impl Config {
             gc: self.gc_policy().unwrap_or_else(|_| Settings::default().gc),
         }
     }
+}
+
+/// Top-level keys of [`Config`]; `tls` and `auth` are absent from the
+/// serialised defaults, so the list is written out (a test checks it).
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "log",
+    "max_concurrent_requests",
+    "header_read_timeout",
+    "tls",
+    "registry",
+    "releases",
+    "webhooks",
+    "gc",
+    "storage",
+    "auth",
+];
+
+/// What one environment variable is to the configuration.
+#[derive(Debug, PartialEq)]
+enum EnvKey {
+    /// A key path to overlay (`BERTH_GC__INTERVAL` is `["gc", "interval"]`).
+    Config(Vec<String>),
+    /// Not ours: another prefix, a client-side variable, or a Kubernetes
+    /// service link (`BERTH_SERVICE_HOST`, `BERTH_PORT=tcp://...`).
+    NotConfig,
+    /// `BERTH_*` but no key at all, nor close to one: ignored with a warning.
+    Unknown,
+}
+
+/// Sorts one environment variable. A variable whose first part names a
+/// top-level key is configuration, so a misspelt key inside a section
+/// (`BERTH_REGISTRY__DELETE_ENABLD`) fails later with the key's name; one that
+/// names no key but is within an edit or two of one (`BERTH_DATA_DIRR`) is
+/// refused here as a likely typo; anything else cannot be a key and must not
+/// stop start-up.
+fn env_key(key: &str, value: &str) -> Result<EnvKey> {
+    let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+        return Ok(EnvKey::NotConfig);
+    };
+    if CLIENT_ONLY_ENV.contains(&key) || is_service_link(key, value) {
+        return Ok(EnvKey::NotConfig);
+    }
+    let path: Vec<String> = name.split("__").map(str::to_lowercase).collect();
+    if TOP_LEVEL_KEYS.contains(&path[0].as_str()) {
+        return Ok(EnvKey::Config(path));
+    }
+    let near = TOP_LEVEL_KEYS.iter().find(|known| {
+        let allowed = if known.len() <= 4 { 1 } else { 2 };
+        strsim::levenshtein(known, &path[0]) <= allowed
+    });
+    match near {
+        Some(known) => Err(Error::Config(format!(
+            "environment variable {key}: no key {:?} (did you mean {ENV_PREFIX}{}?)",
+            path[0],
+            known.to_uppercase()
+        ))),
+        None => Ok(EnvKey::Unknown),
+    }
+}
+
+/// The variables Kubernetes gives a pod for each Service in its namespace
+/// (`<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<NAME>]`, `<SVC>_PORT=tcp://...`,
+/// `<SVC>_PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]`): for a Service named `berth`
+/// or `berth-*` they share our prefix.
+fn is_service_link(key: &str, value: &str) -> bool {
+    let parts: Vec<&str> = key.split('_').collect();
+    let is_proto = |p: &str| matches!(p, "TCP" | "UDP" | "SCTP");
+    let service = parts
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == ["SERVICE", "HOST"] && i + 2 == parts.len() || w == ["SERVICE", "PORT"]);
+    let port_url = parts.last() == Some(&"PORT") && value.contains("://");
+    let port_n = parts.windows(3).enumerate().any(|(i, w)| {
+        let rest = &parts[i + 3..];
+        w[0] == "PORT"
+            && !w[1].is_empty()
+            && w[1].bytes().all(|b| b.is_ascii_digit())
+            && is_proto(w[2])
+            && (rest.is_empty() || rest.len() == 1 && matches!(rest[0], "PROTO" | "PORT" | "ADDR"))
+    });
+    service || port_url || port_n
 }
 
 /// An environment value read as a TOML scalar (number, boolean, array) where
@@ -433,10 +523,89 @@ secret = "s"
         dir
     }
 
+    /// The variables Kubernetes sets for a Service named `berth` (and one
+    /// named `berth-db` with a named port) are no configuration.
+    #[test]
+    fn kubernetes_service_links_are_left_alone() {
+        let links = [
+            ("BERTH_SERVICE_HOST", "10.96.0.10"),
+            ("BERTH_SERVICE_PORT", "5000"),
+            ("BERTH_PORT", "tcp://10.96.0.10:5000"),
+            ("BERTH_PORT_5000_TCP", "tcp://10.96.0.10:5000"),
+            ("BERTH_PORT_5000_TCP_PROTO", "tcp"),
+            ("BERTH_PORT_5000_TCP_PORT", "5000"),
+            ("BERTH_PORT_5000_TCP_ADDR", "10.96.0.10"),
+            ("BERTH_DB_SERVICE_PORT_POSTGRES_WIRE", "5432"),
+            ("BERTH_DB_PORT_5432_UDP_ADDR", "10.96.0.11"),
+        ];
+        let c = Config::load(None, env(&links)).expect("service links do not stop start-up");
+        assert!(c.ignored_env.is_empty(), "{:?}", c.ignored_env);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5000");
+        for (key, value) in links {
+            assert_eq!(env_key(key, value).ok(), Some(EnvKey::NotConfig), "{key}");
+        }
+    }
+
+    #[test]
+    fn variables_that_cannot_be_keys_are_ignored_and_named() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_BUILD_SHA", "abc"),
+                ("BERTH_PORT", "6000"),
+                ("BERTH_URL", "http://elsewhere:5000"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.ignored_env, ["BERTH_BUILD_SHA", "BERTH_PORT"]);
+    }
+
+    #[test]
+    fn misspelt_keys_are_refused_naming_them() {
+        for (key, named) in [
+            ("BERTH_DATA_DIRR", "BERTH_DATA_DIR"),
+            ("BERTH_LISTN", "BERTH_LISTEN"),
+            ("BERTH_STORAG__BACKEND", "BERTH_STORAGE"),
+        ] {
+            let err = Config::load(None, env(&[(key, "x")])).expect_err(key);
+            let text = err.to_string();
+            assert!(text.contains(key) && text.contains(named), "{text}");
+        }
+        let err = Config::load(None, env(&[("BERTH_REGISTRY__DELETE_ENABLD", "false")]))
+            .expect_err("misspelt key in a section");
+        assert!(err.to_string().contains("delete_enabld"), "{err}");
+    }
+
+    #[test]
+    fn every_top_level_key_is_known() {
+        let full = Config {
+            tls: Some(TlsConfig {
+                cert: "c".into(),
+                key: "k".into(),
+            }),
+            auth: Some(toml::from_str("htpasswd = \"users\"").expect("auth section")),
+            ..Config::default()
+        };
+        let toml::Value::Table(table) = toml::Value::try_from(full).expect("serialises") else {
+            panic!("a table");
+        };
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut known = TOP_LEVEL_KEYS.to_vec();
+        keys.sort();
+        known.sort();
+        assert_eq!(keys, known);
+    }
+
     #[test]
     fn unknown_keys_are_refused_from_file_and_environment() {
+        let dir = tempfile_dir("unknown");
+        let file = dir.join("berth.toml");
+        std::fs::write(&file, "[registry]\ndelete_enabld = false\n").expect("write");
+        let err = Config::load(Some(&file), Vec::new()).expect_err("misspelt key in the file");
+        assert!(err.to_string().contains("delete_enabld"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
         assert!(matches!(
-            Config::load(None, env(&[("BERTH_NOPE", "1")])),
+            Config::load(None, env(&[("BERTH_LOGG", "1")])),
             Err(Error::Config(_))
         ));
         assert!(matches!(

@@ -21,6 +21,12 @@ pub async fn run(args: Args) -> Result<()> {
         config.listen = listen;
     }
     init_tracing(&config.log)?;
+    if !config.ignored_env.is_empty() {
+        tracing::warn!(
+            variables = %config.ignored_env.join(" "),
+            "BERTH_* environment variables that name no configuration key are ignored"
+        );
+    }
     let server = Server::bind(&config).await?;
     tracing::info!(
         addr = %server.local_addr()?,

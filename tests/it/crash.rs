@@ -5,77 +5,14 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::process::{Process, free_port};
 use crate::support::*;
-
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    /// Starts `berth serve` on `port` and waits (with a deadline) until it answers.
-    async fn start(dir: &Path, port: u16) -> Process {
-        Process::start_with(dir, port, &[]).await
-    }
-
-    async fn start_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Process {
-        // This test may be the first of its process to build an HTTP client.
-        berth::install_crypto_provider();
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(dir)
-            .env("BERTH_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn berth");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(format!("{base}/v2/")).send().await
-                && r.status() == StatusCode::OK
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "berth did not start");
-            tokio::task::yield_now().await;
-            std::thread::yield_now();
-        }
-        Process { child, base }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// Opens a request that declares `declared` body bytes and sends only `sent`,
 /// leaving the connection open (the caller kills the server under it).
