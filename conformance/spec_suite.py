@@ -239,6 +239,28 @@ def _():
     oci_error(status(S.get(u(f"/v2/{REPO}/manifests/nope")), 404), "MANIFEST_UNKNOWN")
 
 
+@check("pull: HEAD and GET of a reference that names nothing (.INVALID_MANIFEST_NAME) answer 404")
+def _():
+    # The official suite's nonexistentManifest: not a valid tag, so it can
+    # name no stored manifest; reading it is "not found", not "bad request".
+    status(S.head(u(f"/v2/{REPO}/manifests/.INVALID_MANIFEST_NAME")), 404)
+    oci_error(status(S.get(u(f"/v2/{REPO}/manifests/.INVALID_MANIFEST_NAME")), 404), "MANIFEST_UNKNOWN")
+
+
+@check("push: a Content-Range other than <start>-<end> is refused and the session stays")
+def _():
+    b = data(5, 2000)
+    r = status(S.post(u(f"/v2/{REPO}/blobs/uploads/")), 202)
+    loc = u(r.headers["Location"])
+    r = status(S.patch(loc, data=b[:1000], headers={"Content-Range": "0-999"}), 202)
+    for bad in ("bytes=1000-1999", "bytes 1000-1999/2000", "+1000-1999", "1000-", "1000 - 1999"):
+        status(S.patch(loc, data=b[1000:], headers={"Content-Range": bad}), 400, 416)
+        r = status(S.get(loc), 204)
+        expect(r.headers.get("Range") == "0-999", f"{bad!r} moved the session to {r.headers.get('Range')}")
+    r = status(S.patch(loc, data=b[1000:], headers={"Content-Range": "1000-1999"}), 202)
+    status(S.put(u(r.headers["Location"]), params={"digest": digest(b)}), 201)
+
+
 @check("pull: a blob of another repository is not readable")
 def _():
     secret = data(4, 100)

@@ -20,6 +20,10 @@ pub enum Endpoint {
     Tags(RepoName),
     /// `/v2/<name>/manifests/<reference>`
     Manifest(RepoName, Reference),
+    /// `/v2/<name>/manifests/<text>` where the text is neither a tag nor a
+    /// digest: reading or deleting it finds nothing (404), pushing to it is
+    /// refused as the parse error says (400).
+    ManifestInvalid(RepoName, String),
     /// `/v2/<name>/blobs/<digest>`
     Blob(RepoName, Digest),
     /// `/v2/<name>/blobs/uploads/`
@@ -52,7 +56,10 @@ impl Endpoint {
             [_, .., "tags", "list"] => Ok(Endpoint::Tags(name(2)?)),
             [_, .., "manifests", reference] => {
                 let repo = name(2)?;
-                Ok(Endpoint::Manifest(repo, Reference::parse(reference)?))
+                Ok(match Reference::parse(reference) {
+                    Ok(r) => Endpoint::Manifest(repo, r),
+                    Err(_) => Endpoint::ManifestInvalid(repo, (*reference).to_owned()),
+                })
             }
             [_, .., "blobs", "uploads", ""] | [_, .., "blobs", "uploads"] => {
                 let n = if segments.last() == Some(&"") { 3 } else { 2 };
@@ -80,7 +87,7 @@ impl Endpoint {
             Endpoint::Base | Endpoint::Catalog | Endpoint::Tags(_) | Endpoint::Referrers(..) => {
                 "GET, HEAD"
             }
-            Endpoint::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Endpoint::Manifest(..) | Endpoint::ManifestInvalid(..) => "GET, HEAD, PUT, DELETE",
             Endpoint::Blob(..) => "GET, HEAD, DELETE",
             Endpoint::UploadStart(_) => "POST",
             Endpoint::Upload(..) => "GET, PATCH, PUT, DELETE",
@@ -109,6 +116,7 @@ impl Endpoint {
             Endpoint::Base | Endpoint::Catalog => None,
             Endpoint::Tags(r)
             | Endpoint::Manifest(r, _)
+            | Endpoint::ManifestInvalid(r, _)
             | Endpoint::Blob(r, _)
             | Endpoint::UploadStart(r)
             | Endpoint::Upload(r, _)
@@ -217,10 +225,13 @@ mod tests {
             Endpoint::parse("/v2/a/blobs/uploads/zz"),
             Err(Error::BlobUploadUnknown)
         ));
-        assert!(matches!(
-            Endpoint::parse("/v2/a/manifests/-bad"),
-            Err(Error::TagInvalid(_))
-        ));
+        for bad in ["-bad", ".INVALID_MANIFEST_NAME", "sha256:abc"] {
+            assert_eq!(
+                Endpoint::parse(&format!("/v2/a/manifests/{bad}")).ok(),
+                Some(Endpoint::ManifestInvalid(repo("a"), bad.into())),
+                "a reference that names nothing is still a manifest endpoint"
+            );
+        }
     }
 
     #[test]
@@ -243,6 +254,16 @@ mod tests {
                 Endpoint::Manifest(r.clone(), Reference::Digest(d.clone())),
                 Method::DELETE,
                 Some(Action::Delete),
+            ),
+            (
+                Endpoint::ManifestInvalid(r.clone(), ".x".into()),
+                Method::GET,
+                Some(Action::Pull),
+            ),
+            (
+                Endpoint::ManifestInvalid(r.clone(), ".x".into()),
+                Method::PUT,
+                Some(Action::Push),
             ),
             (
                 Endpoint::Blob(r.clone(), d.clone()),

@@ -149,6 +149,16 @@ async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
                 .await?
                 .into_response()
         }
+        (Endpoint::ManifestInvalid(repo, text), Method::GET | Method::HEAD | Method::DELETE) => {
+            return Err(Error::ManifestUnknown(format!("{repo}:{text}")));
+        }
+        (Endpoint::ManifestInvalid(_, text), Method::PUT) => {
+            // The parser only makes this endpoint for text that fails to parse.
+            return Err(crate::oci::Reference::parse(&text).map_or_else(
+                |why| why,
+                |_| Error::Internal(format!("{text:?} taken for an invalid reference")),
+            ));
+        }
         (Endpoint::Blob(repo, d), Method::GET) => blobs::get(registry, &repo, d, headers)
             .await?
             .into_response(),

@@ -143,6 +143,15 @@ impl Reference {
             Tag::parse(s).map(Reference::Tag)
         }
     }
+
+    /// How a person writes this reference in `repo`: `repo:tag`, or
+    /// `repo@sha256:...` for a digest.
+    pub fn in_repo(&self, repo: &RepoName) -> String {
+        match self {
+            Reference::Tag(t) => format!("{repo}:{t}"),
+            Reference::Digest(d) => format!("{repo}@{d}"),
+        }
+    }
 }
 
 impl fmt::Display for Reference {

@@ -138,7 +138,7 @@ impl Registry {
                 Reference::Digest(d) => m.manifest_by_digest(&r, d),
             })
             .await?
-            .ok_or_else(|| Error::ManifestUnknown(format!("{repo}:{reference}")))?;
+            .ok_or_else(|| Error::ManifestUnknown(reference.in_repo(repo)))?;
         self.lookups.insert(key, generation, found.clone());
         Ok(found)
     }
@@ -179,7 +179,7 @@ impl Registry {
             .await?;
         self.events_changed();
         if !deleted {
-            return Err(Error::ManifestUnknown(format!("{repo}:{reference}")));
+            return Err(Error::ManifestUnknown(reference.in_repo(repo)));
         }
         tracing::info!(repo = %repo, reference = %reference, "manifest deleted");
         Ok(())

@@ -45,18 +45,24 @@ pub struct ChunkRange {
 }
 
 impl ChunkRange {
-    /// Parses `start-end`, also in the `bytes start-end/total` and `bytes=start-end` spellings.
+    /// Parses exactly `<start>-<end>` in decimal, the spec's grammar
+    /// (distribution-spec, "Pushing a blob in chunks": `^[0-9]+-[0-9]+$`);
+    /// no `bytes` unit, sign, space or empty side.
     pub fn parse(header: &str) -> Result<ChunkRange> {
-        let invalid = || Error::BlobUploadInvalid(format!("malformed Content-Range {header:?}"));
-        let s = header.trim();
-        let s = s
-            .strip_prefix("bytes=")
-            .or_else(|| s.strip_prefix("bytes "))
-            .unwrap_or(s);
-        let s = s.split('/').next().unwrap_or(s);
-        let (a, b) = s.split_once('-').ok_or_else(invalid)?;
-        let start: u64 = a.trim().parse().map_err(|_| invalid())?;
-        let end: u64 = b.trim().parse().map_err(|_| invalid())?;
+        let invalid = || {
+            Error::BlobUploadInvalid(format!(
+                "malformed Content-Range {header:?}: expected <start>-<end> in decimal"
+            ))
+        };
+        let number = |s: &str| -> Result<u64> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            s.parse().map_err(|_| invalid())
+        };
+        let (a, b) = header.split_once('-').ok_or_else(invalid)?;
+        let start = number(a)?;
+        let end = number(b)?;
         if end < start {
             return Err(invalid());
         }
@@ -669,16 +675,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_range_spellings() {
-        for h in ["0-9", "bytes 0-9/10", "bytes=0-9", "bytes 0-9/*"] {
-            assert_eq!(
-                ChunkRange::parse(h).ok(),
-                Some(ChunkRange { start: 0, end: 9 }),
-                "{h}"
-            );
-        }
-        for h in ["", "9-0", "a-b", "10"] {
-            assert!(ChunkRange::parse(h).is_err(), "{h}");
+    fn content_range_is_exactly_start_dash_end_in_decimal() {
+        assert_eq!(
+            ChunkRange::parse("0-9").ok(),
+            Some(ChunkRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            ChunkRange::parse("10-19").ok(),
+            Some(ChunkRange { start: 10, end: 19 })
+        );
+        for h in [
+            "",
+            "9-0",
+            "a-b",
+            "10",
+            "bytes 0-9/10",
+            "bytes=0-9",
+            "bytes 0-9/*",
+            "+0-9",
+            "0-+9",
+            " 0-9",
+            "0-9 ",
+            "0 - 9",
+            "-9",
+            "0-",
+            "-",
+            "0-9-10",
+            "0x0-9",
+            "٣-9",
+            "99999999999999999999-99999999999999999999",
+        ] {
+            assert!(ChunkRange::parse(h).is_err(), "{h:?}");
         }
     }
 

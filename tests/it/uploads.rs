@@ -145,6 +145,52 @@ async fn a_content_range_that_disagrees_with_the_body_is_refused() {
     assert_eq!(header(&s.get(&loc).await, "range").as_deref(), Some("0-0"));
 }
 
+// Spec ("Pushing a blob in chunks"): Content-Range is `^[0-9]+-[0-9]+$`.
+// Anything else is refused, and the session stays where it stood.
+#[tokio::test]
+async fn a_content_range_in_any_other_form_is_refused_and_the_session_stays() {
+    let s = TestServer::start().await;
+    let bytes = blob(12, 20);
+    let loc = start(&s, "a").await;
+    let r = patch(&s, &loc, Some("0-9".into()), &bytes[..10]).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for range in [
+        "bytes=10-19",
+        "bytes 10-19/20",
+        "+10-19",
+        "10-+19",
+        "10 - 19",
+        "10-",
+        "-19",
+        "10-19/20",
+    ] {
+        let r = patch(&s, &loc, Some(range.into()), &bytes[10..]).await;
+        assert!(
+            matches!(
+                r.status(),
+                StatusCode::BAD_REQUEST | StatusCode::RANGE_NOT_SATISFIABLE
+            ),
+            "{range}: {}",
+            r.status()
+        );
+        assert_eq!(error_code(r).await, "BLOB_UPLOAD_INVALID", "{range}");
+        assert_eq!(
+            header(&s.get(&loc).await, "range").as_deref(),
+            Some("0-9"),
+            "{range} left the session as it was"
+        );
+    }
+    let r = patch(&s, &loc, Some("10-19".into()), &bytes[10..]).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let digest = sha256(&bytes);
+    let r = s
+        .request(Method::PUT, &with_query(&loc, &format!("digest={digest}")))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn put_without_digest_is_digest_invalid_and_keeps_the_session() {
     let s = TestServer::start().await;
