@@ -1,3 +1,4 @@
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::*;
@@ -23,4 +24,97 @@ async fn catalog_lists_repositories_in_order_with_pagination() {
         json_body(r).await["repositories"],
         json!(["team/models/bert"])
     );
+}
+
+/// A repository exists once it holds content or a tag. Every push refused
+/// here opened a session (or a transaction) in a new repository; none of
+/// them may make it appear in the catalog or give it a tag list.
+#[tokio::test]
+async fn refused_pushes_leave_no_repository_behind() {
+    let s = TestServer::start().await;
+    let bytes = blob(3, 100);
+    let wrong = sha256(b"something else");
+
+    // A session whose finish is refused for a wrong digest.
+    let r = s
+        .request(Method::POST, "/v2/wrong-digest/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let put = with_query(&location(&r), &format!("digest={wrong}"));
+    let r = s
+        .request(Method::PUT, &put)
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+
+    // A finish with an algorithm nobody knows.
+    let r = s
+        .request(Method::POST, "/v2/unknown-alg/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    let put = with_query(&location(&r), &format!("digest=sha999:{}", "0".repeat(64)));
+    let r = s
+        .request(Method::PUT, &put)
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A single-request POST with a mismatched digest.
+    let r = s
+        .request(
+            Method::POST,
+            &format!("/v2/single-post/blobs/uploads/?digest={wrong}"),
+        )
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+
+    // A mount of a blob nobody holds falls back to a session.
+    let r = s
+        .request(
+            Method::POST,
+            &format!("/v2/mount-fallback/blobs/uploads/?mount={wrong}&from=nowhere"),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    // A manifest whose layer is not there.
+    let (config, layer) = (blob(4, 10), blob(5, 10));
+    let manifest = image_manifest(&config, &[&layer], None);
+    let r = s
+        .put_manifest("refused-manifest", "v1", OCI_MANIFEST, &manifest)
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let body = json_body(s.get("/v2/_catalog").await).await;
+    assert_eq!(body, json!({ "repositories": [] }), "nothing was stored");
+    for repo in [
+        "wrong-digest",
+        "unknown-alg",
+        "single-post",
+        "mount-fallback",
+        "refused-manifest",
+    ] {
+        let r = s.get(&format!("/v2/{repo}/tags/list")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{repo}");
+        assert_eq!(error_code(r).await, "NAME_UNKNOWN", "{repo}");
+    }
+
+    // The same session, given the right digest, makes the repository.
+    s.push_blob("wrong-digest", &bytes).await;
+    let body = json_body(s.get("/v2/_catalog").await).await;
+    assert_eq!(body, json!({ "repositories": ["wrong-digest"] }));
+    let r = s.get("/v2/wrong-digest/tags/list").await;
+    assert_eq!(json_body(r).await["tags"], json!([]));
 }

@@ -7,6 +7,12 @@ use crate::error::Result;
 use crate::meta::{ListingMeta, Referrer, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
+/// A repository exists once it holds content (a blob it may serve, or a
+/// manifest; every tag names a manifest), not when an upload session was
+/// opened in it: a push that was refused leaves no repository behind.
+const HOLDS_CONTENT: &str = "(EXISTS (SELECT 1 FROM repo_blobs b WHERE b.repo = repositories.name)
+     OR EXISTS (SELECT 1 FROM manifests m WHERE m.repo = repositories.name))";
+
 /// Versions of a repository's tag names whose changes the triggers keep
 /// (migration 0008).
 const CHANGES_KEPT: u64 = 1024;
@@ -65,6 +71,14 @@ impl ListingMeta for Sqlite {
             let Some(version) = tag_names_version(c, repo)? else {
                 return Ok(None);
             };
+            let exists = c
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM repositories WHERE name = ?1 AND {HOLDS_CONTENT}"
+                ))?
+                .exists(params![repo.as_str()])?;
+            if !exists {
+                return Ok(None);
+            }
             let tags = c
                 .prepare_cached(
                     "SELECT name FROM tags WHERE repo = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
@@ -91,9 +105,10 @@ impl ListingMeta for Sqlite {
 
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
-            )?
+            Ok(c.prepare_cached(&format!(
+                "SELECT name FROM repositories WHERE name > ?1 AND {HOLDS_CONTENT}
+                 ORDER BY name LIMIT ?2"
+            ))?
             .query_map(params![last.unwrap_or(""), n as i64], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?)
         })
