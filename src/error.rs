@@ -104,6 +104,10 @@ pub enum Error {
     /// No (or bad) credentials; the challenge says how to authenticate.
     #[error("authentication required")]
     Unauthorized { challenge: String },
+    /// A user name and password that do not match (what `docker login`
+    /// shows, as Docker Hub words it).
+    #[error("incorrect username or password")]
+    BadCredentials { challenge: String },
     /// Too many requests in flight; retry shortly.
     #[error("too many requests in flight")]
     TooManyRequests,
@@ -211,7 +215,9 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => (C::SizeInvalid, S::RANGE_NOT_SATISFIABLE),
             Error::QueryInvalid(_) | Error::BadRequest(_) => (C::Unsupported, S::BAD_REQUEST),
             Error::TagImmutable(_) => (C::Denied, S::CONFLICT),
-            Error::Unauthorized { .. } => (C::Unauthorized, S::UNAUTHORIZED),
+            Error::Unauthorized { .. } | Error::BadCredentials { .. } => {
+                (C::Unauthorized, S::UNAUTHORIZED)
+            }
             Error::Denied(_) => (C::Denied, S::FORBIDDEN),
             Error::TooManyRequests => (C::TooManyRequests, S::TOO_MANY_REQUESTS),
             Error::Busy(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
@@ -286,7 +292,7 @@ impl IntoResponse for Error {
             Error::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Error::Unauthorized { challenge } => {
+            Error::Unauthorized { challenge } | Error::BadCredentials { challenge } => {
                 if let Ok(v) = HeaderValue::from_str(challenge) {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
@@ -333,6 +339,9 @@ mod tests {
             Error::BadRequest("x".into()),
             Error::Busy("x".into()),
             Error::Unauthorized {
+                challenge: "Basic realm=\"x\"".into(),
+            },
+            Error::BadCredentials {
                 challenge: "Basic realm=\"x\"".into(),
             },
             Error::Denied("x".into()),

@@ -127,7 +127,9 @@ async fn post_inner(auth: Option<Arc<Auth>>, headers: &HeaderMap, body: Body) ->
                 form.get("password").unwrap_or(""),
             );
             if !auth.verify(u, p) {
-                return Err(unauthorized());
+                return Err(Error::BadCredentials {
+                    challenge: auth.challenge(&origin(&auth, headers), None, false),
+                });
             }
             u.to_owned()
         }

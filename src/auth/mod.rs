@@ -206,7 +206,9 @@ impl Auth {
                 grants: None,
             })
         } else {
-            Err(unauthorized())
+            Err(Error::BadCredentials {
+                challenge: self.challenge(origin, None, false),
+            })
         }
     }
 

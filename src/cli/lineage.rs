@@ -126,6 +126,12 @@ pub fn render_tree(graph: &Value, direction: &str) -> String {
     out
 }
 
+/// `sha256:` and the first 12 hex digits, as `docker images` shortens ids.
+fn short_digest(digest: &str) -> &str {
+    let end = digest.find(':').map_or(0, |colon| colon + 1 + 12);
+    digest.get(..end).unwrap_or(digest)
+}
+
 fn label(node: Option<&Value>) -> String {
     let Some(n) = node else { return "?".into() };
     let s = |k: &str| n[k].as_str().map(str::to_owned);
@@ -135,7 +141,11 @@ fn label(node: Option<&Value>) -> String {
         .unwrap_or_default();
     let kind = s("kind").unwrap_or_default();
     let mut text = match (s("repository"), s("digest")) {
-        (Some(r), _) if !tags.is_empty() => format!("{r}:{}", tags.join(",")),
+        // Tags move: the digest says which version this node is.
+        (Some(r), Some(d)) if !tags.is_empty() => {
+            format!("{r}:{} ({})", tags.join(","), short_digest(&d))
+        }
+        (Some(r), None) if !tags.is_empty() => format!("{r}:{}", tags.join(",")),
         (Some(r), Some(d)) => format!("{r}@{d}"),
         (None, Some(d)) => d,
         _ => s("name")

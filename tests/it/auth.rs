@@ -124,6 +124,11 @@ async fn the_version_check_challenges_and_accepts_only_good_credentials() {
             .await
             .expect("GET");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{user}");
+        let body = json_body(r).await;
+        assert_eq!(
+            body["errors"][0]["message"], "incorrect username or password",
+            "{user}"
+        );
     }
     let r = s
         .request(Method::GET, "/v2/")
@@ -718,6 +723,13 @@ async fn bearer_tokens_grant_the_intersection_of_scopes_and_rules() {
         .await
         .expect("GET");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // What `docker login` prints after "unauthorized: ".
+    let body = json_body(r).await;
+    assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "incorrect username or password"
+    );
     let r = s
         .request(Method::GET, "/auth/token?service=other")
         .send()
@@ -759,6 +771,10 @@ async fn the_refresh_and_password_grants_work_over_post() {
         post("grant_type=password&service=berth&client_id=test&username=bob&password=nope".into())
             .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json_body(r).await["errors"][0]["message"],
+        "incorrect username or password"
+    );
     let access = alice["token"].as_str().expect("token").to_owned();
     let r = post(format!(
         "grant_type=refresh_token&service=berth&refresh_token={access}"

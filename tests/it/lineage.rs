@@ -397,8 +397,8 @@ async fn lineage_queries_validate_their_input() {
 #[tokio::test]
 async fn the_cli_prints_a_tree() {
     let s = TestServer::start().await;
-    artifact(&s, "data/t", "v1", &blob(15, 10), json!({})).await;
-    artifact(&s, "m/t", "v1", &blob(16, 10), json!({
+    let data = artifact(&s, "data/t", "v1", &blob(15, 10), json!({})).await;
+    let model = artifact(&s, "m/t", "v1", &blob(16, 10), json!({
         "io.berth.lineage.datasets": "data/t:v1", "org.opencontainers.image.revision": "abcdef12",
     }))
     .await;
@@ -417,7 +417,15 @@ async fn the_cli_prints_a_tree() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.starts_with("[model] m/t:v1\n"), "{text}");
-    assert!(text.contains("dataset: [dataset] data/t:v1"), "{text}");
+    // Tags move, so each tagged node shows its short digest too.
+    let short = |d: &str| d[..7 + 12].to_owned();
+    assert!(
+        text.starts_with(&format!("[model] m/t:v1 ({})\n", short(&model))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("dataset: [dataset] data/t:v1 ({})", short(&data))),
+        "{text}"
+    );
     assert!(text.contains("code: [code] abcdef12"), "{text}");
 }

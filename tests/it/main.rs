@@ -12,6 +12,7 @@ mod mounts;
 mod process;
 mod referrers;
 mod releases;
+mod shutdown;
 mod startup;
 mod storage;
 mod support;
