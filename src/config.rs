@@ -45,6 +45,8 @@ pub struct Config {
     /// Where events are delivered.
     pub webhooks: Vec<Webhook>,
     pub gc: GcConfig,
+    /// Requests per second per client; off by default.
+    pub rate_limit: RateLimitConfig,
     /// Where blobs and manifests are stored: local disk or object storage.
     pub storage: StorageConfig,
     /// Authentication and access rules; absent means none.
@@ -97,6 +99,43 @@ impl Default for GcConfig {
             upload_ttl: "24h".into(),
             batch: 500,
         }
+    }
+}
+
+/// The `[rate_limit]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per client; 0 turns limiting off.
+    pub requests_per_second: f64,
+    /// Requests a client may make at once after being idle.
+    pub burst: u32,
+    /// Take the client from the last `X-Forwarded-For` address (the one a
+    /// proxy in front of Berth appended) instead of the connection's peer.
+    pub behind_proxy: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            requests_per_second: 0.0,
+            burst: 100,
+            behind_proxy: false,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    fn validate(&self) -> Result<()> {
+        if !self.requests_per_second.is_finite() || self.requests_per_second < 0.0 {
+            return Err(Error::Config(
+                "rate_limit.requests_per_second must be 0 (off) or above".into(),
+            ));
+        }
+        if self.requests_per_second > 0.0 && self.burst == 0 {
+            return Err(Error::Config("rate_limit.burst must be at least 1".into()));
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +208,7 @@ impl Default for Config {
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
             gc: GcConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             storage: StorageConfig::default(),
             auth: None,
             ignored_env: Vec::new(),
@@ -223,6 +263,7 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.storage.validate()?;
+        self.rate_limit.validate()?;
         self.gc_policy()?;
         self.gc_interval()?;
         if parse_duration(&self.header_read_timeout)?.is_zero() {
@@ -309,6 +350,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "releases",
     "webhooks",
     "gc",
+    "rate_limit",
     "storage",
     "auth",
 ];
@@ -456,6 +498,31 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/srv/berth"));
         assert_eq!(c.registry.max_page_size, 50);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn rate_limits_are_validated() {
+        let bad = |rate: f64, burst: u32| {
+            RateLimitConfig {
+                requests_per_second: rate,
+                burst,
+                behind_proxy: false,
+            }
+            .validate()
+            .is_err()
+        };
+        assert!(bad(-1.0, 1) && bad(f64::NAN, 1) && bad(1.0, 0));
+        assert!(!bad(0.0, 0) && !bad(0.5, 1));
+        let c = Config::load(
+            None,
+            env(&[
+                ("BERTH_RATE_LIMIT__REQUESTS_PER_SECOND", "5"),
+                ("BERTH_RATE_LIMIT__BURST", "10"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.rate_limit.requests_per_second, 5.0);
+        assert_eq!(c.rate_limit.burst, 10);
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub enum Error {
     /// Too many requests in flight; retry shortly.
     #[error("too many requests in flight")]
     TooManyRequests,
+    /// This client is over its configured request rate.
+    #[error("too many requests from this client; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// Authenticated, but not allowed.
     #[error("requested access to the resource is denied: {0}")]
     Denied(String),
@@ -219,7 +222,9 @@ impl Error {
                 (C::Unauthorized, S::UNAUTHORIZED)
             }
             Error::Denied(_) => (C::Denied, S::FORBIDDEN),
-            Error::TooManyRequests => (C::TooManyRequests, S::TOO_MANY_REQUESTS),
+            Error::TooManyRequests | Error::RateLimited { .. } => {
+                (C::TooManyRequests, S::TOO_MANY_REQUESTS)
+            }
             Error::Busy(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
             Error::StorageFull(_) => (C::Unknown, S::INSUFFICIENT_STORAGE),
             Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
@@ -300,6 +305,9 @@ impl IntoResponse for Error {
             Error::Busy(_) | Error::StorageFull(_) | Error::TooManyRequests => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            Error::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
             _ => {}
         }
         if status.is_server_error() {
@@ -346,6 +354,9 @@ mod tests {
             },
             Error::Denied("x".into()),
             Error::TooManyRequests,
+            Error::RateLimited {
+                retry_after_secs: 2,
+            },
             Error::StorageFull("x".into()),
             Error::TagImmutable("x".into()),
             Error::PreconditionFailed {

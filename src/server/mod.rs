@@ -2,6 +2,7 @@
 //! the router with its middleware, and graceful shutdown.
 
 mod connections;
+pub mod rate_limit;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,12 +37,21 @@ pub fn open_registry(config: &Config) -> Result<Registry> {
 }
 
 /// The whole HTTP application for a registry.
-pub fn app(registry: Registry, auth: Option<Arc<Auth>>, max_concurrent: usize) -> Router {
+pub fn app(
+    registry: Registry,
+    auth: Option<Arc<Auth>>,
+    max_concurrent: usize,
+    rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
+) -> Router {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrent));
     crate::api::router(registry, auth)
         .layer(axum::middleware::from_fn_with_state(
             permits,
             limit_concurrency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            rate_limiter,
+            rate_limit::limit_rate,
         ))
         .layer(axum::middleware::map_response(log_server_faults))
         .layer(TraceLayer::new_for_http())
@@ -98,7 +108,12 @@ impl Server {
             .map(Arc::new);
         Ok(Server {
             listener,
-            app: app(registry.clone(), auth, config.max_concurrent_requests),
+            app: app(
+                registry.clone(),
+                auth,
+                config.max_concurrent_requests,
+                rate_limit::RateLimiter::new(&config.rate_limit),
+            ),
             registry,
             webhooks: config.webhooks.clone(),
             gc_interval: config.gc_interval()?,

@@ -10,6 +10,7 @@ mod lineage;
 mod manifests;
 mod mounts;
 mod process;
+mod rate_limit;
 mod referrers;
 mod releases;
 mod shutdown;
