@@ -35,35 +35,27 @@ async fn refused_pushes_leave_no_repository_behind() {
     let bytes = blob(3, 100);
     let wrong = sha256(b"something else");
 
-    // A session whose finish is refused for a wrong digest.
-    let r = s
-        .request(Method::POST, "/v2/wrong-digest/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let put = with_query(&location(&r), &format!("digest={wrong}"));
-    let r = s
-        .request(Method::PUT, &put)
-        .body(bytes.clone())
-        .send()
-        .await
-        .expect("PUT");
+    // Sessions whose finish is refused: a wrong digest, an unknown algorithm.
+    let finish = |repo: &'static str, digest: String| {
+        let (s, bytes) = (&s, bytes.clone());
+        async move {
+            let r = s
+                .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            let put = with_query(&location(&r), &format!("digest={digest}"));
+            s.request(Method::PUT, &put)
+                .body(bytes)
+                .send()
+                .await
+                .expect("PUT")
+        }
+    };
+    let r = finish("wrong-digest", wrong.clone()).await;
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
-
-    // A finish with an algorithm nobody knows.
-    let r = s
-        .request(Method::POST, "/v2/unknown-alg/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    let put = with_query(&location(&r), &format!("digest=sha999:{}", "0".repeat(64)));
-    let r = s
-        .request(Method::PUT, &put)
-        .body(bytes.clone())
-        .send()
-        .await
-        .expect("PUT");
+    let r = finish("unknown-alg", format!("sha999:{}", "0".repeat(64))).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // A single-request POST with a mismatched digest.
