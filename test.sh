@@ -2,9 +2,10 @@
 # Runs every test: the Rust unit and integration tests (on local disk, then
 # the integration suite again on S3), then the black-box conformance and
 # real-client suite against a freshly started `berth serve` on local disk and
-# on S3. Installs what it needs on a fresh machine, including an S3 server
-# (moto's server mode, from PyPI) and Azure's emulator (Azurite, from npm),
-# which it starts on loopback.
+# on S3, and the Docker engine (conformance/docker.sh, which installs and
+# starts its own dockerd) against the one on local disk. Installs what it
+# needs on a fresh machine, including an S3 server (moto's server mode, from
+# PyPI) and Azure's emulator (Azurite, from npm), which it starts on loopback.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -105,6 +106,8 @@ start_berth() {
 cargo build --release --bin berth
 start_berth local
 conformance/run.sh "$berth_url"
+echo "# the Docker engine against the same server"
+conformance/docker.sh "$berth_url"
 
 bucket="conformance-$(date +%s)"
 curl -fsS -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null

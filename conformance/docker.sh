@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# conformance/docker.sh URL: the Docker engine (Debian's docker.io) against
+# the Berth at URL (http://127.0.0.1:port; Docker treats 127.0.0.0/8 as an
+# insecure registry, so plain HTTP works). Installs docker.io and
+# busybox-static if missing, starts its own dockerd (vfs storage, no bridge, no
+# iptables, data and exec roots in a temp dir) and stops it after. Ends with
+# "N passed, N failed".
+set -uo pipefail
+url=${1:?usage: conformance/docker.sh http://127.0.0.1:port}
+host=${url#http://}
+host=${host%/}
+ns="docker-$(date +%s)-$RANDOM"
+reg="$host/$ns"
+work=$(mktemp -d /tmp/berth-docker.XXXXXX)
+dpid=
+cleanup() {
+  if [ -n "$dpid" ]; then
+    kill "$dpid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+need=()
+for tool in dockerd:docker.io busybox:busybox-static jq:jq curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; } >"$work/apt.log" 2>&1 \
+    || { cat "$work/apt.log"; echo "0 passed, 1 failed"; exit 1; }
+fi
+# The client shipped with the engine (the machine may have another, newer one first on PATH).
+docker_bin=/usr/bin/docker
+[ -x "$docker_bin" ] || docker_bin=$(command -v docker)
+export DOCKER_HOST="unix://$work/docker.sock" DOCKER_CONFIG="$work/config" DOCKER_BUILDKIT=0
+mkdir -p "$DOCKER_CONFIG"
+dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+  --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
+  -H "$DOCKER_HOST" >"$work/dockerd.log" 2>&1 &
+dpid=$!
+up=
+for _ in $(seq 1 150); do "$docker_bin" info >/dev/null 2>&1 && { up=1; break; }; sleep 0.2; done
+[ -n "$up" ] || { tail -20 "$work/dockerd.log"; echo "0 passed, 1 failed"; exit 1; }
+d() { "$docker_bin" "$@"; }
+
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  ( set -e; "$@" ) >"$work/out" 2>&1
+  if [ $? -eq 0 ]; then echo "ok   docker: $name"; passed=$((passed + 1)); else echo "FAIL docker: $name ($(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300))"; failed=$((failed + 1)); fi
+}
+
+# A base image from a busybox rootfs (docker import: no registry needed), and
+# an image of two more layers on it (COPY only: the legacy builder runs no
+# container for it).
+build_images() {
+  mkdir -p "$work/rootfs/bin" "$work/ctx"
+  cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
+  ln -s busybox "$work/rootfs/bin/sh"
+  tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+  d import "$work/rootfs.tar" berth-test/base:1
+  head -c 300000 /dev/urandom >"$work/ctx/weights.bin"
+  echo "v1" >"$work/ctx/version"
+  printf 'FROM berth-test/base:1\nCOPY weights.bin /weights.bin\nCOPY version /version\n' >"$work/ctx/Dockerfile"
+  d build -q -t berth-test/app:1 "$work/ctx"
+  [ "$(d image inspect -f '{{len .RootFS.Layers}}' berth-test/app:1)" = 3 ]
+}
+check "a three-layer image built offline (import + COPY)" build_images
+
+repo_digest() { d image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$1" | grep "^$2@" | head -n1 | cut -d@ -f2; }
+
+push_pull() {
+  d tag berth-test/app:1 "$reg/app:1"
+  d push "$reg/app:1" | tee "$work/push.txt"
+  local digest; digest=$(grep -o 'digest: sha256:[0-9a-f]*' "$work/push.txt" | cut -d' ' -f2)
+  [ -n "$digest" ]
+  # The registry serves exactly what docker pushed.
+  [ "$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "$url/v2/$ns/app/manifests/1" | sha256sum | cut -d' ' -f1)" = "${digest#sha256:}" ]
+  d rmi "$reg/app:1" berth-test/app:1 >/dev/null
+  d pull "$reg/app:1"
+  d pull "$reg/app@$digest"
+  [ "$(repo_digest "$reg/app:1" "$reg/app")" = "$digest" ]
+  [ "$(d image inspect -f '{{len .RootFS.Layers}}' "$reg/app:1")" = 3 ]
+  echo "$digest" >"$work/app.digest"
+}
+check "push a multi-layer image by tag, pull it by tag and by digest" push_pull
+
+layer_reuse() {
+  echo "v2" >"$work/ctx/version"
+  d build -q -t "$reg/app:2" "$work/ctx"
+  d push "$reg/app:2" | tee "$work/push2.txt"
+  # Base and weights were pushed with :1: only the new layer goes up.
+  [ "$(grep -c 'Layer already exists' "$work/push2.txt")" -ge 2 ]
+  [ "$(grep -c 'Pushed' "$work/push2.txt")" -eq 1 ]
+}
+check "a second version reuses the layers already pushed" layer_reuse
+
+cross_mount() {
+  d tag "$reg/app:2" "$reg/other:2"
+  d push "$reg/other:2" | tee "$work/push3.txt"
+  grep -q "Mounted from $ns/app" "$work/push3.txt"
+  ! grep -q 'Pushed' "$work/push3.txt"
+}
+check "pushing to another repository mounts the layers instead of uploading" cross_mount
+
+manifest_list() {
+  d manifest create --insecure "$reg/list:1" "$reg/app:1" "$reg/app:2"
+  d manifest annotate "$reg/list:1" "$reg/app:2" --os linux --arch arm64
+  d manifest push --insecure "$reg/list:1"
+  local list
+  list=$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' "$url/v2/$ns/list/manifests/1")
+  [ "$(echo "$list" | jq -r .mediaType)" = application/vnd.docker.distribution.manifest.list.v2+json ]
+  [ "$(echo "$list" | jq '.manifests | length')" = 2 ]
+  [ "$(echo "$list" | jq -r '.manifests[] | select(.platform.architecture == "arm64") | .digest')" \
+    = "$(repo_digest "$reg/app:2" "$reg/app")" ]
+  d manifest inspect --insecure "$reg/list:1" | jq -e '.manifests | length == 2'
+}
+check "a manifest list made with docker manifest create and pushed" manifest_list
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
