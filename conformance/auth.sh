@@ -11,15 +11,8 @@ work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 
-need=()
-for tool in skopeo:skopeo podman:podman umoci:umoci htpasswd:apache2-utils curl:curl; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; } >"$work/apt.log" 2>&1 \
-    || { cat "$work/apt.log"; echo "0 passed, 1 failed"; exit 1; }
-fi
+. "$here/install.sh"
+install_missing skopeo:skopeo podman:podman umoci:umoci htpasswd:apache2-utils curl:curl
 venv=${CONFORMANCE_VENV:-$HOME/.cache/berth-conformance-venv}
 if ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
   python3 -m venv "$venv" && "$venv/bin/pip" install -q 'oras==0.2.43' >"$work/pip.log" 2>&1 \

@@ -22,15 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need=()
-for tool in dockerd:docker.io busybox:busybox-static jq:jq curl:curl; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; } >"$work/apt.log" 2>&1 \
-    || { cat "$work/apt.log"; echo "0 passed, 1 failed"; exit 1; }
-fi
+. "$(dirname "$0")/install.sh"
+install_missing dockerd:docker.io busybox:busybox-static jq:jq curl:curl
 # The client shipped with the engine (the machine may have another, newer one first on PATH).
 docker_bin=/usr/bin/docker
 [ -x "$docker_bin" ] || docker_bin=$(command -v docker)

@@ -15,17 +15,11 @@ trap 'rm -rf "$work"' EXIT
 export CONFORMANCE_URL=$url CONFORMANCE_NS=$ns CONFORMANCE_WORK=$work
 
 # --- what the suite needs ----------------------------------------------------
-need=()
-for tool in skopeo:skopeo podman:podman buildah:buildah umoci:umoci busybox:busybox-static curl:curl jq:jq; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
-done
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "# installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; } >"$work/apt.log" 2>&1 \
-    || { cat "$work/apt.log"; echo "0 passed, 1 failed"; exit 1; }
-fi
+. "$here/install.sh"
+venv_tool=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || venv_tool=(python3-venv:python3-venv)
+install_missing skopeo:skopeo podman:podman buildah:buildah umoci:umoci busybox:busybox-static \
+  curl:curl jq:jq "${venv_tool[@]}"
 venv=${CONFORMANCE_VENV:-$HOME/.cache/berth-conformance-venv}
 if ! "$venv/bin/python" -c 'import oras, requests' 2>/dev/null; then
   echo "# installing the oras Python SDK into $venv"
