@@ -11,7 +11,7 @@ work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 
-. "$here/install.sh"
+. "$here/suite.sh"
 install_missing skopeo:skopeo podman:podman umoci:umoci htpasswd:apache2-utils curl:curl
 venv=${CONFORMANCE_VENV:-$HOME/.cache/berth-conformance-venv}
 if ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
@@ -53,13 +53,6 @@ TOML
   if [ -z "$up" ]; then cat "$work/berth.log"; echo "0 passed, 1 failed"; exit 1; fi
 }
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  ( set -e; "$@" ) >"$work/out" 2>&1
-  if [ $? -eq 0 ]; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name ($(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300))"; failed=$((failed + 1)); fi
-}
 for mode in basic token; do
 start_berth "$mode"
 sk=(skopeo --insecure-policy)

@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. "$(dirname "$0")/install.sh"
+. "$(dirname "$0")/suite.sh"
 install_missing dockerd:docker.io busybox:busybox-static jq:jq curl:curl
 # The client shipped with the engine (the machine may have another, newer one first on PATH).
 docker_bin=/usr/bin/docker
@@ -38,13 +38,6 @@ for _ in $(seq 1 150); do "$docker_bin" info >/dev/null 2>&1 && { up=1; break; }
 [ -n "$up" ] || { tail -20 "$work/dockerd.log"; echo "0 passed, 1 failed"; exit 1; }
 d() { "$docker_bin" "$@"; }
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  ( set -e; "$@" ) >"$work/out" 2>&1
-  if [ $? -eq 0 ]; then echo "ok   docker: $name"; passed=$((passed + 1)); else echo "FAIL docker: $name ($(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300))"; failed=$((failed + 1)); fi
-}
 
 # A base image from a busybox rootfs (docker import: no registry needed), and
 # an image of two more layers on it (COPY only: the legacy builder runs no
@@ -61,7 +54,7 @@ build_images() {
   d build -q -t berth-test/app:1 "$work/ctx"
   [ "$(d image inspect -f '{{len .RootFS.Layers}}' berth-test/app:1)" = 3 ]
 }
-check "a three-layer image built offline (import + COPY)" build_images
+check "docker: a three-layer image built offline (import + COPY)" build_images
 
 repo_digest() { d image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$1" | grep "^$2@" | head -n1 | cut -d@ -f2; }
 
@@ -80,7 +73,7 @@ push_pull() {
   [ "$(d image inspect -f '{{len .RootFS.Layers}}' "$reg/app:1")" = 3 ]
   echo "$digest" >"$work/app.digest"
 }
-check "push a multi-layer image by tag, pull it by tag and by digest" push_pull
+check "docker: push a multi-layer image by tag, pull it by tag and by digest" push_pull
 
 layer_reuse() {
   echo "v2" >"$work/ctx/version"
@@ -90,7 +83,7 @@ layer_reuse() {
   [ "$(grep -c 'Layer already exists' "$work/push2.txt")" -ge 2 ]
   [ "$(grep -c 'Pushed' "$work/push2.txt")" -eq 1 ]
 }
-check "a second version reuses the layers already pushed" layer_reuse
+check "docker: a second version reuses the layers already pushed" layer_reuse
 
 cross_mount() {
   d tag "$reg/app:2" "$reg/other:2"
@@ -98,7 +91,7 @@ cross_mount() {
   grep -q "Mounted from $ns/app" "$work/push3.txt"
   ! grep -q 'Pushed' "$work/push3.txt"
 }
-check "pushing to another repository mounts the layers instead of uploading" cross_mount
+check "docker: pushing to another repository mounts the layers instead of uploading" cross_mount
 
 manifest_list() {
   d manifest create --insecure "$reg/list:1" "$reg/app:1" "$reg/app:2"
@@ -112,7 +105,7 @@ manifest_list() {
     = "$(repo_digest "$reg/app:2" "$reg/app")" ]
   d manifest inspect --insecure "$reg/list:1" | jq -e '.manifests | length == 2'
 }
-check "a manifest list made with docker manifest create and pushed" manifest_list
+check "docker: a manifest list made with docker manifest create and pushed" manifest_list
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

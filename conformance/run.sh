@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 export CONFORMANCE_URL=$url CONFORMANCE_NS=$ns CONFORMANCE_WORK=$work
 
 # --- what the suite needs ----------------------------------------------------
-. "$here/install.sh"
+. "$here/suite.sh"
 venv_tool=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || venv_tool=(python3-venv:python3-venv)
 install_missing skopeo:skopeo podman:podman buildah:buildah umoci:umoci busybox:busybox-static \
@@ -35,19 +35,9 @@ printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$host" >"$REGISTRIES_
 export CONTAINERS_REGISTRIES_CONF=$REGISTRIES_CONFIG_PATH
 
 # --- bookkeeping -------------------------------------------------------------
-passed=0
-failed=0
+# ok, bad and check come from suite.sh.
 results="$work/results"
 : >"$results"
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1${2:+ ($2)}"; failed=$((failed + 1)); }
-# check NAME COMMAND...: runs the command in a subshell that stops at the first
-# failing step; its output is kept for the report.
-check() {
-  local name=$1; shift
-  ( set -e; "$@" ) >"$work/out" 2>&1
-  if [ $? -eq 0 ]; then ok "$name"; else bad "$name" "$(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300)"; fi
-}
 # Python checks print "ok NAME" / "FAIL NAME (why)" lines; count them.
 tally() {
   while IFS= read -r line; do

@@ -39,13 +39,7 @@ async fn refused_pushes_leave_no_repository_behind() {
     let finish = |repo: &'static str, digest: String| {
         let (s, bytes) = (&s, bytes.clone());
         async move {
-            let r = s
-                .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-                .send()
-                .await
-                .expect("POST");
-            assert_eq!(r.status(), StatusCode::ACCEPTED);
-            let put = with_query(&location(&r), &format!("digest={digest}"));
+            let put = with_query(&s.open_upload(repo).await, &format!("digest={digest}"));
             s.request(Method::PUT, &put)
                 .body(bytes)
                 .send()

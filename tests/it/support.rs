@@ -237,13 +237,7 @@ impl TestServer {
     /// Pushes a blob with POST then PUT; asserts 201 and returns its digest.
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
-        let start = self
-            .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-            .send()
-            .await
-            .expect("POST");
-        assert_eq!(start.status(), StatusCode::ACCEPTED);
-        let location = location(&start);
+        let location = self.open_upload(repo).await;
         let done = self
             .client
             .put(self.url(&with_query(&location, &format!("digest={digest}"))))
