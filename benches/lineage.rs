@@ -15,7 +15,7 @@ use berth::meta::{
 use berth::oci::{Digest, Reference, RepoName, Tag};
 use berth::registry::lineage::{Direction, ModelQuery};
 use berth::registry::{Registry, Settings};
-use berth::storage::BlobStore;
+use berth::storage::{BlobStore, ObjectStorage};
 
 const DATASETS: usize = 1_000;
 const MODELS: usize = 10_000;
@@ -142,7 +142,14 @@ async fn main() {
         dir.path().display()
     );
 
-    let registry = Registry::new(BlobStore::memory(), db, Settings::default());
+    let registry = Registry::new(
+        BlobStore::new(ObjectStorage::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            0,
+        )),
+        db,
+        Settings::default(),
+    );
     let mut down = Vec::new();
     let mut down_nodes = 0;
     for _ in 0..QUERIES {

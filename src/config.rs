@@ -17,6 +17,7 @@ use crate::registry::Settings;
 use crate::registry::events::Webhook;
 use crate::registry::releases::ReleasePolicy;
 use crate::storage::backend::StorageConfig;
+use crate::time::parse_duration;
 
 const ENV_PREFIX: &str = "BERTH_";
 /// `BERTH_*` variables that belong to the client subcommands, not the server.
@@ -152,32 +153,6 @@ fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
         Text::S(s) => s,
         Text::N(n) => n.to_string(),
     })
-}
-
-/// Parses `500ms`, `30s`, `10m`, `24h`, `7d` (and `0`).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| Error::Config(format!("duration {s:?}: expected a number and a unit")))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
-        _ => {
-            return Err(Error::Config(format!(
-                "duration {s:?}: unit must be ms, s, m, h or d"
-            )));
-        }
-    };
-    Ok(std::time::Duration::from_millis(ms))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -527,24 +502,6 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        let ok = [
-            ("0", 0),
-            ("500ms", 500),
-            ("30s", 30_000),
-            ("10m", 600_000),
-            ("24h", 86_400_000),
-            ("7d", 604_800_000),
-        ];
-        for (s, ms) in ok {
-            assert_eq!(
-                parse_duration(s).ok().map(|d| d.as_millis()),
-                Some(ms),
-                "{s}"
-            );
-        }
-        for s in ["", "h", "10", "10y", "-1s", "1.5h"] {
-            assert!(parse_duration(s).is_err(), "{s}");
-        }
         assert!(Config::load(None, env(&[("BERTH_GC__GRACE_PERIOD", "soon")])).is_err());
         let c = Config::load(None, env(&[("BERTH_GC__GRACE_PERIOD", "0")])).expect("bare zero");
         assert_eq!(c.gc_policy().map(|p| p.grace_ms).ok(), Some(0));

@@ -5,12 +5,14 @@
 //! ```text
 //! cli            parse arguments, load config, run
 //! server         assemble storage, metadata and router; shutdown
+//! config         typed configuration, gathering each layer's own section
 //! api            axum: /v2 endpoint parser and thin handlers
 //! auth           who is asking (htpasswd), and the rules over what they may do
 //! registry       domain operations: push, pull, mount, delete, list
-//! storage, meta  bytes on object_store; metadata in SQLite
+//! storage, meta  bytes on local disk or object storage; metadata in SQLite
 //! oci            digests, names, references, manifests
-//! error, config  one error type; typed configuration
+//! error, time,   one error type; durations and instants as text;
+//! glob           name patterns
 //! ```
 
 pub mod api;
@@ -24,6 +26,7 @@ pub mod oci;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod time;
 
 pub use error::{Error, Result};
 

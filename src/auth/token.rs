@@ -104,7 +104,7 @@ impl TokenService {
         let kid = crate::oci::Digest::sha256_of(verifying.to_sec1_point(true).as_bytes()).hex()
             [..16]
             .to_owned();
-        let lifetime = crate::config::parse_duration(&config.lifetime)?;
+        let lifetime = crate::time::parse_duration(&config.lifetime)?;
         Ok(TokenService {
             key,
             verifying,

@@ -22,8 +22,11 @@ pub struct UploadSession {
     pub offset: u64,
     /// The serialised running sha256 over those bytes.
     pub hash_state: Vec<u8>,
-    /// Object storage: the multipart upload, its parts and the staged tail.
-    pub parts: crate::storage::PartsState,
+    /// Parts storage keeps for the session, in order: a name only storage
+    /// reads, and a length.
+    pub parts: Vec<(String, u64)>,
+    /// The rest of what storage keeps for the session, opaque here.
+    pub storage_state: Vec<u8>,
 }
 
 /// What one written chunk adds to its session.
@@ -33,10 +36,10 @@ pub struct ChunkCommit<'a> {
     pub len: u64,
     /// The running sha256 after them.
     pub hash_state: &'a [u8],
-    /// Multipart parts uploaded by this chunk (object storage).
+    /// Parts storage kept for this chunk, after the session's others.
     pub new_parts: &'a [(String, u64)],
-    /// The staged tail after this chunk, replacing the one before (object storage).
-    pub staged: Option<&'a (String, u64)>,
+    /// Storage's state after this chunk, replacing the one before.
+    pub storage_state: &'a [u8],
 }
 
 /// A manifest to record, already validated and stored as bytes.
@@ -279,9 +282,6 @@ pub trait UploadMeta {
         expected_offset: u64,
         chunk: &ChunkCommit<'_>,
     ) -> Result<bool>;
-    /// Records the session's multipart upload unless one is recorded already;
-    /// returns the one that stands.
-    fn set_upload_multipart(&self, id: &UploadId, multipart_id: &str) -> Result<String>;
     /// Marks the session as moving `digest` into place, so that garbage
     /// collection leaves that digest alone; `Busy` while a collection of it is
     /// under way. Returns the size if the content is already stored and sound.
@@ -462,13 +462,13 @@ pub trait GcMeta {
     fn tombstones(&self) -> Result<Vec<Digest>>;
     fn clear_tombstones(&self, digests: &[Digest]) -> Result<()>;
     /// Upload sessions idle since before `cutoff_ms`; removed unless `dry_run`.
-    /// Each comes with its multipart upload, if one was begun, to abort.
+    /// Each comes with its storage state, for storage to remove what it holds.
     fn sweep_uploads(
         &self,
         cutoff_ms: i64,
         batch: usize,
         dry_run: bool,
-    ) -> Result<Vec<(UploadId, Option<String>)>>;
+    ) -> Result<Vec<(UploadId, Vec<u8>)>>;
     /// Manifests nothing needs (see [`GcPolicy::delete_untagged`]); removed unless `dry_run`.
     fn sweep_manifests(
         &self,

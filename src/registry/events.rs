@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Registry;
-use super::lineage::rfc3339;
 use crate::error::Result;
 use crate::meta::Event;
+use crate::time::rfc3339;
 
 /// Content type of a webhook delivery (Distribution's envelope).
 pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";

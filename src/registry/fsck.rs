@@ -10,7 +10,7 @@ use sha2::Digest as _;
 use super::Registry;
 use crate::error::Result;
 use crate::oci::{Algorithm, Digest};
-use crate::storage::StorageKey;
+use crate::storage::{Area, StorageKey};
 
 const PAGE: usize = 256;
 
@@ -82,27 +82,36 @@ impl Registry {
             }
         }
 
-        for path in self.blobs.list("blobs").await? {
-            let known = match digest_of_path(&path) {
-                Some(d) => self.meta(move |m| m.knows_content(&d)).await?,
-                None => false,
+        let mut orphans = Vec::new();
+        for listed in self.blobs.list(Area::Blobs).await? {
+            let known = match &listed.key {
+                Some(StorageKey::Blob(d)) => {
+                    let d = d.clone();
+                    self.meta(move |m| m.knows_content(&d)).await?
+                }
+                _ => false,
             };
             if !known {
-                report.orphaned.push(path);
+                orphans.push(listed);
             }
         }
         let sessions = self.meta(|m| m.upload_ids()).await?;
-        for path in self.blobs.list("uploads").await? {
-            let id = path.split('/').nth(1).unwrap_or_default();
-            if !sessions.iter().any(|s| s == id) {
-                report.orphaned.push(path);
+        for listed in self.blobs.list(Area::Uploads).await? {
+            let open = listed
+                .key
+                .as_ref()
+                .and_then(StorageKey::upload)
+                .is_some_and(|id| sessions.iter().any(|s| s == id.as_str()));
+            if !open {
+                orphans.push(listed);
             }
         }
         if repair {
-            for path in &report.orphaned {
-                self.blobs.delete_path(path).await?;
+            for listed in &orphans {
+                self.blobs.delete_listed(listed).await?;
             }
         }
+        report.orphaned = orphans.into_iter().map(|l| l.path).collect();
         report.dangling = self.meta(|m| m.dangling()).await?;
         report.database = self.meta(|m| m.database_check()).await?;
         Ok(report)
@@ -139,11 +148,4 @@ impl Registry {
         };
         Ok(Some((actual, len)))
     }
-}
-
-/// `blobs/<alg>/<2 hex>/<hex>` back to the digest.
-fn digest_of_path(path: &str) -> Option<Digest> {
-    let mut parts = path.split('/');
-    let (_, alg, _, hex) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    Digest::parse(&format!("{alg}:{hex}")).ok()
 }

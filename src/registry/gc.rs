@@ -10,7 +10,8 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::GcPolicy;
 use crate::oci::Digest;
-use crate::storage::StorageKey;
+use crate::storage::{StorageKey, UploadState};
+use crate::time::now_ms;
 
 /// What a collection removed (or, for a dry run, would remove).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -23,10 +24,6 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Objects whose delete failed; their tombstones stay for the next run.
     pub errors: Vec<String>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl Registry {
@@ -54,11 +51,12 @@ impl Registry {
                 .await?;
             report.uploads_expired += ids.len();
             if !dry_run {
-                for (id, multipart) in &ids {
-                    if let Some(multipart) = multipart {
-                        self.blobs.abort_parts(id, multipart).await;
-                    }
-                    if let Err(e) = self.blobs.delete_upload(id).await {
+                for (id, resume) in ids.iter().cloned() {
+                    let state = UploadState {
+                        parts: Vec::new(),
+                        resume,
+                    };
+                    if let Err(e) = self.blobs.remove_upload(&id, &state).await {
                         report.errors.push(format!("upload {id}: {e}"));
                     }
                 }

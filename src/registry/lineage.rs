@@ -14,6 +14,7 @@ use crate::meta::{
 };
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 use crate::storage::StorageKey;
+use crate::time::rfc3339;
 
 /// Artifact type of a lineage document attached to a model.
 pub const LINEAGE_ARTIFACT: &str = "application/vnd.berth.lineage.v1+json";
@@ -379,13 +380,6 @@ pub enum ModelQuery {
     Dataset(Digest),
     Commit(String),
     Parent(Digest),
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC).
-pub(crate) fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 impl Registry {

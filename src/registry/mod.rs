@@ -108,7 +108,7 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>, mut settings: Settings) -> Registry {
         // Chunks below the backend's part size would only be staged.
-        settings.chunk_min_length = settings.chunk_min_length.max(blobs.min_part_size());
+        settings.chunk_min_length = settings.chunk_min_length.max(blobs.min_chunk());
         Registry {
             blobs,
             meta,

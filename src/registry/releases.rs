@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Registry;
-use super::lineage::rfc3339;
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
 use crate::meta::{Actor, Expect, FactKind, HistoryEntry, NewEvent};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
+use crate::time::rfc3339;
 
 /// Artifact type of an evaluation report attached to a model.
 pub const EVALUATION_ARTIFACT: &str = "application/vnd.berth.evaluation.v1+json";

@@ -4,7 +4,7 @@
 //! survives a restart and resumes where `GET` says it stands.
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use sha2::Digest as _;
 use sha2::Sha256;
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
@@ -13,8 +13,7 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadSession};
 use crate::oci::{Algorithm, Digest, RepoName, UploadId};
-use crate::storage::{BlobStore, PartsState, StorageKey, Then};
-use futures_util::future::BoxFuture;
+use crate::storage::{Appended, Assembled, StorageKey, UploadState};
 use std::sync::Arc;
 
 /// Repositories tried for a mount without `from`.
@@ -245,7 +244,7 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        if self.writes_whole_in_place(digest) {
+        if writes_whole(digest) {
             // The whole blob in this request (POST, then PUT with the body)?
             // Then nothing needs to survive a crash before the blob itself.
             let (i, r, d) = (id.clone(), repo.clone(), digest.clone());
@@ -255,7 +254,7 @@ impl Registry {
             {
                 ChunkRange::check_start(range, 0)?;
                 return self
-                    .push_whole_in_place(repo, id, digest, range, stored.is_some(), body)
+                    .push_whole(repo, id, digest, range, stored.is_some(), body)
                     .await;
             }
         }
@@ -268,12 +267,13 @@ impl Registry {
                 digest,
             )?;
         }
-        let source = self.assemble(id, &session).await?;
+        let state = storage_state(&session);
+        let source = self.blobs.assemble(id, &state, session.offset).await?;
         if digest.algorithm() == Algorithm::Sha512 {
-            let computed = self.rehash_sha512(id, &source, session.offset).await?;
+            let computed = self.rehash_sha512(&source, session.offset).await?;
             if let Err(e) = check_digest(&computed, digest) {
-                if matches!(source, Assembled::Object(_)) && !session.parts.parts.is_empty() {
-                    // The multipart upload is complete: nothing can be added to it.
+                if source.closes_upload() {
+                    // Nothing can be added to the upload any more.
                     self.cancel_upload(repo, id).await.ok();
                 }
                 return Err(e);
@@ -287,33 +287,26 @@ impl Registry {
             .retry_busy(move |m| m.begin_finish(&i, &d))
             .await?
             .is_some();
-        self.complete(repo, id, digest, &source, session.offset, stored)
+        self.complete(repo, id, digest, (&source, &state), session.offset, stored)
             .await
     }
 
-    /// Puts verified bytes at their content address (unless `stored` says
-    /// they are there already) and records the blob, ending the session.
+    /// Puts verified bytes, assembled from the upload's `state`, at their
+    /// content address (unless `stored` says they are there already) and
+    /// records the blob, ending the session.
     async fn complete(
         &self,
         repo: &RepoName,
         id: &UploadId,
         digest: &Digest,
-        source: &Assembled,
+        (source, state): (&Assembled, &UploadState),
         size: u64,
         stored: bool,
     ) -> Result<()> {
         let target = StorageKey::Blob(digest.clone());
-        // Whether the upload left anything to remove (an in-place file moved
-        // into place leaves nothing).
-        let mut leftovers = true;
         if !stored {
-            let moved = match source {
-                Assembled::Empty => self.blobs.put_bytes(&target, Bytes::new()).await,
-                Assembled::InPlace => self.blobs.seal_in_place(id, size, &target).await,
-                Assembled::Object(key) => self.blobs.move_into_place(key, &target, size).await,
-            };
-            match moved {
-                Ok(()) => leftovers = !matches!(source, Assembled::InPlace),
+            match self.blobs.place(id, source, &target, size).await {
+                Ok(()) => {}
                 // A finish that crashed after moving the bytes and before its
                 // commit left them in place: the digest check vouches for them.
                 Err(e) if self.blobs.size(&target).await? != Some(size) => return Err(e),
@@ -321,7 +314,7 @@ impl Registry {
             }
         }
         self.record_blob(repo, id, digest, size, stored).await?;
-        if leftovers && let Err(e) = self.blobs.delete_upload(id).await {
+        if let Err(e) = self.blobs.remove_upload(id, state).await {
             tracing::warn!(upload = %id, error = %e, "could not remove finished upload parts");
         }
         Ok(())
@@ -343,29 +336,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Where a finishing session's bytes are, as one piece.
-    async fn assemble(&self, id: &UploadId, session: &UploadSession) -> Result<Assembled> {
-        if self.blobs.appends_in_place() {
-            return Ok(if session.offset == 0 {
-                Assembled::Empty
-            } else {
-                Assembled::InPlace
-            });
-        }
-        match self
-            .blobs
-            .assemble_parts(id, &session.parts, session.offset)
-            .await?
-        {
-            Some(key) => Ok(Assembled::Object(key)),
-            None if session.offset == 0 => Ok(Assembled::Empty),
-            None => Err(Error::Internal(format!(
-                "upload {id} has {} bytes but no parts",
-                session.offset
-            ))),
-        }
-    }
-
     /// Pushes a whole blob in one request (POST with `?digest=`).
     pub async fn push_blob<S>(
         &self,
@@ -378,8 +348,9 @@ impl Registry {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let id = UploadId::new_random();
-        let result = if self.writes_whole_in_place(digest) {
-            self.push_in_place(repo, &id, digest, owner, body).await
+        let result = if writes_whole(digest) {
+            self.push_whole_claimed(repo, &id, digest, owner, body)
+                .await
         } else {
             match self.open_session(&id, repo, owner).await {
                 Ok(()) => self.finish_upload(repo, &id, digest, None, body).await,
@@ -389,16 +360,16 @@ impl Registry {
         if result.is_err() {
             // Nothing of a single-request upload was acknowledged: its bytes go
             // first (so a full disk gets its space back), then the session.
-            let _ = self.blobs.delete_upload(&id).await;
+            let _ = self.blobs.remove_upload(&id, &UploadState::default()).await;
             self.cancel_upload(repo, &id).await.ok();
         }
         result
     }
 
-    /// A single-request push on local disk, in two commits: the session opens
-    /// already marked as finishing the claimed digest (so garbage collection
-    /// leaves it alone), and closes with the blob recorded.
-    async fn push_in_place<S>(
+    /// A single-request push in two commits: the session opens already
+    /// marked as finishing the claimed digest (so garbage collection leaves
+    /// it alone), and closes with the blob recorded.
+    async fn push_whole_claimed<S>(
         &self,
         repo: &RepoName,
         id: &UploadId,
@@ -415,23 +386,15 @@ impl Registry {
             .retry_busy(move |m| m.start_single_push(&i, &r, owner.as_deref(), &state, &d))
             .await?
             .is_some();
-        self.push_whole_in_place(repo, id, digest, None, stored, body)
-            .await
+        self.push_whole(repo, id, digest, None, stored, body).await
     }
 
-    /// Whether a blob sent whole in one request is written straight to its
-    /// file and checked as it streams: local disk, sha256.
-    fn writes_whole_in_place(&self, digest: &Digest) -> bool {
-        self.blobs.appends_in_place() && digest.algorithm() == Algorithm::Sha256
-    }
-
-    /// Writes a whole blob to the session's file on local disk, checking its
-    /// length against `range` and its digest as it streams, then in the last
-    /// trip to the disk syncs it and moves it into place (or drops it, if
-    /// `stored`), and records it: the session is already marked as finishing
-    /// `digest`. Nothing is made resumable: a blob refused or cut off leaves
-    /// the session empty.
-    async fn push_whole_in_place<S>(
+    /// Writes a whole blob sent in one request, checking its length against
+    /// `range` and its digest as it streams, then makes it visible at its
+    /// content address (or drops it, if `stored`), and records it: the
+    /// session is already marked as finishing `digest`. Nothing is made
+    /// resumable: a blob refused or cut off leaves the session empty.
+    async fn push_whole<S>(
         &self,
         repo: &RepoName,
         id: &UploadId,
@@ -443,9 +406,10 @@ impl Registry {
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let mut writer = self.blobs.in_place_writer(id, 0, false)?;
+        let target = StorageKey::Blob(digest.clone());
+        let mut writer = self.blobs.blob_writer(id, &target).await?;
         let mut hasher = Sha256::new();
-        let len = writer.take(body, |c| hasher.update(c)).await?;
+        let len = writer.take(body.boxed(), &mut |c| hasher.update(c)).await?;
         let verified = ChunkRange::check_len(range, len).and_then(|()| {
             check_digest(
                 &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
@@ -456,12 +420,7 @@ impl Registry {
             writer.abandon().await;
             return Err(e);
         }
-        let then = if stored {
-            Then::Discard
-        } else {
-            Then::MoveTo(StorageKey::Blob(digest.clone()))
-        };
-        writer.finish(then).await?;
+        writer.finish(!stored).await?;
         self.record_blob(repo, id, digest, len, stored).await
     }
 
@@ -472,10 +431,7 @@ impl Registry {
         if !self.meta(move |m| m.cancel_upload(&i)).await? {
             return Err(Error::BlobUploadUnknown);
         }
-        if let Some(multipart) = &session.parts.multipart_id {
-            self.blobs.abort_parts(id, multipart).await;
-        }
-        self.blobs.delete_upload(id).await
+        self.blobs.remove_upload(id, &storage_state(&session)).await
     }
 
     async fn session(&self, repo: &RepoName, id: &UploadId) -> Result<UploadSession> {
@@ -525,94 +481,52 @@ impl Registry {
     {
         ChunkRange::check_start(range, session.offset)?;
         let mut hasher = restore_state(&session.hash_state)?;
-        if self.blobs.appends_in_place() {
-            let len = self
-                .blobs
-                .append_in_place(id, session.offset, body, |c| hasher.update(c))
-                .await?;
-            ChunkRange::check_len(range, len)?;
-            self.commit_chunk(id, session.offset, len, &hasher, &PartsState::default())
-                .await?;
-            session.offset += len;
-            session.hash_state = save_state(&hasher);
-            return Ok(session);
-        }
-        let record = self.multipart_recorder(id);
-        let (after, len) = self
+        let before = storage_state(&session);
+        let chunk = self
             .blobs
-            .append_parts(
-                id,
-                session.offset,
-                &session.parts,
-                body,
-                |c| hasher.update(c),
-                &record,
-            )
+            .append(id, session.offset, &before, body.boxed(), &mut |c| {
+                hasher.update(c)
+            })
             .await?;
-        let before = &session.parts;
-        let committed = match ChunkRange::check_len(range, len) {
-            Ok(()) => {
-                let new = PartsState {
-                    multipart_id: after.multipart_id.clone(),
-                    parts: after.parts[before.parts.len()..].to_vec(),
-                    staged: after.staged.clone(),
-                };
-                self.commit_chunk(id, session.offset, len, &hasher, &new)
-                    .await
-            }
+        let after = before.advanced(&chunk);
+        let committed = match ChunkRange::check_len(range, chunk.len) {
+            Ok(()) => self.commit_chunk(id, session.offset, &chunk, &hasher).await,
             Err(e) => Err(e),
         };
         if let Err(e) = committed {
-            self.blobs.discard_staged(id, before, &after).await;
+            self.blobs.release(id, &after, &before).await;
             return Err(e);
         }
-        self.blobs.discard_staged(id, &after, before).await;
-        session.offset += len;
+        self.blobs.release(id, &before, &after).await;
+        session.offset += chunk.len;
         session.hash_state = save_state(&hasher);
-        session.parts = after;
+        session.parts = after.parts;
+        session.storage_state = after.resume;
         Ok(session)
     }
 
-    /// Saves a session's newly begun multipart upload (see [`RecordMultipart`]).
-    fn multipart_recorder(
-        &self,
-        id: &UploadId,
-    ) -> impl Fn(String) -> BoxFuture<'static, Result<String>> + Send + Sync + use<> {
-        let (registry, id) = (self.clone(), id.clone());
-        move |multipart: String| {
-            let (registry, id) = (registry.clone(), id.clone());
-            Box::pin(async move {
-                registry
-                    .meta(move |m| m.set_upload_multipart(&id, &multipart))
-                    .await
-            })
-        }
-    }
-
-    /// Records a written chunk of `len` bytes if the session still stands at
-    /// `offset`; `added` holds the parts it uploaded and the new staged tail.
+    /// Records a written chunk if the session still stands at `offset`.
     async fn commit_chunk(
         &self,
         id: &UploadId,
         offset: u64,
-        len: u64,
+        chunk: &Appended,
         hasher: &Sha256,
-        added: &PartsState,
     ) -> Result<()> {
-        if len == 0 {
+        if chunk.len == 0 {
             return Ok(());
         }
-        let (i, state, added) = (id.clone(), save_state(hasher), added.clone());
+        let (i, state, chunk) = (id.clone(), save_state(hasher), chunk.clone());
         let committed = self
             .meta(move |m| {
                 m.commit_chunk(
                     &i,
                     offset,
                     &ChunkCommit {
-                        len,
+                        len: chunk.len,
                         hash_state: &state,
-                        new_parts: &added.parts,
-                        staged: added.staged.as_ref(),
+                        new_parts: &chunk.new_parts,
+                        storage_state: &chunk.resume,
                     },
                 )
             })
@@ -632,32 +546,29 @@ impl Registry {
     }
 
     /// Hashes the first `len` assembled bytes with sha512.
-    async fn rehash_sha512(&self, id: &UploadId, source: &Assembled, len: u64) -> Result<Digest> {
-        use futures_util::StreamExt;
+    async fn rehash_sha512(&self, source: &Assembled, len: u64) -> Result<Digest> {
         let mut hasher = sha2::Sha512::new();
-        let key = match source {
-            Assembled::Empty => None,
-            Assembled::InPlace => Some(BlobStore::in_place_key(id)),
-            Assembled::Object(key) => Some(key.clone()),
-        };
-        if let Some(key) = key {
-            let mut stream = self.blobs.read(&key, Some(0..len)).await?;
-            while let Some(chunk) = stream.next().await {
-                hasher.update(&chunk?);
-            }
+        let mut stream = self.blobs.read_assembled(source, len).await?;
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
         }
         Ok(Digest::from_output(Algorithm::Sha512, &hasher.finalize()))
     }
 }
 
-/// A finishing session's bytes, brought together.
-enum Assembled {
-    /// Nothing was uploaded.
-    Empty,
-    /// The in-place data file (local disk).
-    InPlace,
-    /// One object under the session's prefix (object storage).
-    Object(StorageKey),
+/// What storage keeps of a session, as the session row holds it.
+fn storage_state(session: &UploadSession) -> UploadState {
+    UploadState {
+        parts: session.parts.clone(),
+        resume: session.storage_state.clone(),
+    }
+}
+
+/// Whether a blob sent whole in one request is checked as it streams
+/// (sha256; a sha512 blob is hashed again once assembled) and so written
+/// straight towards its content address, with no resumable session.
+fn writes_whole(digest: &Digest) -> bool {
+    digest.algorithm() == Algorithm::Sha256
 }
 
 fn check_digest(computed: &Digest, claimed: &Digest) -> Result<()> {

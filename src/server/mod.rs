@@ -122,7 +122,7 @@ impl Server {
                 .as_ref()
                 .map(|t| connections::tls_acceptor(&t.cert, &t.key))
                 .transpose()?,
-            header_read_timeout: crate::config::parse_duration(&config.header_read_timeout)?,
+            header_read_timeout: crate::time::parse_duration(&config.header_read_timeout)?,
         })
     }
 

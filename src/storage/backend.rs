@@ -1,6 +1,6 @@
 //! Which object store holds the bytes: the `[storage]` config section and the
 //! stores it opens. Local disk by default; S3, GCS and Azure through
-//! object_store, with retries and timeouts; memory for tests.
+//! object_store, with retries and timeouts.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,13 +9,13 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::memory::InMemory;
+use object_store::signer::Signer;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use serde::{Deserialize, Serialize};
 
-use super::BlobStore;
-use crate::config::parse_duration;
+use super::{BlobStore, LocalDisk, ObjectStorage};
 use crate::error::{Error, Result};
+use crate::time::parse_duration;
 
 /// S3's (and GCS's) smallest multipart part but the last: 5 MiB.
 pub const S3_MIN_PART: u64 = 5 * 1024 * 1024;
@@ -26,8 +26,6 @@ pub enum Backend {
     /// Files under the data directory.
     #[default]
     Local,
-    /// Process memory: lost on exit; for tests.
-    Memory,
     S3,
     Gcs,
     Azure,
@@ -152,9 +150,7 @@ impl StorageConfig {
             Backend::S3 | Backend::Gcs | Backend::Azure if self.bucket.is_none() => {
                 bad("bucket is required (the container, for Azure)")
             }
-            Backend::Local | Backend::Memory if self.redirect => {
-                bad("redirect needs an s3, gcs or azure backend")
-            }
+            Backend::Local if self.redirect => bad("redirect needs an s3, gcs or azure backend"),
             Backend::Local if !self.prefix.is_empty() => {
                 bad("prefix applies to object storage, not local disk")
             }
@@ -185,11 +181,8 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
     let (options, retry) = config.client()?;
     let ttl = parse_duration(&config.redirect_ttl)?;
     let min_part = |default: u64| config.min_part_size.unwrap_or(default);
-    let store = match config.backend {
-        Backend::Local => return BlobStore::local(data_dir),
-        Backend::Memory => {
-            BlobStore::object_storage(Arc::new(InMemory::new()), min_part(S3_MIN_PART))
-        }
+    let (store, signer): (ObjectStorage, Arc<dyn Signer>) = match config.backend {
+        Backend::Local => return Ok(BlobStore::new(LocalDisk::open(data_dir)?)),
         Backend::S3 => {
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -213,12 +206,10 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
                 b = b.with_token(v.expose());
             }
             let s3 = Arc::new(b.build().map_err(built)?);
-            let store = BlobStore::object_storage(Arc::clone(&s3), min_part(S3_MIN_PART));
-            if config.redirect {
-                store.with_redirect(s3, ttl)
-            } else {
-                store
-            }
+            (
+                ObjectStorage::new(Arc::clone(&s3), min_part(S3_MIN_PART)),
+                s3,
+            )
         }
         Backend::Gcs => {
             let mut b = GoogleCloudStorageBuilder::from_env()
@@ -229,12 +220,10 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
                 b = b.with_service_account_path(v.display().to_string());
             }
             let gcs = Arc::new(b.build().map_err(built)?);
-            let store = BlobStore::object_storage(Arc::clone(&gcs), min_part(S3_MIN_PART));
-            if config.redirect {
-                store.with_redirect(gcs, ttl)
-            } else {
-                store
-            }
+            (
+                ObjectStorage::new(Arc::clone(&gcs), min_part(S3_MIN_PART)),
+                gcs,
+            )
         }
         Backend::Azure => {
             let mut b = MicrosoftAzureBuilder::from_env()
@@ -253,15 +242,15 @@ pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<BlobStore> {
             }
             let azure = Arc::new(b.build().map_err(built)?);
             // Azure blocks have no minimum size.
-            let store = BlobStore::object_storage(Arc::clone(&azure), min_part(0));
-            if config.redirect {
-                store.with_redirect(azure, ttl)
-            } else {
-                store
-            }
+            (ObjectStorage::new(Arc::clone(&azure), min_part(0)), azure)
         }
     };
-    Ok(store.with_prefix(&config.prefix))
+    let store = store.with_prefix(&config.prefix);
+    Ok(BlobStore::new(if config.redirect {
+        store.with_redirect(signer, ttl)
+    } else {
+        store
+    }))
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
-//! Local disk, where Berth goes around object_store: uploads append in place
-//! to one file per session, verified files move into place by rename, and
+//! Local disk, straight through the file system: uploads append in place to
+//! one file per session, verified files move into place by rename, and
 //! reads are `pread`s into the buffers that are sent. Everything that must
 //! survive a crash is synced, directories included.
 
 use std::io::Write as _;
 use std::ops::Range;
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
-use super::{BlobStore, StorageKey};
+use super::{
+    Appended, Area, Assembled, BlobWriter, Body, Listed, Observe, Storage, StorageKey, UploadState,
+};
 use crate::error::{Error, Result};
 use crate::oci::UploadId;
 
@@ -27,40 +29,40 @@ const LOCAL_READ_CHUNK: usize = 1024 * 1024;
 /// Chunks read ahead of the socket per pull.
 const READ_AHEAD: usize = 2;
 
-impl BlobStore {
-    /// Local disk: writes `body` into the upload's data file at `offset`, first
-    /// dropping anything past `offset` (what a failed chunk left), and syncs it
-    /// so that it survives a crash where it is (a new file synced into its
-    /// directory too). The caller serialises chunks of one upload. Returns the
-    /// bytes written.
-    pub async fn append_in_place<S>(
-        &self,
-        upload: &UploadId,
-        offset: u64,
-        body: S,
-        mut observe: impl FnMut(&[u8]),
-    ) -> Result<u64>
-    where
-        S: Stream<Item = Result<Bytes>> + Send,
-    {
-        let mut writer = self.in_place_writer(upload, offset, true)?;
-        writer.take(body, |c| observe(c)).await?;
-        writer.finish(Then::Keep).await
+/// Files under one directory (the data directory by default).
+#[derive(Debug, Clone)]
+pub struct LocalDisk {
+    root: PathBuf,
+}
+
+impl LocalDisk {
+    /// The store under `dir`, created if need be.
+    pub fn open(dir: &FsPath) -> Result<LocalDisk> {
+        std::fs::create_dir_all(dir)?;
+        Ok(LocalDisk {
+            root: dir.canonicalize()?,
+        })
     }
 
-    /// Local disk: a writer of the upload's data file from `offset` on (see
+    fn file(&self, key: &StorageKey) -> PathBuf {
+        self.root.join(key.path().as_ref())
+    }
+
+    /// An upload's data file: the upload's own key, one file (a directory
+    /// per upload would cost a second inode to create and delete for every
+    /// blob).
+    fn upload_file(&self, upload: &UploadId) -> PathBuf {
+        self.file(&StorageKey::Upload(upload.clone()))
+    }
+
+    /// A writer of the upload's data file from `offset` on (see
     /// [`InPlaceWriter`]); `resumable` if what it writes must survive a crash
     /// where it is, not only once moved into place.
-    pub fn in_place_writer(
-        &self,
-        upload: &UploadId,
-        offset: u64,
-        resumable: bool,
-    ) -> Result<InPlaceWriter> {
-        Ok(InPlaceWriter {
-            root: self.root()?.to_path_buf(),
+    fn writer(&self, upload: &UploadId, offset: u64, resumable: bool) -> InPlaceWriter {
+        InPlaceWriter {
+            root: self.root.clone(),
             file: Some(Appender {
-                path: self.in_place_path(upload)?,
+                path: self.upload_file(upload),
                 offset,
                 resumable,
                 open: None,
@@ -70,15 +72,16 @@ impl BlobStore {
             in_flight: None,
             buf: Vec::new(),
             written: 0,
-        })
+            scratch: (!resumable).then(|| self.upload_file(upload)),
+        }
     }
 
-    /// Local disk: cuts the upload's data file to exactly `len` bytes and moves
-    /// it to `to`, durably. Every append synced what it wrote, so only a file
+    /// Cuts the upload's data file to exactly `len` bytes and moves it to
+    /// `to`, durably. Every append synced what it wrote, so only a file
     /// longer than `len` (a chunk cut off by a crash) needs cutting and syncing.
-    pub async fn seal_in_place(&self, upload: &UploadId, len: u64, to: &StorageKey) -> Result<()> {
-        let from = self.in_place_path(upload)?;
-        let target = self.root()?.join(to.path().as_ref());
+    async fn seal(&self, upload: &UploadId, len: u64, to: &StorageKey) -> Result<()> {
+        let from = self.upload_file(upload);
+        let target = self.file(to);
         blocking("seal", move || {
             let file = std::fs::OpenOptions::new().write(true).open(&from)?;
             // No write of a dropped request still going on (see open_file).
@@ -91,47 +94,28 @@ impl BlobStore {
         })
         .await
     }
+}
 
-    /// The key of an in-place upload's data file: the upload's own key, one
-    /// file (a directory per upload would cost a second inode to create and
-    /// delete for every blob).
-    pub fn in_place_key(upload: &UploadId) -> StorageKey {
-        StorageKey::Upload(upload.clone())
+#[async_trait]
+impl Storage for LocalDisk {
+    async fn size(&self, key: &StorageKey) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.file(key)).await {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    fn in_place_path(&self, upload: &UploadId) -> Result<std::path::PathBuf> {
-        Ok(self
-            .root()?
-            .join(BlobStore::in_place_key(upload).path().as_ref()))
+    async fn read(&self, key: &StorageKey, range: Option<Range<u64>>) -> Result<Body<'static>> {
+        read_local(self.file(key), range).await
     }
 
-    /// Removes an upload's file, if there is one: directly, without listing
-    /// the object store.
-    pub(super) async fn delete_in_place(&self, upload: &UploadId) -> Result<()> {
-        let path = self.in_place_path(upload)?;
-        blocking("remove", move || Ok(remove_if_present(&path)?)).await
-    }
-
-    /// The store's directory on local disk.
-    fn root(&self) -> Result<&FsPath> {
-        self.local_root
-            .as_deref()
-            .ok_or_else(|| Error::Internal("not a local store".into()))
-    }
-
-    /// Writes small content (a manifest) unless an object of its length is
-    /// there already (content-addressed: the same bytes). On local disk, one
-    /// trip to the blocking pool: a file beside the uploads, synced, then
-    /// moved into place.
-    pub async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            if self.size(key).await? != Some(bytes.len() as u64) {
-                self.put_bytes(key, bytes).await?;
-            }
-            return Ok(());
-        };
-        let target = root.join(key.path().as_ref());
-        let scratch = self.in_place_path(&UploadId::new_random())?;
+    /// One trip to the blocking pool: a file beside the uploads, synced,
+    /// then moved into place.
+    async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
+        let target = self.file(key);
+        let scratch = self.upload_file(&UploadId::new_random());
         blocking("write", move || {
             if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
                 return Ok(());
@@ -151,6 +135,178 @@ impl BlobStore {
             Ok(written?)
         })
         .await
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<()> {
+        let path = self.file(key);
+        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+    }
+
+    async fn list(&self, area: Area) -> Result<Vec<Listed>> {
+        let root = self.root.clone();
+        blocking("list", move || {
+            let mut found = Vec::new();
+            walk(&root, &root.join(area.prefix()), &mut found)?;
+            found.sort();
+            Ok(found
+                .into_iter()
+                .map(|path| Listed {
+                    key: StorageKey::parse(&path),
+                    path,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_listed(&self, listed: &Listed) -> Result<()> {
+        let path = self.root.join(&listed.path);
+        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+    }
+
+    async fn redirect_url(&self, _key: &StorageKey) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn redirects(&self) -> bool {
+        false
+    }
+
+    fn min_chunk(&self) -> u64 {
+        0
+    }
+
+    /// Written to the upload's file in large buffers, then synced and moved
+    /// into place in the last trip to the disk; nothing is made resumable.
+    async fn blob_writer(
+        &self,
+        upload: &UploadId,
+        target: &StorageKey,
+    ) -> Result<Box<dyn BlobWriter>> {
+        Ok(Box::new(WholeBlob {
+            writer: self.writer(upload, 0, false),
+            target: target.clone(),
+        }))
+    }
+
+    /// Appends in place to the upload's data file at `offset`, first dropping
+    /// anything past it (what a failed chunk left), and syncs it so that it
+    /// survives a crash where it is (a new file synced into its directory
+    /// too). The caller serialises chunks of one upload.
+    async fn append(
+        &self,
+        upload: &UploadId,
+        offset: u64,
+        _state: &UploadState,
+        body: Body<'_>,
+        observe: Observe<'_>,
+    ) -> Result<Appended> {
+        let mut writer = self.writer(upload, offset, true);
+        writer.take(body, observe).await?;
+        let len = writer.finish(Last::Keep).await?;
+        Ok(Appended {
+            len,
+            ..Appended::default()
+        })
+    }
+
+    /// Nothing to release: a chunk that is not committed is overwritten by
+    /// the next one, which starts at the committed offset.
+    async fn release(&self, _upload: &UploadId, _dropped: &UploadState, _kept: &UploadState) {}
+
+    async fn assemble(
+        &self,
+        upload: &UploadId,
+        _state: &UploadState,
+        len: u64,
+    ) -> Result<Assembled> {
+        Ok(Assembled {
+            at: (len > 0).then(|| StorageKey::Upload(upload.clone())),
+            closed: false,
+        })
+    }
+
+    async fn place(
+        &self,
+        upload: &UploadId,
+        assembled: &Assembled,
+        target: &StorageKey,
+        len: u64,
+    ) -> Result<()> {
+        match assembled.at {
+            Some(_) => self.seal(upload, len, target).await,
+            None => self.put_small(target, Bytes::new()).await,
+        }
+    }
+
+    /// Removes the upload's file, if there is one: directly, without listing.
+    async fn remove_upload(&self, upload: &UploadId, _state: &UploadState) -> Result<()> {
+        let path = self.upload_file(upload);
+        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+    }
+}
+
+/// Every file under `dir`, as paths relative to `root` with `/` between names.
+fn walk(root: &FsPath, dir: &FsPath, found: &mut Vec<String>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, found)?;
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            let names: Vec<_> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect();
+            found.push(names.join("/"));
+        }
+    }
+    Ok(())
+}
+
+/// A whole blob written to a scratch file, moved to its target on finishing.
+struct WholeBlob {
+    writer: InPlaceWriter,
+    target: StorageKey,
+}
+
+impl WholeBlob {
+    /// Removes the scratch file, once no write of it is going on.
+    async fn remove(&mut self) {
+        self.writer.abandon().await;
+        if let Some(path) = self.writer.scratch.take() {
+            let _ = blocking("remove", move || Ok(remove_if_present(&path)?)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl BlobWriter for WholeBlob {
+    async fn take(&mut self, body: Body<'_>, observe: Observe<'_>) -> Result<u64> {
+        let taken = self.writer.take(body, observe).await;
+        if taken.is_err() {
+            self.remove().await;
+        }
+        taken
+    }
+
+    async fn finish(self: Box<Self>, keep: bool) -> Result<u64> {
+        let WholeBlob { writer, target } = *self;
+        let last = if keep {
+            Last::MoveTo(writer.root.join(target.path().as_ref()))
+        } else {
+            Last::Discard
+        };
+        writer.finish(last).await
+    }
+
+    async fn abandon(mut self: Box<Self>) {
+        self.remove().await;
     }
 }
 
@@ -211,14 +367,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("{what} task: {e}")))?
 }
 
-/// Writes an upload's data file on local disk in large buffers: one trip to
-/// the blocking pool per full buffer (the first also opening the file), each
-/// going on while the next buffer fills, and one for the rest, which also
-/// syncs the file and does what [`Then`] says. A small blob is opened,
+/// Writes an upload's data file in large buffers: one trip to the blocking
+/// pool per full buffer (the first also opening the file), each going on
+/// while the next buffer fills, and one for the rest, which also syncs the
+/// file and does what [`Last`] says. A small blob is opened,
 /// written, synced and moved into place in one trip.
-pub struct InPlaceWriter {
+struct InPlaceWriter {
     /// The store's directory.
-    root: std::path::PathBuf,
+    root: PathBuf,
     /// The file, unless a write of it is in flight; none once a write failed
     /// (the file was cut back then).
     file: Option<Appender>,
@@ -227,33 +383,25 @@ pub struct InPlaceWriter {
     in_flight: Option<tokio::task::JoinHandle<Result<Appender>>>,
     buf: Vec<u8>,
     written: u64,
+    /// The file, when it is scratch space to remove on giving up (not a
+    /// resumable upload's).
+    scratch: Option<PathBuf>,
 }
 
-/// What becomes of an in-place upload's file once it is written.
-pub enum Then {
+/// What becomes of an upload's file once it is written.
+enum Last {
     /// It stays where it is: a chunk of a resumable upload.
     Keep,
-    /// It moves to its content address (a verified blob).
-    MoveTo(StorageKey),
+    /// It moves here, its content address (a verified blob).
+    MoveTo(PathBuf),
     /// It is removed (its content is stored already).
-    Discard,
-}
-
-/// [`Then`], with the target's path.
-enum Last {
-    Keep,
-    MoveTo(std::path::PathBuf),
     Discard,
 }
 
 impl InPlaceWriter {
     /// Takes in a whole body (each piece shown to `observe`); on a failure,
     /// gives up as [`Self::abandon`] does. Returns the bytes taken so far.
-    pub async fn take<S>(&mut self, body: S, mut observe: impl FnMut(&[u8])) -> Result<u64>
-    where
-        S: Stream<Item = Result<Bytes>> + Send,
-    {
-        let mut body = std::pin::pin!(body);
+    async fn take(&mut self, mut body: Body<'_>, observe: Observe<'_>) -> Result<u64> {
         while let Some(chunk) = body.next().await {
             let written = match chunk {
                 Ok(chunk) => {
@@ -282,23 +430,18 @@ impl InPlaceWriter {
         Ok(())
     }
 
-    /// Writes the rest and syncs, then does what `then` says. Returns the
+    /// Writes the rest and syncs, then does what `last` says. Returns the
     /// bytes written.
-    pub async fn finish(mut self, then: Then) -> Result<u64> {
+    async fn finish(mut self, last: Last) -> Result<u64> {
         let file = self.appender().await?;
         let (buf, written) = (std::mem::take(&mut self.buf), self.written);
-        let last = match then {
-            Then::Keep => Last::Keep,
-            Then::MoveTo(key) => Last::MoveTo(self.root.join(key.path().as_ref())),
-            Then::Discard => Last::Discard,
-        };
         blocking("write", move || file.write(&buf, Some(last))).await?;
         Ok(written)
     }
 
     /// Gives up: cuts the file back to where this writer began, giving back
     /// the space at once (a full disk).
-    pub async fn abandon(&mut self) {
+    async fn abandon(&mut self) {
         if let Ok(file) = self.appender().await {
             let _ = blocking("truncate", move || {
                 file.cut();
@@ -324,7 +467,7 @@ impl InPlaceWriter {
 /// An in-place upload's data file, written from `offset` on; opened by the
 /// first write.
 struct Appender {
-    path: std::path::PathBuf,
+    path: PathBuf,
     offset: u64,
     resumable: bool,
     /// The file, and whether this append created it.
@@ -449,10 +592,7 @@ impl Appender {
 /// read with `pread` straight into its own buffer on the blocking pool (no
 /// second copy through tokio's file buffer), the next one while the socket
 /// takes the current one; no thread is held between chunks.
-pub(super) async fn read_local(
-    path: std::path::PathBuf,
-    range: Option<Range<u64>>,
-) -> Result<BoxStream<'static, Result<Bytes>>> {
+async fn read_local(path: PathBuf, range: Option<Range<u64>>) -> Result<Body<'static>> {
     let (file, len) = blocking("read", move || {
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,

@@ -1,346 +1,241 @@
-//! Immutable bytes on an object store (object_store: local disk by default).
+//! Immutable bytes: verified content at its digest's key, and the bytes of
+//! upload sessions in progress. One interface, [`Storage`], with one
+//! implementation per kind of store: [`LocalDisk`] (files under the data
+//! directory) and [`ObjectStorage`] (S3, GCS, Azure or any object_store).
 //!
-//! `BlobStore` knows keys and bytes, not repositories: which repository may read
-//! what is metadata. Every write goes through a multipart upload, which the
-//! backends keep invisible until it completes, so a reader never sees a partial
-//! object.
+//! Storage knows keys and bytes, not repositories or sessions: which
+//! repository may read what, and how far an upload has come, is metadata.
+//! What a backend must remember of an upload between chunks it hands back
+//! as an [`UploadState`] for the caller to keep and give back; nothing is
+//! visible at a content key until it is complete.
 
 pub mod backend;
-pub mod faulty;
 mod key;
 mod local;
+mod object;
 mod parts;
 
-use std::ops::Range;
-use std::path::Path as FsPath;
+use std::fmt;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
-use object_store::multipart::MultipartStore;
-use object_store::signer::Signer;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use futures_util::{Stream, StreamExt};
 
-pub use key::StorageKey;
-pub use local::{InPlaceWriter, Then};
-pub use parts::{PartsState, RecordMultipart};
+pub use key::{Area, StorageKey};
+pub use local::LocalDisk;
+pub use object::ObjectStorage;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::oci::UploadId;
 
-/// Size of the parts handed to the object store while streaming a body in.
-const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts in flight at once while streaming; bounds memory per upload.
-const PARTS_IN_FLIGHT: usize = 2;
+/// A body being streamed in or out.
+pub type Body<'a> = BoxStream<'a, Result<Bytes>>;
+/// Shown every piece of a body as it is written (the caller hashes there).
+pub type Observe<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
-/// Largest object a backend copies in one request (S3's CopyObject limit);
-/// larger ones are streamed through into place.
-const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+/// What a store does. Content operations take [`StorageKey`]s; upload
+/// operations take the session's id and the [`UploadState`] the last
+/// committed chunk left, and never change what the caller keeps: a chunk
+/// counts once its [`Appended`] is committed by the caller.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// The object's length, or `None` if it does not exist.
+    async fn size(&self, key: &StorageKey) -> Result<Option<u64>>;
+    /// Streams the object, or the given byte range of it.
+    async fn read(&self, key: &StorageKey, range: Option<Range<u64>>) -> Result<Body<'static>>;
+    /// Writes small content (a manifest) unless an object of its length is
+    /// there already (content-addressed: the same bytes).
+    async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()>;
+    /// Deletes an object; one that is already gone is not an error.
+    async fn delete(&self, key: &StorageKey) -> Result<()>;
+    /// Every object in `area`, for integrity checks.
+    async fn list(&self, area: Area) -> Result<Vec<Listed>>;
+    /// Deletes one object that [`Storage::list`] gave.
+    async fn delete_listed(&self, listed: &Listed) -> Result<()>;
+    /// A presigned URL for reading the object, when the store answers reads
+    /// that way (object storage with redirects on).
+    async fn redirect_url(&self, key: &StorageKey) -> Result<Option<String>>;
+    /// Whether blob reads answer presigned URLs.
+    fn redirects(&self) -> bool;
+    /// The smallest chunk (but the last) an upload can store as it comes.
+    fn min_chunk(&self) -> u64;
 
-#[derive(Clone)]
-pub struct BlobStore {
-    store: Arc<dyn ObjectStore>,
-    /// Set for local disk: reads go straight to the file in large chunks, and
-    /// uploads append in place.
-    local_root: Option<std::path::PathBuf>,
-    /// Object storage: uploads are multipart uploads with parts of at least
-    /// `min_part` bytes (but the last).
-    multipart: Option<(Arc<dyn MultipartStore>, u64)>,
-    /// Prepended to every object path (object storage shared with others).
-    prefix: Option<String>,
-    /// Blob reads answer a presigned URL valid this long instead of bytes.
-    redirect: Option<(Arc<dyn Signer>, std::time::Duration)>,
+    /// A writer of one whole blob sent in one request, at `target` once
+    /// verified; `upload` names its scratch space.
+    async fn blob_writer(
+        &self,
+        upload: &UploadId,
+        target: &StorageKey,
+    ) -> Result<Box<dyn BlobWriter>>;
+    /// Writes one chunk of a resumable upload at `offset`, after what
+    /// `state` holds. The caller commits the result with the session (then
+    /// releases `state` in favour of the new one) or releases the result.
+    async fn append(
+        &self,
+        upload: &UploadId,
+        offset: u64,
+        state: &UploadState,
+        body: Body<'_>,
+        observe: Observe<'_>,
+    ) -> Result<Appended>;
+    /// Removes what `dropped` holds and `kept` does not: what an uncommitted
+    /// chunk wrote, or what a committed one superseded. Best effort.
+    async fn release(&self, upload: &UploadId, dropped: &UploadState, kept: &UploadState);
+    /// Brings the session's `len` bytes together as one readable piece.
+    /// Safe to repeat.
+    async fn assemble(&self, upload: &UploadId, state: &UploadState, len: u64)
+    -> Result<Assembled>;
+    /// Moves assembled, verified bytes to `target`, replacing it atomically.
+    async fn place(
+        &self,
+        upload: &UploadId,
+        assembled: &Assembled,
+        target: &StorageKey,
+        len: u64,
+    ) -> Result<()>;
+    /// Removes everything an upload stored (a cancel, an expiry, a finish).
+    async fn remove_upload(&self, upload: &UploadId, state: &UploadState) -> Result<()>;
 }
 
-impl std::fmt::Debug for BlobStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BlobStore({})", self.store)
+/// Writes one whole blob; nothing is visible at its target until finished.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Takes in a whole body, each piece shown to `observe`; on a failure,
+    /// gives up as [`BlobWriter::abandon`] does. Returns the bytes taken.
+    async fn take(&mut self, body: Body<'_>, observe: Observe<'_>) -> Result<u64>;
+    /// Makes the blob visible at its target, or (`keep` false: the content
+    /// is stored already) drops it. Returns its length.
+    async fn finish(self: Box<Self>, keep: bool) -> Result<u64>;
+    /// Gives up, leaving nothing behind.
+    async fn abandon(self: Box<Self>);
+}
+
+/// What a backend keeps of an upload between chunks: the parts it stored
+/// (each a name only it reads, and a length) and its own resumable state,
+/// opaque to everyone else. Local disk keeps nothing here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadState {
+    pub parts: Vec<(String, u64)>,
+    pub resume: Vec<u8>,
+}
+
+impl UploadState {
+    /// The state once `chunk` is committed.
+    pub fn advanced(&self, chunk: &Appended) -> UploadState {
+        let mut parts = self.parts.clone();
+        parts.extend(chunk.new_parts.iter().cloned());
+        UploadState {
+            parts,
+            resume: chunk.resume.clone(),
+        }
+    }
+}
+
+/// What one chunk added to an upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Bytes the chunk held.
+    pub len: u64,
+    /// Parts stored by this chunk, after those of the state it followed.
+    pub new_parts: Vec<(String, u64)>,
+    /// The backend's resumable state after this chunk, replacing the one before.
+    pub resume: Vec<u8>,
+}
+
+/// A finishing upload's bytes, brought together as one piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    /// Where they are readable; `None` for an empty upload.
+    at: Option<StorageKey>,
+    /// Whether the upload can take no more bytes (a completed multipart upload).
+    closed: bool,
+}
+
+impl Assembled {
+    /// Whether assembling ended the upload: a refused finish cannot be
+    /// followed by more chunks, and the session should go.
+    pub fn closes_upload(&self) -> bool {
+        self.closed
+    }
+}
+
+/// One object found by [`Storage::list`]: its path relative to the store,
+/// and its key when the path is one Berth makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub path: String,
+    pub key: Option<StorageKey>,
+}
+
+/// A handle on the configured store, cheap to clone.
+#[derive(Clone)]
+pub struct BlobStore(Arc<dyn Storage>);
+
+impl fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Deref for BlobStore {
+    type Target = dyn Storage;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 
 impl BlobStore {
-    /// Local disk under `dir`, syncing files and directories on completion.
-    pub fn local(dir: &FsPath) -> Result<BlobStore> {
-        Ok(BlobStore {
-            store: BlobStore::local_store(dir)?,
-            local_root: Some(dir.canonicalize()?),
-            multipart: None,
-            prefix: None,
-            redirect: None,
-        })
+    pub fn new(storage: impl Storage + 'static) -> BlobStore {
+        BlobStore(Arc::new(storage))
     }
 
-    /// An object store with multipart uploads whose parts (but the last) must
-    /// be at least `min_part` bytes: a cloud backend, memory, or a test wrapper.
-    pub fn object_storage<S>(store: Arc<S>, min_part: u64) -> BlobStore
-    where
-        S: ObjectStore + MultipartStore,
-    {
-        BlobStore {
-            store: Arc::clone(&store) as Arc<dyn ObjectStore>,
-            local_root: None,
-            multipart: Some((store as Arc<dyn MultipartStore>, min_part)),
-            prefix: None,
-            redirect: None,
-        }
-    }
-
-    /// Keeps every object under `prefix/` (object storage only).
-    pub fn with_prefix(mut self, prefix: &str) -> BlobStore {
-        let prefix = prefix.trim_matches('/');
-        self.prefix = (!prefix.is_empty()).then(|| prefix.to_owned());
-        self
-    }
-
-    /// Answers blob reads with a URL signed by `signer`, valid for `ttl`.
-    pub fn with_redirect(mut self, signer: Arc<dyn Signer>, ttl: std::time::Duration) -> BlobStore {
-        self.redirect = Some((signer, ttl));
-        self
-    }
-
-    /// The smallest part (but the last) of a multipart upload; 0 on local disk.
-    pub fn min_part_size(&self) -> u64 {
-        self.multipart.as_ref().map_or(0, |(_, min)| *min)
-    }
-
-    fn multipart(&self) -> Result<&Arc<dyn MultipartStore>> {
-        self.multipart
-            .as_ref()
-            .map(|(m, _)| m)
-            .ok_or_else(|| Error::Internal("not an object store with multipart uploads".into()))
-    }
-
-    /// Where a key lives in the store.
-    fn path(&self, key: &StorageKey) -> object_store::path::Path {
-        self.with_store_prefix(key.path().as_ref())
-    }
-
-    /// Whether blob reads answer presigned URLs.
-    pub fn redirects(&self) -> bool {
-        self.redirect.is_some()
-    }
-
-    /// A presigned URL for reading the object, when redirects are on.
-    pub async fn redirect_url(&self, key: &StorageKey) -> Result<Option<String>> {
-        let Some((signer, ttl)) = &self.redirect else {
-            return Ok(None);
-        };
-        let url = signer
-            .signed_url(http::Method::GET, &self.path(key), *ttl)
-            .await?;
-        Ok(Some(url.to_string()))
-    }
-
-    /// Local disk under `dir`, syncing files and directories.
-    fn local_store(dir: &FsPath) -> Result<Arc<dyn ObjectStore>> {
-        std::fs::create_dir_all(dir)?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
-        Ok(Arc::new(fs))
-    }
-
-    /// Process memory, with S3's part rules; for tests.
-    pub fn memory() -> BlobStore {
-        BlobStore::object_storage(Arc::new(InMemory::new()), backend::S3_MIN_PART)
-    }
-
-    /// Starts writing a new object at `key`; it appears only on [`ObjectWriter::finish`].
-    pub async fn writer(&self, key: &StorageKey) -> Result<ObjectWriter> {
-        let upload = self.store.put_multipart(&self.path(key)).await?;
-        Ok(ObjectWriter {
-            inner: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
-            written: 0,
-        })
+    /// Local disk under `dir` (see [`LocalDisk`]).
+    pub fn local(dir: &std::path::Path) -> Result<BlobStore> {
+        Ok(BlobStore::new(LocalDisk::open(dir)?))
     }
 
     /// Streams `body` into a new object at `key`, showing every chunk to
-    /// `observe` (the caller hashes there). The object appears only if the whole
-    /// stream arrived; on any error nothing is left behind. Returns its length.
+    /// `observe`. The object appears only if the whole stream arrived; on any
+    /// error nothing is left behind. Returns its length.
     pub async fn write_stream<S>(
         &self,
         key: &StorageKey,
         body: S,
-        mut observe: impl FnMut(&[u8]),
+        mut observe: impl FnMut(&[u8]) + Send,
     ) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
-        let mut writer = self.writer(key).await?;
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => return Err(writer.abort(e).await),
-            };
-            observe(&chunk);
-            if let Err(e) = writer.write(chunk).await {
-                return Err(writer.abort(e).await);
-            }
-        }
-        writer.finish().await
+        let mut writer = self.blob_writer(&UploadId::new_random(), key).await?;
+        writer.take(body.boxed(), &mut observe).await?;
+        writer.finish(true).await
     }
 
-    /// Whether uploads append in place to one file per session (local disk),
-    /// rather than storing each chunk as its own object.
-    pub fn appends_in_place(&self) -> bool {
-        self.local_root.is_some()
-    }
-
-    /// Writes small content in one go.
+    /// Writes content in one go.
     pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
         let stream = futures_util::stream::once(async move { Ok(bytes) });
         self.write_stream(key, stream, |_| {}).await.map(|_| ())
     }
 
-    /// The object's length, or `None` if it does not exist.
-    pub async fn size(&self, key: &StorageKey) -> Result<Option<u64>> {
-        match self.store.head(&self.path(key)).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Streams the object, or the given byte range of it.
-    pub async fn read(
-        &self,
-        key: &StorageKey,
-        range: Option<Range<u64>>,
-    ) -> Result<BoxStream<'static, Result<Bytes>>> {
-        if let Some(root) = &self.local_root {
-            return local::read_local(root.join(key.path().as_ref()), range).await;
-        }
-        let options = GetOptions::new().with_range(range.map(GetRange::Bounded));
-        let result = self.store.get_opts(&self.path(key), options).await?;
-        Ok(result.into_stream().map_err(Error::from).boxed())
-    }
-
     /// Reads a whole (small) object into memory.
     pub async fn read_all(&self, key: &StorageKey) -> Result<Bytes> {
-        Ok(self.store.get(&self.path(key)).await?.bytes().await?)
-    }
-
-    /// Moves a `len`-byte object to `to`, which is replaced atomically: by a
-    /// server-side copy where the backend can, else streamed through.
-    pub async fn move_into_place(
-        &self,
-        from: &StorageKey,
-        to: &StorageKey,
-        len: u64,
-    ) -> Result<()> {
-        if len <= COPY_LIMIT {
-            return Ok(self.store.rename(&self.path(from), &self.path(to)).await?);
-        }
-        let mut writer = self.writer(to).await?;
-        let mut stream = match self.read(from, None).await {
-            Ok(s) => s,
-            Err(e) => return Err(writer.abort(e).await),
-        };
+        let mut stream = self.read(key, None).await?;
+        let mut out = bytes::BytesMut::new();
         while let Some(chunk) = stream.next().await {
-            let written = match chunk {
-                Ok(c) => writer.write(c).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                return Err(writer.abort(e).await);
-            }
+            out.extend_from_slice(&chunk?);
         }
-        writer.finish().await?;
-        self.delete(from).await
+        Ok(out.freeze())
     }
 
-    /// Deletes an object; one that is already gone is not an error.
-    pub async fn delete(&self, key: &StorageKey) -> Result<()> {
-        match self.store.delete(&self.path(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+    /// Streams the first `len` assembled bytes.
+    pub async fn read_assembled(&self, assembled: &Assembled, len: u64) -> Result<Body<'static>> {
+        match &assembled.at {
+            Some(key) => self.read(key, Some(0..len)).await,
+            None => Ok(futures_util::stream::empty().boxed()),
         }
-    }
-
-    /// Every object path under `under` (`blobs`, `uploads`), for integrity checks.
-    pub async fn list(&self, under: &str) -> Result<Vec<String>> {
-        let full = self.with_store_prefix(under);
-        let metas: Vec<_> = self.store.list(Some(&full)).try_collect().await?;
-        let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
-        Ok(metas
-            .into_iter()
-            .map(|m| {
-                let path = m.location.to_string();
-                match &strip {
-                    Some(p) => path.strip_prefix(p.as_str()).unwrap_or(&path).to_owned(),
-                    None => path,
-                }
-            })
-            .collect())
-    }
-
-    fn with_store_prefix(&self, path: &str) -> object_store::path::Path {
-        match &self.prefix {
-            None => object_store::path::Path::from(path),
-            Some(prefix) => object_store::path::Path::from(format!("{prefix}/{path}")),
-        }
-    }
-
-    /// Deletes one object by the path [`BlobStore::list`] gave.
-    pub async fn delete_path(&self, path: &str) -> Result<()> {
-        match self.store.delete(&self.with_store_prefix(path)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Deletes what an upload left (its parts, its data file), if anything.
-    pub async fn delete_upload(&self, upload: &UploadId) -> Result<()> {
-        if self.appends_in_place() {
-            return self.delete_in_place(upload).await;
-        }
-        let key = StorageKey::Upload(upload.clone());
-        let prefix = self.path(&key);
-        let paths = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .boxed();
-        let mut results = self.store.delete_stream(paths);
-        while let Some(r) = results.next().await {
-            match r {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An object being written in parts; invisible until finished.
-pub struct ObjectWriter {
-    inner: WriteMultipart,
-    written: u64,
-}
-
-impl ObjectWriter {
-    pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-        self.written += chunk.len() as u64;
-        self.inner.put(chunk);
-        Ok(())
-    }
-
-    /// Makes the object visible; returns its length.
-    pub async fn finish(self) -> Result<u64> {
-        self.inner.finish().await?;
-        Ok(self.written)
-    }
-
-    /// Discards what was written and hands back `cause`, the error that matters.
-    pub async fn abort(self, cause: Error) -> Error {
-        if let Err(e) = self.inner.abort().await {
-            tracing::warn!(error = %e, "could not discard a partial object");
-        }
-        cause
     }
 }

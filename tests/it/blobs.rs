@@ -132,7 +132,7 @@ async fn wrong_digest_is_refused_and_nothing_becomes_visible() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    let stored = s.stored_objects("blobs").await;
+    let stored = s.stored_objects(Area::Blobs).await;
     assert!(stored.is_empty(), "nothing stored: {stored:?}");
 }
 
@@ -182,9 +182,9 @@ async fn the_same_blob_pushed_to_two_repositories_is_stored_once() {
     let bytes = blob(6, 10_000);
     s.push_blob("one", &bytes).await;
     let digest = s.push_blob("two", &bytes).await;
-    assert_eq!(s.stored_objects("blobs").await.len(), 1);
+    assert_eq!(s.stored_objects(Area::Blobs).await.len(), 1);
     assert!(
-        s.stored_objects("uploads").await.is_empty(),
+        s.stored_objects(Area::Uploads).await.is_empty(),
         "the second copy is not kept"
     );
     let got = s.get(&format!("/v2/two/blobs/{digest}")).await;

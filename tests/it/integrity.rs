@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::faulty::Op;
 use berth::storage::StorageKey;
 use berth::storage::backend::StorageConfig;
-use berth::storage::faulty::Op;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -31,7 +31,7 @@ async fn gc_frees_unreferenced_blobs_and_keeps_what_manifests_need() {
     let s = TestServer::with_config(no_grace).await;
     let (manifest, _) = s.push_image("app", "v1", 1).await;
     let orphan = s.push_blob("app", &blob(99, 5000)).await;
-    assert_eq!(s.stored_objects("blobs").await.len(), 4);
+    assert_eq!(s.stored_objects(Area::Blobs).await.len(), 4);
 
     let dry = gc(&s, true).await;
     assert_eq!(
@@ -50,7 +50,7 @@ async fn gc_frees_unreferenced_blobs_and_keeps_what_manifests_need() {
         s.head(&format!("/v2/app/blobs/{orphan}")).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert_eq!(s.stored_objects("blobs").await.len(), 3);
+    assert_eq!(s.stored_objects(Area::Blobs).await.len(), 3);
     let m: Value = serde_json::from_slice(&manifest).expect("json");
     for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
         let r = s
@@ -190,10 +190,10 @@ async fn idle_upload_sessions_expire_with_their_bytes() {
         .send()
         .await
         .expect("PATCH");
-    assert!(!s.stored_objects("uploads").await.is_empty());
+    assert!(!s.stored_objects(Area::Uploads).await.is_empty());
     assert_eq!(gc(&s, false).await["uploadsExpired"], 1);
     assert_eq!(s.get(&loc).await.status(), StatusCode::NOT_FOUND);
-    assert!(s.stored_objects("uploads").await.is_empty());
+    assert!(s.stored_objects(Area::Uploads).await.is_empty());
 }
 
 // A storage error fails the push cleanly, and the same push then succeeds.
@@ -422,9 +422,9 @@ async fn a_full_disk_fails_cleanly_and_the_push_succeeds_once_space_is_freed() {
         s.head(&format!("/v2/app/blobs/{digest}")).await.status(),
         StatusCode::NOT_FOUND
     );
-    assert!(s.stored_objects("blobs").await.is_empty());
+    assert!(s.stored_objects(Area::Blobs).await.is_empty());
     assert!(
-        s.stored_objects("uploads").await.is_empty(),
+        s.stored_objects(Area::Uploads).await.is_empty(),
         "no partial upload left"
     );
 
@@ -442,7 +442,7 @@ async fn sixteen_clients_pushing_the_same_blob_all_succeed_with_one_copy() {
     let pushes = (0..16).map(|_| s.push_blob("app", &bytes));
     let digests = futures_util::future::join_all(pushes).await;
     assert!(digests.iter().all(|d| *d == sha256(&bytes)));
-    assert_eq!(s.stored_objects("blobs").await.len(), 1);
+    assert_eq!(s.stored_objects(Area::Blobs).await.len(), 1);
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ async fn mount_with_from_links_the_blob() {
         s.get(&format!("/v2/dst/blobs/{digest}")).await.status(),
         StatusCode::OK
     );
-    assert_eq!(s.stored_objects("blobs").await.len(), 1);
+    assert_eq!(s.stored_objects(Area::Blobs).await.len(), 1);
 }
 
 // Spec: a mount that cannot be done falls back to an upload session (202).

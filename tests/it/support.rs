@@ -4,14 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::faulty::FaultyStore;
 use berth::config::Config;
 use berth::meta::sqlite::Sqlite;
 use berth::oci::Digest;
 use berth::registry::Registry;
 use berth::server::Server;
-use berth::storage::BlobStore;
+pub use berth::storage::Area;
 use berth::storage::backend::{Backend, S3_MIN_PART, StorageConfig};
-use berth::storage::faulty::FaultyStore;
+use berth::storage::{BlobStore, ObjectStorage};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -168,7 +169,7 @@ impl TestServer {
         let mut server = TestServer::assembled(dir.path(), adjust, move |c| {
             let meta = Sqlite::open(&c.data_dir.join(berth::server::DATABASE_FILE)).expect("db");
             Registry::new(
-                BlobStore::object_storage(Arc::new(store), S3_MIN_PART),
+                BlobStore::new(ObjectStorage::new(Arc::new(store), S3_MIN_PART)),
                 Arc::new(meta),
                 c.registry_settings(),
             )
@@ -368,8 +369,9 @@ impl TestServer {
     }
 
     /// Every object path under `prefix` (`blobs`, `uploads`) in the server's store.
-    pub async fn stored_objects(&self, prefix: &str) -> Vec<String> {
-        self.blobs.list(prefix).await.expect("list the store")
+    pub async fn stored_objects(&self, area: Area) -> Vec<String> {
+        let listed = self.blobs.list(area).await.expect("list the store");
+        listed.into_iter().map(|l| l.path).collect()
     }
 }
 

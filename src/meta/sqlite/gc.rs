@@ -79,15 +79,15 @@ impl GcMeta for Sqlite {
         cutoff_ms: i64,
         batch: usize,
         dry_run: bool,
-    ) -> Result<Vec<(UploadId, Option<String>)>> {
+    ) -> Result<Vec<(UploadId, Vec<u8>)>> {
         self.write(|tx| {
             let rows = tx
                 .prepare_cached(
-                    "SELECT id, multipart_id FROM uploads WHERE updated_at < ?1
+                    "SELECT id, storage_state FROM uploads WHERE updated_at < ?1
                      ORDER BY updated_at LIMIT ?2",
                 )?
                 .query_map(params![cutoff_ms, batch as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             if !dry_run {

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_multipart.sql"),
     include_str!("migrations/0007_tag_names.sql"),
     include_str!("migrations/0008_tag_name_changes.sql"),
+    include_str!("migrations/0009_storage_state.sql"),
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;
@@ -465,6 +466,45 @@ mod tests {
         assert_eq!(v, Some(MIGRATIONS.len() as i64));
         let again = db.read(migrate);
         assert!(again.is_ok());
+    }
+
+    // An upload in progress across the upgrade to 0009 keeps what object
+    // storage recorded of it, in the JSON storage reads back (see
+    // storage/parts.rs, whose test reads this same text).
+    #[test]
+    fn sessions_in_progress_keep_their_storage_state_across_0009() {
+        let conn = Connection::open_in_memory().expect("open");
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(8) {
+            let version = i + 1;
+            let batch = format!("BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;");
+            conn.execute_batch(&batch).expect("migrate");
+        }
+        conn.execute_batch(
+            "INSERT INTO repositories (name, created_at) VALUES ('app', 0);
+             INSERT INTO uploads (id, repo, offset, hash_state, created_at, updated_at,
+                                  multipart_id, staged, staged_size)
+             VALUES ('a', 'app', 5, x'', 0, 0, 'm-1', 'staged-1', 5),
+                    ('b', 'app', 0, x'', 0, 0, NULL, NULL, 0),
+                    ('c', 'app', 9, x'', 0, 0, 'm-2', NULL, 0);",
+        )
+        .expect("sessions");
+        migrate(&conn).expect("0009");
+        let state = |id: &str| -> String {
+            let bytes: Vec<u8> = conn
+                .query_row(
+                    "SELECT storage_state FROM uploads WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .expect("row");
+            String::from_utf8(bytes).expect("text")
+        };
+        assert_eq!(
+            state("a"),
+            r#"{"multipart":"m-1","staged":{"name":"staged-1","len":5}}"#
+        );
+        assert_eq!(state("b"), "");
+        assert_eq!(state("c"), r#"{"multipart":"m-2","staged":null}"#);
     }
 
     // Concurrent writes commit in groups: every successful one is durable and

@@ -8,7 +8,6 @@ use super::{Durability, Sqlite, ensure_repo, exec, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
-use crate::storage::PartsState;
 
 /// A new session, optionally already finishing a digest.
 fn insert_upload(
@@ -96,7 +95,7 @@ impl UploadMeta for Sqlite {
         self.read(|c| {
             let row = c
                 .prepare_cached(
-                    "SELECT repo, offset, hash_state, owner, multipart_id, staged, staged_size
+                    "SELECT repo, offset, hash_state, owner, storage_state
                      FROM uploads WHERE id = ?1",
                 )?
                 .query_row(params![id.as_str()], |r| {
@@ -105,27 +104,21 @@ impl UploadMeta for Sqlite {
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, Option<String>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, i64>(6)?,
+                        r.get::<_, Vec<u8>>(4)?,
                     ))
                 })
                 .optional()?;
-            let Some((repo, offset, hash_state, owner, multipart_id, staged, staged_size)) = row
-            else {
+            let Some((repo, offset, hash_state, owner, storage_state)) = row else {
                 return Ok(None);
             };
-            let parts = match multipart_id {
-                None => Vec::new(),
-                Some(_) => c
-                    .prepare_cached(
-                        "SELECT name, size FROM upload_parts WHERE upload_id = ?1 ORDER BY seq",
-                    )?
-                    .query_map(params![id.as_str()], |r| {
-                        Ok((r.get::<_, String>(0)?, to_u64(r.get::<_, i64>(1)?)))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?,
-            };
+            let parts = c
+                .prepare_cached(
+                    "SELECT name, size FROM upload_parts WHERE upload_id = ?1 ORDER BY seq",
+                )?
+                .query_map(params![id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, to_u64(r.get::<_, i64>(1)?)))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             let repo = RepoName::parse(&repo).map_err(|_| {
                 Error::Internal(format!("corrupt repository name in database: {repo}"))
             })?;
@@ -134,11 +127,8 @@ impl UploadMeta for Sqlite {
                 owner,
                 offset: to_u64(offset),
                 hash_state,
-                parts: PartsState {
-                    multipart_id,
-                    parts,
-                    staged: staged.map(|name| (name, to_u64(staged_size))),
-                },
+                parts,
+                storage_state,
             }))
         })
     }
@@ -150,13 +140,10 @@ impl UploadMeta for Sqlite {
         chunk: &ChunkCommit<'_>,
     ) -> Result<bool> {
         self.write(|tx| {
-            let (staged, staged_size) = chunk
-                .staged
-                .map_or((None, 0), |(name, size)| (Some(name.as_str()), *size));
             let moved = exec(
                 tx,
                 "UPDATE uploads SET offset = offset + ?3, hash_state = ?4, updated_at = ?5,
-                        staged = ?6, staged_size = ?7
+                        storage_state = ?6
                  WHERE id = ?1 AND offset = ?2",
                 params![
                     id.as_str(),
@@ -164,8 +151,7 @@ impl UploadMeta for Sqlite {
                     to_i64(chunk.len),
                     chunk.hash_state,
                     now_ms(),
-                    staged,
-                    to_i64(staged_size),
+                    chunk.storage_state,
                 ],
             )?;
             if moved == 0 {
@@ -179,21 +165,6 @@ impl UploadMeta for Sqlite {
                 insert.execute(params![id.as_str(), name, to_i64(*size)])?;
             }
             Ok(true)
-        })
-    }
-
-    fn set_upload_multipart(&self, id: &UploadId, multipart_id: &str) -> Result<String> {
-        self.write(|tx| {
-            exec(
-                tx,
-                "UPDATE uploads SET multipart_id = ?2 WHERE id = ?1 AND multipart_id IS NULL",
-                params![id.as_str(), multipart_id],
-            )?;
-            tx.prepare_cached("SELECT multipart_id FROM uploads WHERE id = ?1")?
-                .query_row(params![id.as_str()], |r| r.get::<_, Option<String>>(0))
-                .optional()?
-                .flatten()
-                .ok_or(Error::BlobUploadUnknown)
         })
     }
 
