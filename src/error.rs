@@ -160,6 +160,19 @@ fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+impl From<crate::oci::Invalid> for Error {
+    fn from(e: crate::oci::Invalid) -> Self {
+        use crate::oci::Invalid;
+        match e {
+            Invalid::Name(m) => Error::NameInvalid(m),
+            Invalid::Tag(m) => Error::TagInvalid(m),
+            Invalid::Digest(m) => Error::DigestInvalid(m),
+            Invalid::Manifest(m) => Error::ManifestInvalid(m),
+            Invalid::UploadId => Error::BlobUploadUnknown,
+        }
+    }
+}
+
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
         if is_disk_full(&e) {

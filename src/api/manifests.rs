@@ -53,7 +53,7 @@ pub async fn put(
     let extra_tags = query
         .all("tag")
         .map(Tag::parse)
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let bytes = body_bytes(headers, body, registry.settings().max_manifest_bytes).await?;
     let content_type = header_str(headers, header::CONTENT_TYPE);
     let pushed = registry

@@ -154,10 +154,11 @@ async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
         }
         (Endpoint::ManifestInvalid(_, text), Method::PUT) => {
             // The parser only makes this endpoint for text that fails to parse.
-            return Err(crate::oci::Reference::parse(&text).map_or_else(
-                |why| why,
-                |_| Error::Internal(format!("{text:?} taken for an invalid reference")),
-            ));
+            return Err(
+                crate::oci::Reference::parse(&text).map_or_else(Error::from, |_| {
+                    Error::Internal(format!("{text:?} taken for an invalid reference"))
+                }),
+            );
         }
         (Endpoint::Blob(repo, d), Method::GET) => blobs::get(registry, &repo, d, headers)
             .await?

@@ -33,7 +33,7 @@ fn digest_param(query: &Query) -> Result<Digest> {
     let d = query
         .get("digest")
         .ok_or_else(|| Error::DigestInvalid("the digest query parameter is required".into()))?;
-    Digest::parse(d)
+    Ok(Digest::parse(d)?)
 }
 
 fn chunk_range(headers: &HeaderMap) -> Result<Option<ChunkRange>> {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use sha2::Digest as _;
 
-use crate::error::Error;
+use super::Invalid;
 
 /// A hash algorithm a digest may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,8 +76,8 @@ impl Digest {
     }
 
     /// Parses `algorithm:hex`; the error names what was wrong.
-    pub fn parse(s: &str) -> Result<Digest, Error> {
-        let invalid = |why: &str| Error::DigestInvalid(format!("{s:?}: {why}"));
+    pub fn parse(s: &str) -> Result<Digest, Invalid> {
+        let invalid = |why: &str| Invalid::Digest(format!("{s:?}: {why}"));
         let (alg, hex) = s
             .split_once(':')
             .ok_or_else(|| invalid("expected algorithm:hex"))?;
@@ -100,8 +100,8 @@ impl Digest {
 }
 
 impl FromStr for Digest {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         Digest::parse(s)
     }
 }
@@ -168,10 +168,7 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85g",
         ];
         for s in bad {
-            assert!(
-                matches!(Digest::parse(s), Err(Error::DigestInvalid(_))),
-                "{s}"
-            );
+            assert!(matches!(Digest::parse(s), Err(Invalid::Digest(_))), "{s}");
         }
     }
 

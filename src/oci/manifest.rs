@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::Invalid;
 use super::digest::Digest;
 use super::media_type::{self, ManifestKind};
-use crate::error::Error;
 
 /// A content descriptor inside a manifest.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,8 +73,8 @@ impl Manifest {
     /// The media type comes from the body's `mediaType` or the Content-Type; when
     /// both are given they must agree. A body that has both `manifests` and
     /// `config`/`layers` could be read two ways and is refused, as is schema 1.
-    pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, Error> {
-        let invalid = |why: String| Error::ManifestInvalid(why);
+    pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, Invalid> {
+        let invalid = |why: String| Invalid::Manifest(why);
         let raw: Raw = serde_json::from_slice(body)
             .map_err(|e| invalid(format!("not a valid manifest: {e}")))?;
         let header = content_type.map(media_type::essence).filter(|t| {
@@ -88,7 +88,7 @@ impl Manifest {
                 .flatten()
                 .any(|t| t == media_type::DOCKER_SCHEMA1 || t == media_type::DOCKER_SCHEMA1_SIGNED)
         {
-            return Err(Error::ManifestInvalid(
+            return Err(Invalid::Manifest(
                 "Docker schema 1 manifests are not supported; push schema 2 or OCI".into(),
             ));
         }
@@ -215,7 +215,7 @@ mod tests {
         assert!(Manifest::parse(both.as_bytes(), None).is_err());
         let s1 = r#"{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[]}"#;
         let err = Manifest::parse(s1.as_bytes(), Some(media_type::DOCKER_SCHEMA1_SIGNED));
-        assert!(matches!(err, Err(Error::ManifestInvalid(m)) if m.contains("schema 1")));
+        assert!(matches!(err, Err(Invalid::Manifest(m)) if m.contains("schema 1")));
         assert!(Manifest::parse(b"{", None).is_err());
         assert!(Manifest::parse(image("").as_bytes(), Some("application/x-whatever")).is_err());
     }

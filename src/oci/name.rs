@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use super::Invalid;
 use super::digest::Digest;
-use crate::error::Error;
 
 /// Longest repository name accepted; the spec asks registries to take at least
 /// 255 characters of host plus name, so the name alone is held to that.
@@ -18,8 +18,8 @@ pub const MAX_TAG_LEN: usize = 128;
 pub struct RepoName(String);
 
 impl RepoName {
-    pub fn parse(s: &str) -> Result<RepoName, Error> {
-        let invalid = |why: &str| Error::NameInvalid(format!("{s:?}: {why}"));
+    pub fn parse(s: &str) -> Result<RepoName, Invalid> {
+        let invalid = |why: &str| Invalid::Name(format!("{s:?}: {why}"));
         if s.is_empty() {
             return Err(invalid("empty repository name"));
         }
@@ -94,7 +94,7 @@ impl fmt::Debug for RepoName {
 pub struct Tag(String);
 
 impl Tag {
-    pub fn parse(s: &str) -> Result<Tag, Error> {
+    pub fn parse(s: &str) -> Result<Tag, Invalid> {
         let b = s.as_bytes();
         let first_ok = b
             .first()
@@ -103,7 +103,7 @@ impl Tag {
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
         if !first_ok || !rest_ok || b.len() > MAX_TAG_LEN {
-            return Err(Error::TagInvalid(format!(
+            return Err(Invalid::Tag(format!(
                 "{s:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
             )));
         }
@@ -136,7 +136,7 @@ pub enum Reference {
 
 impl Reference {
     /// A reference with a `:` is a digest, anything else a tag.
-    pub fn parse(s: &str) -> Result<Reference, Error> {
+    pub fn parse(s: &str) -> Result<Reference, Invalid> {
         if s.contains(':') {
             Digest::parse(s).map(Reference::Digest)
         } else {
@@ -172,11 +172,11 @@ impl UploadId {
         UploadId(uuid::Uuid::new_v4().simple().to_string())
     }
 
-    pub fn parse(s: &str) -> Result<UploadId, Error> {
+    pub fn parse(s: &str) -> Result<UploadId, Invalid> {
         if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             Ok(UploadId(s.to_owned()))
         } else {
-            Err(Error::BlobUploadUnknown)
+            Err(Invalid::UploadId)
         }
     }
 
@@ -220,10 +220,7 @@ mod tests {
             "a/B", "..", "a/../b", &long,
         ];
         for s in bad {
-            assert!(
-                matches!(RepoName::parse(s), Err(Error::NameInvalid(_))),
-                "{s}"
-            );
+            assert!(matches!(RepoName::parse(s), Err(Invalid::Name(_))), "{s}");
         }
     }
 
@@ -242,7 +239,7 @@ mod tests {
         assert!(matches!(Reference::parse("latest"), Ok(Reference::Tag(_))));
         assert!(matches!(
             Reference::parse("sha256:totallywrong"),
-            Err(Error::DigestInvalid(_))
+            Err(Invalid::Digest(_))
         ));
     }
 

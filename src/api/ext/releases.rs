@@ -199,7 +199,7 @@ async fn diff(registry: &Registry, repo: RepoName, query: &Query) -> Result<Resp
         let value = query
             .get(key)
             .ok_or_else(|| Error::QueryInvalid(format!("{key} is required (a tag or digest)")))?;
-        Reference::parse(value)
+        Ok::<_, Error>(Reference::parse(value)?)
     };
     let (from, to) = (resolve("from")?, resolve("to")?);
     let from = registry.stat_manifest(&repo, &from).await?.digest;
