@@ -369,15 +369,19 @@ pub trait ListingMeta {
     /// set of tag names, a number that changes whenever a tag is created or
     /// deleted (not when one moves); `None` if the repository is unknown.
     fn tag_name_changes(&self, repo: &RepoName, since: u64) -> Result<Option<TagNameChanges>>;
-    /// [`Self::tag_name_changes`] if a connection is free at once; `None`,
-    /// without reading, when the read would wait. The read is a few rows
-    /// (1,024 at most): on an async runtime's thread it costs less than a
-    /// trip to the blocking pool, two thread wake-ups.
-    fn tag_name_changes_if_idle(
+    /// [`Self::tag_name_changes`] answered at once, without blocking the
+    /// calling thread, when the implementation can (the caller may be on an
+    /// async runtime's thread, where a read of a few rows costs less than a
+    /// trip to the blocking pool); `None`, without reading, when it cannot,
+    /// and the caller reads through [`Self::tag_name_changes`] instead. By
+    /// default it never can.
+    fn tag_name_changes_now(
         &self,
-        repo: &RepoName,
-        since: u64,
-    ) -> Option<Result<Option<TagNameChanges>>>;
+        _repo: &RepoName,
+        _since: u64,
+    ) -> Option<Result<Option<TagNameChanges>>> {
+        None
+    }
     /// Repository names in lexical order after `last`, at most `n`.
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
     /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::Registry;
 use crate::error::Result;
@@ -54,24 +53,88 @@ impl std::fmt::Debug for Webhook {
     }
 }
 
-/// One event in Distribution's envelope, with Berth's additions under `berth`.
-pub fn envelope_event(e: &Event) -> Value {
-    json!({
-        "id": e.id.to_string(),
-        "timestamp": rfc3339(e.at_ms),
-        "action": e.action,
-        "target": {
-            "mediaType": e.media_type,
-            "size": e.size,
-            "length": e.size,
-            "digest": e.digest,
-            "repository": e.repo,
-            "tag": e.tag,
-        },
-        "actor": { "name": e.actor },
-        "source": { "instanceID": "berth" },
-        "berth": { "from": e.old_digest, "reason": e.reason },
-    })
+/// Events in CNCF Distribution's notification envelope, as webhooks
+/// receive them and the events API answers.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    pub events: Vec<EnvelopeEvent<'a>>,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn of(events: &'a [Event]) -> Envelope<'a> {
+        Envelope {
+            events: events.iter().map(EnvelopeEvent::from).collect(),
+        }
+    }
+}
+
+/// One event in the envelope, with Berth's additions under `berth`.
+#[derive(Debug, Serialize)]
+pub struct EnvelopeEvent<'a> {
+    pub id: String,
+    pub timestamp: String,
+    pub action: &'a str,
+    pub target: Target<'a>,
+    pub actor: Named<'a>,
+    pub source: Source,
+    pub berth: Additions<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target<'a> {
+    pub media_type: Option<&'a str>,
+    pub size: Option<u64>,
+    /// Distribution's older name for `size`.
+    pub length: Option<u64>,
+    pub digest: Option<&'a str>,
+    pub repository: &'a str,
+    pub tag: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Named<'a> {
+    pub name: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Source {
+    #[serde(rename = "instanceID")]
+    pub instance_id: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Additions<'a> {
+    pub from: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a Event> for EnvelopeEvent<'a> {
+    fn from(e: &'a Event) -> EnvelopeEvent<'a> {
+        EnvelopeEvent {
+            id: e.id.to_string(),
+            timestamp: rfc3339(e.at_ms),
+            action: &e.action,
+            target: Target {
+                media_type: e.media_type.as_deref(),
+                size: e.size,
+                length: e.size,
+                digest: e.digest.as_deref(),
+                repository: &e.repo,
+                tag: e.tag.as_deref(),
+            },
+            actor: Named {
+                name: e.actor.as_deref(),
+            },
+            source: Source {
+                instance_id: "berth",
+            },
+            berth: Additions {
+                from: e.old_digest.as_deref(),
+                reason: e.reason.as_deref(),
+            },
+        }
+    }
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
@@ -133,10 +196,8 @@ impl Registry {
         let Some(last) = batch.last().map(|e| e.id) else {
             return Ok(false);
         };
-        let body = serde_json::to_vec(
-            &json!({ "events": batch.iter().map(envelope_event).collect::<Vec<_>>() }),
-        )
-        .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let body = serde_json::to_vec(&Envelope::of(&batch))
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
         let mut request = client
             .post(&hook.url)
             .header(reqwest::header::CONTENT_TYPE, ENVELOPE_MEDIA_TYPE);

@@ -188,7 +188,7 @@ impl Registry {
         generation: u64,
     ) -> Result<Option<Arc<Page>>> {
         let since = kept.version;
-        let now = match self.meta.tag_name_changes_if_idle(&key.0, since) {
+        let now = match self.meta.tag_name_changes_now(&key.0, since) {
             Some(read) => read?,
             None => {
                 let repo = key.0.clone();

@@ -12,6 +12,7 @@ pub mod lineage;
 pub mod listing;
 pub mod manifest_cache;
 pub mod manifests;
+pub mod release_notes;
 pub mod releases;
 pub mod uploads;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// Who did something and why; re-exported so that the HTTP layer need not reach into `meta`.
-pub use crate::meta::Actor;
+pub use crate::meta::{Actor, Event, HistoryEntry};
 
 use crate::error::{Error, Result};
 use crate::meta::{MetaStore, StoredManifest};

@@ -3,17 +3,16 @@
 //! rollback when live metrics fall past a threshold, tag history, and release
 //! notes between two versions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::Registry;
+use super::release_notes::ReleaseNotes;
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
-use crate::meta::{Actor, Expect, FactKind, HistoryEntry, NewEvent};
+use crate::meta::{Actor, Expect, HistoryEntry, NewEvent};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
-use crate::time::rfc3339;
 
 /// Artifact type of an evaluation report attached to a model.
 pub const EVALUATION_ARTIFACT: &str = "application/vnd.berth.evaluation.v1+json";
@@ -96,7 +95,7 @@ pub struct TagMove {
     pub to: String,
     pub operation: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<Value>,
+    pub diff: Option<ReleaseNotes>,
 }
 
 impl Registry {
@@ -373,121 +372,4 @@ impl Registry {
         let (r, t) = (repo.clone(), tag.clone());
         self.meta(move |m| m.tag_at(&r, &t, at_ms)).await
     }
-
-    /// Release notes from one version to another: layers, annotations, lineage
-    /// and metrics.
-    pub async fn release_notes(
-        &self,
-        repo: &RepoName,
-        from: &Digest,
-        to: &Digest,
-    ) -> Result<Value> {
-        let (_, from_bytes) = self
-            .read_manifest(repo, &Reference::Digest(from.clone()))
-            .await?;
-        let (_, to_bytes) = self
-            .read_manifest(repo, &Reference::Digest(to.clone()))
-            .await?;
-        let (a, b) = (
-            Manifest::parse(&from_bytes, None)?,
-            Manifest::parse(&to_bytes, None)?,
-        );
-        let layer = |d: &crate::oci::Descriptor| json!({ "digest": d.digest.to_string(), "size": d.size, "mediaType": d.media_type });
-        let a_set: BTreeSet<_> = a.children.iter().map(|d| d.digest.clone()).collect();
-        let b_set: BTreeSet<_> = b.children.iter().map(|d| d.digest.clone()).collect();
-        let added: Vec<_> = b
-            .children
-            .iter()
-            .filter(|d| !a_set.contains(&d.digest))
-            .collect();
-        let removed: Vec<_> = a
-            .children
-            .iter()
-            .filter(|d| !b_set.contains(&d.digest))
-            .collect();
-
-        let mut annotations = json!({ "added": {}, "removed": {}, "changed": {} });
-        for (k, v) in &b.annotations {
-            match a.annotations.get(k) {
-                None => annotations["added"][k] = json!(v),
-                Some(old) if old != v => {
-                    annotations["changed"][k] = json!({ "from": old, "to": v })
-                }
-                _ => {}
-            }
-        }
-        for (k, v) in a
-            .annotations
-            .iter()
-            .filter(|(k, _)| !b.annotations.contains_key(*k))
-        {
-            annotations["removed"][k] = json!(v);
-        }
-
-        let (fa, fb) = (from.clone(), to.clone());
-        let (facts_a, facts_b) = self
-            .meta(move |m| Ok((m.facts_about(&fa)?, m.facts_about(&fb)?)))
-            .await?;
-        let set = |facts: &[crate::meta::StoredFact], kind: FactKind| -> BTreeSet<String> {
-            facts
-                .iter()
-                .filter(|f| f.kind == kind)
-                .filter_map(|f| {
-                    f.target
-                        .as_ref()
-                        .map(Digest::to_string)
-                        .or_else(|| f.uri.clone())
-                })
-                .collect()
-        };
-        let commit =
-            |facts: &[crate::meta::StoredFact]| facts.iter().find_map(|f| f.revision.clone());
-        let changes = |kind: FactKind| {
-            let (x, y) = (set(&facts_a, kind), set(&facts_b, kind));
-            json!({ "added": y.difference(&x).collect::<Vec<_>>(), "removed": x.difference(&y).collect::<Vec<_>>() })
-        };
-        let lineage = json!({
-            "datasets": changes(FactKind::Dataset),
-            "parents": changes(FactKind::Parent),
-            "commit": { "from": commit(&facts_a), "to": commit(&facts_b) },
-        });
-
-        let (ma, mb) = (
-            self.latest_metrics(repo, from).await?,
-            self.latest_metrics(repo, to).await?,
-        );
-        let names: BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
-        let mut metrics = serde_json::Map::new();
-        for name in names {
-            let (x, y) = (ma.get(name), mb.get(name));
-            let delta = x.zip(y).map(|(x, y)| y - x);
-            metrics.insert(name.clone(), json!({ "from": x, "to": y, "delta": delta }));
-        }
-        Ok(json!({
-            "from": from.to_string(),
-            "to": to.to_string(),
-            "layers": {
-                "added": added.iter().map(|d| layer(d)).collect::<Vec<_>>(),
-                "removed": removed.iter().map(|d| layer(d)).collect::<Vec<_>>(),
-                "bytesAdded": added.iter().map(|d| d.size).sum::<u64>(),
-                "bytesRemoved": removed.iter().map(|d| d.size).sum::<u64>(),
-            },
-            "annotations": annotations,
-            "lineage": lineage,
-            "metrics": metrics,
-        }))
-    }
-}
-
-/// A history entry as the API shows it.
-pub fn history_json(e: &HistoryEntry) -> Value {
-    json!({
-        "id": e.id,
-        "from": e.old.as_ref().map(Digest::to_string),
-        "to": e.new.as_ref().map(Digest::to_string),
-        "at": rfc3339(e.at_ms),
-        "actor": e.actor,
-        "operation": e.operation,
-        "reason": e.reason,
-    })
 }

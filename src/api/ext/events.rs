@@ -4,14 +4,14 @@
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
 
 use crate::api::query::Query;
 use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::RepoName;
+use crate::registry::Event;
 use crate::registry::Registry;
-use crate::registry::events::envelope_event;
+use crate::registry::events::Envelope;
 
 const MAX_PAGE: usize = 1000;
 
@@ -25,9 +25,16 @@ pub async fn list(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Administrators see every event; others only those of repositories they may pull.
+/// Rows read at most per request while looking for events the caller may
+/// see; past that the page ends early and its `Link` goes on from there.
+const MAX_SCAN: usize = 50 * MAX_PAGE;
+
+/// Administrators see every event; others only those of repositories they
+/// may pull. Hidden events are skipped before the page is cut, so a page is
+/// short only at the end of the log (or when the scan limit is reached, and
+/// then `Link` says where to go on).
 async fn inner(registry: &Registry, access: &Access, query: &Query) -> Result<Response> {
-    let after = query
+    let mut after = query
         .get("after")
         .map(|a| {
             a.parse::<i64>()
@@ -37,14 +44,40 @@ async fn inner(registry: &Registry, access: &Access, query: &Query) -> Result<Re
         .unwrap_or(0);
     let n = query.page_size()?.unwrap_or(100).min(MAX_PAGE);
     let all = access.require_admin().is_ok();
-    let events: Vec<_> = registry
-        .events_after(after, n)
-        .await?
-        .into_iter()
-        .filter(|e| all || RepoName::parse(&e.repo).is_ok_and(|r| access.allows(&r, Action::Pull)))
-        .collect();
-    Ok(
-        Json(json!({ "events": events.iter().map(envelope_event).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let visible =
+        |e: &Event| all || RepoName::parse(&e.repo).is_ok_and(|r| access.allows(&r, Action::Pull));
+    // `after` moves over every row looked at; `more` when the log may go on.
+    let (mut events, mut scanned, mut more) = (Vec::new(), 0, false);
+    while events.len() < n {
+        let want = if all { n - events.len() } else { MAX_PAGE };
+        let read = registry.events_after(after, want).await?;
+        let end = read.len() < want;
+        for e in read {
+            after = e.id;
+            scanned += 1;
+            if visible(&e) {
+                events.push(e);
+                if events.len() == n {
+                    break;
+                }
+            }
+        }
+        if events.len() == n {
+            more = true;
+        } else if end {
+            break;
+        }
+        if scanned >= MAX_SCAN {
+            more = true;
+            break;
+        }
+    }
+    let mut response = Json(Envelope::of(&events)).into_response();
+    if more {
+        let link = format!("</api/v1/events?after={after}&n={n}>; rel=\"next\"");
+        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
+            response.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(response)
 }

@@ -12,7 +12,7 @@ use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference, RepoName};
 use crate::registry::Registry;
-use crate::registry::lineage::{Direction, ModelQuery};
+use crate::registry::lineage::{Direction, Graph, ModelQuery};
 
 /// Depth of a graph query when none is asked for.
 const DEFAULT_DEPTH: usize = 10;
@@ -66,7 +66,7 @@ async fn graph_inner(
     Ok(match query.get("format") {
         None | Some("json") => Json(graph).into_response(),
         Some("dot") => {
-            let mut r = graph.to_dot().into_response();
+            let mut r = dot(&graph).into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/vnd.graphviz"),
@@ -109,4 +109,41 @@ async fn models_inner(registry: &Registry, access: &Access, query: &Query) -> Re
         .filter(|m| RepoName::parse(&m.repository).is_ok_and(|r| access.allows(&r, Action::Pull)))
         .collect();
     Ok(Json(serde_json::json!({ "models": models })).into_response())
+}
+
+/// The graph in Graphviz DOT: datasets as cylinders, code as notes, runs as
+/// ellipses, the queried node in bold.
+fn dot(graph: &Graph) -> String {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = String::from(
+        "digraph lineage {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+    );
+    for n in &graph.nodes {
+        let shape = match n.kind {
+            "dataset" | "external" => "cylinder",
+            "code" => "note",
+            "run" => "ellipse",
+            _ => "box",
+        };
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\", shape={shape}{}];\n",
+            quote(&n.id),
+            quote(&n.label()),
+            if n.id == graph.root {
+                ", style=bold"
+            } else {
+                ""
+            }
+        ));
+    }
+    for e in &graph.edges {
+        out.push_str(&format!(
+            "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
+            quote(&e.from),
+            quote(&e.to),
+            quote(&e.relation)
+        ));
+    }
+    out.push_str("}\n");
+    out
 }

@@ -15,8 +15,9 @@ use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::registry::Actor;
+use crate::registry::HistoryEntry;
 use crate::registry::Registry;
-use crate::registry::releases::history_json;
+use crate::time::rfc3339;
 
 const PREFIX: &str = "/api/v1/repositories/";
 /// Largest history page.
@@ -205,6 +206,19 @@ async fn diff(registry: &Registry, repo: RepoName, query: &Query) -> Result<Resp
     let from = registry.stat_manifest(&repo, &from).await?.digest;
     let to = registry.stat_manifest(&repo, &to).await?.digest;
     Ok(Json(registry.release_notes(&repo, &from, &to).await?).into_response())
+}
+
+/// A history entry as the API shows it.
+fn history_json(e: &HistoryEntry) -> serde_json::Value {
+    json!({
+        "id": e.id,
+        "from": e.old.as_ref().map(Digest::to_string),
+        "to": e.new.as_ref().map(Digest::to_string),
+        "at": rfc3339(e.at_ms),
+        "actor": e.actor,
+        "operation": e.operation,
+        "reason": e.reason,
+    })
 }
 
 #[cfg(test)]

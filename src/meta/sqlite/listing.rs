@@ -95,7 +95,9 @@ impl ListingMeta for Sqlite {
         self.read(|c| tag_name_changes(c, repo, since))
     }
 
-    fn tag_name_changes_if_idle(
+    /// Only on a connection that is free at once: an embedded read of at
+    /// most 1,024 rows, never a wait.
+    fn tag_name_changes_now(
         &self,
         repo: &RepoName,
         since: u64,
