@@ -103,25 +103,41 @@ async fn v2(State(registry): State<Registry>, request: Request) -> Response {
     }
 }
 
-async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
-    let endpoint = Endpoint::parse(request.uri().path())?;
-    let (parts, body) = request.into_parts();
-    let access = parts
-        .extensions
-        .get::<Access>()
-        .cloned()
-        .unwrap_or(Access::Open);
-    // One table: the endpoint says what it needs, the rules say who has it.
-    match endpoint.scope(&parts.method) {
+/// The caller's access as [`authenticate`] decided it. A request that
+/// reached a handler without one is refused: access fails closed.
+fn access_of(extensions: &axum::http::Extensions) -> Result<Access> {
+    extensions.get::<Access>().cloned().ok_or_else(|| {
+        Error::Internal("a request reached a handler without an access decision".into())
+    })
+}
+
+/// The one authorization step of `/v2`: the endpoint says what it needs,
+/// the rules say who has it (one table), and an upload session is its
+/// owner's alone.
+async fn authorize(
+    registry: &Registry,
+    access: &Access,
+    endpoint: &Endpoint,
+    method: &Method,
+) -> Result<()> {
+    match endpoint.scope(method) {
         Some((repo, action)) => access.require(repo, action)?,
-        None if endpoint == Endpoint::Base => access.require_signed_in()?,
+        None if *endpoint == Endpoint::Base => access.require_signed_in()?,
         None => {}
     }
-    if let Endpoint::Upload(repo, id) = &endpoint
+    if let Endpoint::Upload(repo, id) = endpoint
         && !matches!(access, Access::Open)
     {
         registry.check_upload_owner(repo, id, access.user()).await?;
     }
+    Ok(())
+}
+
+async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
+    let endpoint = Endpoint::parse(request.uri().path())?;
+    let (parts, body) = request.into_parts();
+    let access = access_of(&parts.extensions)?;
+    authorize(registry, &access, &endpoint, &parts.method).await?;
     let query = Query::parse(parts.uri.query());
     let method = parts.method;
     let headers = &parts.headers;
@@ -200,4 +216,19 @@ async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
         }
     };
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A handler reached without the authentication layer's decision (a
+    // route wired outside it) refuses rather than falling back to open access.
+    #[test]
+    fn a_request_without_an_access_decision_is_refused() {
+        let mut extensions = axum::http::Extensions::new();
+        assert!(matches!(access_of(&extensions), Err(Error::Internal(_))));
+        extensions.insert(Access::Open);
+        assert!(access_of(&extensions).is_ok());
+    }
 }

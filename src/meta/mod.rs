@@ -60,38 +60,87 @@ pub struct NewManifest {
     pub lineage: Option<NewLineage>,
 }
 
-/// What a lineage fact is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FactKind {
-    /// Trained or evaluated on a dataset.
-    Dataset,
-    /// Derived from another model (fine-tune, adapter, quantized, ...).
-    Parent,
-    /// Built from a code commit.
-    Code,
-    /// Produced by a training run.
-    Run,
+/// An enum kept in the database and shown in the API as fixed words:
+/// `as_str`, `parse`, `Display` and serde all use the word.
+macro_rules! words {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $word:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
 }
 
-impl FactKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FactKind::Dataset => "dataset",
-            FactKind::Parent => "parent",
-            FactKind::Code => "code",
-            FactKind::Run => "run",
-        }
+words! {
+    /// What a lineage fact is about.
+    pub enum FactKind {
+        /// Trained or evaluated on a dataset.
+        Dataset = "dataset",
+        /// Derived from another model (fine-tune, adapter, quantized, ...).
+        Parent = "parent",
+        /// Built from a code commit.
+        Code = "code",
+        /// Produced by a training run.
+        Run = "run",
     }
+}
 
-    pub fn parse(s: &str) -> Option<FactKind> {
-        [
-            FactKind::Dataset,
-            FactKind::Parent,
-            FactKind::Code,
-            FactKind::Run,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+words! {
+    /// What moved a tag, as its history records it.
+    pub enum Operation {
+        Push = "push",
+        DeleteManifest = "delete-manifest",
+        DeleteTag = "delete-tag",
+        Promote = "promote",
+        Rollback = "rollback",
+    }
+}
+
+words! {
+    /// What an event in the log says happened.
+    pub enum EventAction {
+        /// A manifest was pushed.
+        Push = "push",
+        /// A manifest was deleted.
+        Delete = "delete",
+        /// A tag was set or moved (by a push).
+        Tag = "tag",
+        /// A tag was removed.
+        Untag = "untag",
+        Promote = "promote",
+        Rollback = "rollback",
+        /// A promotion was refused by its gates.
+        PromoteRefused = "promote-refused",
     }
 }
 
@@ -134,12 +183,12 @@ pub struct NewLineage {
 #[derive(Debug, Clone)]
 pub struct StoredFact {
     /// Repository of the manifest that stated it.
-    pub repo: String,
+    pub repo: RepoName,
     pub model: Digest,
     pub kind: FactKind,
     pub relation: Option<String>,
     pub target: Option<Digest>,
-    pub target_repo: Option<String>,
+    pub target_repo: Option<RepoName>,
     pub uri: Option<String>,
     pub name: Option<String>,
     pub revision: Option<String>,
@@ -149,7 +198,7 @@ pub struct StoredFact {
 /// A manifest as lineage answers describe it: one per repository holding it.
 #[derive(Debug, Clone)]
 pub struct ManifestInfo {
-    pub repo: String,
+    pub repo: RepoName,
     pub digest: Digest,
     pub artifact_type: Option<String>,
     pub created_ms: i64,
@@ -202,12 +251,12 @@ pub struct Actor {
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
     pub id: i64,
-    pub tag: String,
+    pub tag: Tag,
     pub old: Option<Digest>,
     pub new: Option<Digest>,
     pub at_ms: i64,
     pub actor: Option<String>,
-    pub operation: String,
+    pub operation: Operation,
     pub reason: Option<String>,
 }
 
@@ -216,25 +265,25 @@ pub struct HistoryEntry {
 pub struct Event {
     pub id: i64,
     pub at_ms: i64,
-    pub action: String,
-    pub repo: String,
-    pub digest: Option<String>,
-    pub tag: Option<String>,
+    pub action: EventAction,
+    pub repo: RepoName,
+    pub digest: Option<Digest>,
+    pub tag: Option<Tag>,
     pub media_type: Option<String>,
     pub size: Option<u64>,
     pub actor: Option<String>,
-    pub old_digest: Option<String>,
+    pub old_digest: Option<Digest>,
     pub reason: Option<String>,
 }
 
 /// An event to append that no other operation writes (a refused promotion).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub action: String,
-    pub repo: String,
-    pub digest: Option<String>,
-    pub tag: Option<String>,
-    pub old_digest: Option<String>,
+    pub action: EventAction,
+    pub repo: RepoName,
+    pub digest: Option<Digest>,
+    pub tag: Option<Tag>,
+    pub old_digest: Option<Digest>,
 }
 
 /// What a guarded tag move expects the tag to point at now.
@@ -420,7 +469,7 @@ pub trait ReleaseMeta {
         to: &Digest,
         expect: &Expect,
         immutable: &[Glob],
-        operation: &str,
+        operation: Operation,
         actor: &Actor,
     ) -> Result<Option<Digest>>;
     /// A tag's moves, newest first, before history id `before`, at most `n`.

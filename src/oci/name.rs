@@ -250,3 +250,16 @@ mod tests {
         assert!(UploadId::parse("../../etc").is_err());
     }
 }
+
+/// Names and tags serialise as their text.
+macro_rules! serialize_as_str {
+    ($($t:ty),+) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    )+};
+}
+
+serialize_as_str!(RepoName, Tag);

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Registry;
 use crate::error::Result;
-use crate::meta::Event;
+use crate::meta::{Event, EventAction};
+use crate::oci::{Digest, RepoName, Tag};
 use crate::time::rfc3339;
 
 /// Content type of a webhook delivery (Distribution's envelope).
@@ -73,7 +74,7 @@ impl<'a> Envelope<'a> {
 pub struct EnvelopeEvent<'a> {
     pub id: String,
     pub timestamp: String,
-    pub action: &'a str,
+    pub action: EventAction,
     pub target: Target<'a>,
     pub actor: Named<'a>,
     pub source: Source,
@@ -87,9 +88,9 @@ pub struct Target<'a> {
     pub size: Option<u64>,
     /// Distribution's older name for `size`.
     pub length: Option<u64>,
-    pub digest: Option<&'a str>,
-    pub repository: &'a str,
-    pub tag: Option<&'a str>,
+    pub digest: Option<&'a Digest>,
+    pub repository: &'a RepoName,
+    pub tag: Option<&'a Tag>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,7 +106,7 @@ pub struct Source {
 
 #[derive(Debug, Serialize)]
 pub struct Additions<'a> {
-    pub from: Option<&'a str>,
+    pub from: Option<&'a Digest>,
     pub reason: Option<&'a str>,
 }
 
@@ -114,14 +115,14 @@ impl<'a> From<&'a Event> for EnvelopeEvent<'a> {
         EnvelopeEvent {
             id: e.id.to_string(),
             timestamp: rfc3339(e.at_ms),
-            action: &e.action,
+            action: e.action,
             target: Target {
                 media_type: e.media_type.as_deref(),
                 size: e.size,
                 length: e.size,
-                digest: e.digest.as_deref(),
+                digest: e.digest.as_ref(),
                 repository: &e.repo,
-                tag: e.tag.as_deref(),
+                tag: e.tag.as_ref(),
             },
             actor: Named {
                 name: e.actor.as_deref(),
@@ -130,7 +131,7 @@ impl<'a> From<&'a Event> for EnvelopeEvent<'a> {
                 instance_id: "berth",
             },
             berth: Additions {
-                from: e.old_digest.as_deref(),
+                from: e.old_digest.as_ref(),
                 reason: e.reason.as_deref(),
             },
         }

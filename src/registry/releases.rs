@@ -11,7 +11,7 @@ use super::Registry;
 use super::release_notes::ReleaseNotes;
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
-use crate::meta::{Actor, Expect, HistoryEntry, NewEvent};
+use crate::meta::{Actor, EventAction, Expect, HistoryEntry, NewEvent, Operation};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 /// Artifact type of an evaluation report attached to a model.
@@ -93,7 +93,7 @@ pub struct TagMove {
     pub tag: String,
     pub from: Option<String>,
     pub to: String,
-    pub operation: &'static str,
+    pub operation: Operation,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<ReleaseNotes>,
 }
@@ -115,10 +115,10 @@ impl Registry {
             let (r, event) = (
                 repo.clone(),
                 NewEvent {
-                    action: "promote-refused".into(),
-                    repo: repo.to_string(),
-                    digest: Some(candidate.to_string()),
-                    tag: Some(to.to_string()),
+                    action: EventAction::PromoteRefused,
+                    repo: repo.clone(),
+                    digest: Some(candidate.clone()),
+                    tag: Some(to.clone()),
                     old_digest: None,
                 },
             );
@@ -132,7 +132,7 @@ impl Registry {
             return Err(Error::GateFailed { unmet });
         }
         let expect = expect.map_or(Expect::Anything, Expect::Digest);
-        self.move_env_tag(repo, to, &candidate, expect, "promote", actor)
+        self.move_env_tag(repo, to, &candidate, expect, Operation::Promote, actor)
             .await
     }
 
@@ -165,7 +165,7 @@ impl Registry {
             tag,
             &target,
             Expect::Digest(current),
-            "rollback",
+            Operation::Rollback,
             actor,
         )
         .await
@@ -177,7 +177,7 @@ impl Registry {
         tag: &Tag,
         to: &Digest,
         expect: Expect,
-        operation: &'static str,
+        operation: Operation,
         actor: Actor,
     ) -> Result<TagMove> {
         let (r, t, d, immutable) = (
@@ -190,7 +190,7 @@ impl Registry {
             .meta(move |m| m.set_tag(&r, &t, &d, &expect, &immutable, operation, &actor))
             .await?;
         self.events_changed();
-        tracing::info!(repo = %repo, tag = %tag, to = %to, operation, "tag moved");
+        tracing::info!(repo = %repo, tag = %tag, to = %to, operation = %operation, "tag moved");
         let diff = match &from {
             Some(f) if f != to => Some(self.release_notes(repo, f, to).await?),
             _ => None,

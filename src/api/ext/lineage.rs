@@ -2,46 +2,27 @@
 //! model version (JSON, or DOT with `format=dot`), and `GET /api/v1/lineage`
 //! with `dataset=`, `commit=` or `parent=`: the model versions built from it.
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, Uri, header};
+use axum::Json;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 
 use crate::api::query::Query;
 use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference, RepoName};
 use crate::registry::Registry;
-use crate::registry::lineage::{Direction, Graph, ModelQuery};
+use crate::registry::lineage::{Direction, Graph, ModelQuery, NodeKind};
 
 /// Depth of a graph query when none is asked for.
 const DEFAULT_DEPTH: usize = 10;
 
 pub async fn graph(
-    State(registry): State<Registry>,
-    Extension(access): Extension<Access>,
-    uri: Uri,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let result = match super::raw_rest(&uri, "/api/v1/lineage/") {
-        Ok(rest) => graph_inner(&registry, &access, rest, &Query::parse(q.as_deref())).await,
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn graph_inner(
     registry: &Registry,
     access: &Access,
-    rest: &str,
+    repo: &RepoName,
+    reference: &Reference,
     query: &Query,
 ) -> Result<Response> {
-    let (repo, reference) = rest.rsplit_once('/').ok_or_else(|| {
-        Error::NameInvalid("expected /api/v1/lineage/<repository>/<tag or digest>".into())
-    })?;
-    let repo = RepoName::parse(repo)?;
-    access.require(&repo, Action::Pull)?;
-    let reference = Reference::parse(reference)?;
     let direction = match query.get("direction") {
         None => Direction::Upstream,
         Some(d) => Direction::parse(d).ok_or_else(|| {
@@ -55,13 +36,13 @@ async fn graph_inner(
             .map_err(|_| Error::QueryInvalid(format!("depth {d:?} is not a number")))?,
     };
     let mut graph = registry
-        .lineage_graph(&repo, &reference, direction, depth)
+        .lineage_graph(repo, reference, direction, depth)
         .await?;
     // Nothing about repositories the caller cannot pull.
     graph.retain_nodes(|n| {
         n.repository
-            .as_deref()
-            .is_none_or(|r| RepoName::parse(r).is_ok_and(|r| access.allows(&r, Action::Pull)))
+            .as_ref()
+            .is_none_or(|r| access.allows(r, Action::Pull))
     });
     Ok(match query.get("format") {
         None | Some("json") => Json(graph).into_response(),
@@ -77,17 +58,7 @@ async fn graph_inner(
     })
 }
 
-pub async fn models(
-    State(registry): State<Registry>,
-    Extension(access): Extension<Access>,
-    RawQuery(q): RawQuery,
-) -> Response {
-    models_inner(&registry, &access, &Query::parse(q.as_deref()))
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn models_inner(registry: &Registry, access: &Access, query: &Query) -> Result<Response> {
+pub async fn models(registry: &Registry, access: &Access, query: &Query) -> Result<Response> {
     let selected = match (
         query.get("dataset"),
         query.get("commit"),
@@ -106,7 +77,7 @@ async fn models_inner(registry: &Registry, access: &Access, query: &Query) -> Re
         .lineage_models(selected)
         .await?
         .into_iter()
-        .filter(|m| RepoName::parse(&m.repository).is_ok_and(|r| access.allows(&r, Action::Pull)))
+        .filter(|m| access.allows(&m.repository, Action::Pull))
         .collect();
     Ok(Json(serde_json::json!({ "models": models })).into_response())
 }
@@ -120,10 +91,10 @@ fn dot(graph: &Graph) -> String {
     );
     for n in &graph.nodes {
         let shape = match n.kind {
-            "dataset" | "external" => "cylinder",
-            "code" => "note",
-            "run" => "ellipse",
-            _ => "box",
+            NodeKind::Dataset | NodeKind::External => "cylinder",
+            NodeKind::Code => "note",
+            NodeKind::Run => "ellipse",
+            NodeKind::Model => "box",
         };
         out.push_str(&format!(
             "  \"{}\" [label=\"{}\", shape={shape}{}];\n",

@@ -1,6 +1,9 @@
-//! Berth's own JSON API under `/api/v1/`: lineage (and, as they land, release
-//! history, promotion and events). Errors use the same JSON error body as `/v2/`.
+//! Berth's own JSON API under `/api/v1/`: lineage, release history, promotion
+//! and rollback, events, garbage collection. Each path is parsed once into an
+//! [`ExtEndpoint`] that names its scope; errors use the same JSON error body
+//! as `/v2/`.
 
+mod endpoint;
 mod events;
 mod gc;
 mod lineage;
@@ -8,36 +11,54 @@ mod releases;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::Uri;
-use axum::routing::{any, get, post};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
+pub use endpoint::ExtEndpoint;
+
+use crate::api::query::Query;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
+use crate::registry::{Actor, Registry};
 
 /// Largest JSON request body accepted.
 const MAX_JSON_BODY: usize = 64 * 1024;
 
 pub fn router() -> Router<Registry> {
-    Router::new()
-        .route("/api/v1/lineage", get(lineage::models))
-        .route("/api/v1/lineage/{*rest}", get(lineage::graph))
-        .route("/api/v1/repositories/{*rest}", any(releases::dispatch))
-        .route("/api/v1/events", get(events::list))
-        .route("/api/v1/gc", post(gc::run))
+    Router::new().route("/api/v1/{*rest}", any(dispatch))
 }
 
-/// The raw path after `prefix`; percent-encoding is refused, as for `/v2/`, so
-/// that an encoded slash cannot pose as one.
-fn raw_rest<'a>(uri: &'a Uri, prefix: &str) -> Result<&'a str> {
-    let rest = uri.path().strip_prefix(prefix).ok_or(Error::RouteUnknown)?;
-    if rest.contains('%') {
-        return Err(Error::NameInvalid(
-            "percent-encoded characters are not allowed in paths".into(),
-        ));
+async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
+    let handled: std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + '_>> =
+        Box::pin(handle(&registry, request));
+    handled.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Parses the endpoint, authorizes it in one step, then calls its handler.
+async fn handle(registry: &Registry, request: Request) -> Result<Response> {
+    let endpoint = ExtEndpoint::parse(request.uri().path())?;
+    let access = super::access_of(request.extensions())?;
+    endpoint.authorize(&access, request.method())?;
+    let query = Query::parse(request.uri().query());
+    let actor = Actor {
+        name: access.user().map(str::to_owned),
+        reason: None,
+    };
+    let body = request.into_body();
+    match endpoint {
+        ExtEndpoint::Models => lineage::models(registry, &access, &query).await,
+        ExtEndpoint::Graph(repo, reference) => {
+            lineage::graph(registry, &access, &repo, &reference, &query).await
+        }
+        ExtEndpoint::Promote(repo) => releases::promote(registry, repo, actor, body).await,
+        ExtEndpoint::Rollback(repo) => releases::rollback(registry, repo, actor, body).await,
+        ExtEndpoint::History(repo, tag) => releases::history(registry, repo, tag, &query).await,
+        ExtEndpoint::Diff(repo) => releases::diff(registry, repo, &query).await,
+        ExtEndpoint::Events => events::list(registry, &access, &query).await,
+        ExtEndpoint::Gc => gc::run(registry, &query).await,
     }
-    Ok(rest)
 }
 
 /// A JSON request body, with errors in the API's error format.

@@ -3,15 +3,12 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json_body, raw_rest};
+use super::json_body;
 use crate::api::query::Query;
-use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::registry::Actor;
@@ -22,76 +19,6 @@ use crate::time::rfc3339;
 const PREFIX: &str = "/api/v1/repositories/";
 /// Largest history page.
 const MAX_HISTORY_PAGE: usize = 1000;
-
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    Promote(RepoName),
-    Rollback(RepoName),
-    History(RepoName, Tag),
-    Diff(RepoName),
-}
-
-fn route(rest: &str) -> Result<Route> {
-    let unknown = || Error::RouteUnknown;
-    if let Some(repo) = rest.strip_suffix("/promote") {
-        return Ok(Route::Promote(RepoName::parse(repo)?));
-    }
-    if let Some(repo) = rest.strip_suffix("/rollback") {
-        return Ok(Route::Rollback(RepoName::parse(repo)?));
-    }
-    if let Some(repo) = rest.strip_suffix("/diff") {
-        return Ok(Route::Diff(RepoName::parse(repo)?));
-    }
-    let before = rest.strip_suffix("/history").ok_or_else(unknown)?;
-    let (repo, tag) = before.rsplit_once("/tags/").ok_or_else(unknown)?;
-    Ok(Route::History(RepoName::parse(repo)?, Tag::parse(tag)?))
-}
-
-pub async fn dispatch(
-    State(registry): State<Registry>,
-    RawQuery(q): RawQuery,
-    request: Request<Body>,
-) -> Response {
-    let query = Query::parse(q.as_deref());
-    let method = request.method().clone();
-    let access = request
-        .extensions()
-        .get::<Access>()
-        .cloned()
-        .unwrap_or(Access::Open);
-    let rest = raw_rest(request.uri(), PREFIX);
-    let route = rest.and_then(route).and_then(|r| {
-        // Moving environment tags is its own right, so that "may push but not
-        // promote to production" can be said; reading history needs pull.
-        match &r {
-            Route::Promote(repo) | Route::Rollback(repo) => {
-                access.require(repo, Action::Promote)?
-            }
-            Route::History(repo, _) | Route::Diff(repo) => access.require(repo, Action::Pull)?,
-        }
-        Ok(r)
-    });
-    let actor = Actor {
-        name: access.user().map(str::to_owned),
-        reason: None,
-    };
-    let result = match (route, method) {
-        (Ok(Route::Promote(repo)), Method::POST) => {
-            promote(&registry, repo, actor, request.into_body()).await
-        }
-        (Ok(Route::Rollback(repo)), Method::POST) => {
-            rollback(&registry, repo, actor, request.into_body()).await
-        }
-        (Ok(Route::History(repo, tag)), Method::GET) => history(&registry, repo, tag, &query).await,
-        (Ok(Route::Diff(repo)), Method::GET) => diff(&registry, repo, &query).await,
-        (Ok(Route::Promote(_) | Route::Rollback(_)), _) => {
-            Err(Error::MethodNotAllowed { allow: "POST" })
-        }
-        (Ok(_), _) => Err(Error::MethodNotAllowed { allow: "GET" }),
-        (Err(e), _) => Err(e),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +31,7 @@ struct PromoteRequest {
     expect: Option<String>,
 }
 
-async fn promote(
+pub async fn promote(
     registry: &Registry,
     repo: RepoName,
     actor: Actor,
@@ -134,7 +61,7 @@ struct RollbackRequest {
     reason: Option<String>,
 }
 
-async fn rollback(
+pub async fn rollback(
     registry: &Registry,
     repo: RepoName,
     actor: Actor,
@@ -151,7 +78,12 @@ async fn rollback(
     Ok(Json(moved).into_response())
 }
 
-async fn history(registry: &Registry, repo: RepoName, tag: Tag, query: &Query) -> Result<Response> {
+pub async fn history(
+    registry: &Registry,
+    repo: RepoName,
+    tag: Tag,
+    query: &Query,
+) -> Result<Response> {
     if let Some(at) = query.get("at") {
         let at = chrono::DateTime::parse_from_rfc3339(at)
             .map_err(|e| Error::QueryInvalid(format!("at {at:?} is not an RFC 3339 time: {e}")))?;
@@ -195,7 +127,7 @@ async fn history(registry: &Registry, repo: RepoName, tag: Tag, query: &Query) -
     Ok(response)
 }
 
-async fn diff(registry: &Registry, repo: RepoName, query: &Query) -> Result<Response> {
+pub async fn diff(registry: &Registry, repo: RepoName, query: &Query) -> Result<Response> {
     let resolve = |key: &str| {
         let value = query
             .get(key)
@@ -219,26 +151,4 @@ fn history_json(e: &HistoryEntry) -> serde_json::Value {
         "operation": e.operation,
         "reason": e.reason,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_parse_from_the_right() {
-        let r = |s: &str| RepoName::parse(s).expect("name");
-        assert_eq!(route("a/b/promote").ok(), Some(Route::Promote(r("a/b"))));
-        assert_eq!(route("a/rollback").ok(), Some(Route::Rollback(r("a"))));
-        assert_eq!(route("a/b/diff").ok(), Some(Route::Diff(r("a/b"))));
-        assert_eq!(
-            route("m/tags/x/tags/production/history").ok(),
-            Some(Route::History(
-                r("m/tags/x"),
-                Tag::parse("production").expect("tag")
-            ))
-        );
-        assert!(route("a/b").is_err());
-        assert!(route("A/promote").is_err());
-    }
 }

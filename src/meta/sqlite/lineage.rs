@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Sqlite, digest_column};
+use super::{Sqlite, digest_column, repo_column, word_column};
 use crate::error::{Error, Result};
 use crate::meta::{FactKind, LineageMeta, LineageRef, ManifestInfo, NewLineage, StoredFact};
 use crate::oci::Digest;
@@ -83,13 +83,12 @@ fn query(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<S
         .map(
             |(repo, model, kind, [relation, target, target_repo, uri, name, revision, detail])| {
                 Ok(StoredFact {
-                    repo,
+                    repo: repo_column(repo)?,
                     model: digest_column(model)?,
-                    kind: FactKind::parse(&kind)
-                        .ok_or_else(|| Error::Internal(format!("unknown lineage kind {kind}")))?,
+                    kind: word_column(kind, FactKind::parse)?,
                     relation,
                     target: target.map(digest_column).transpose()?,
-                    target_repo,
+                    target_repo: target_repo.map(repo_column).transpose()?,
                     uri,
                     name,
                     revision,
@@ -150,18 +149,19 @@ impl LineageMeta for Sqlite {
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows
-                .into_iter()
-                .map(|(repo, artifact_type, created_ms, tags)| ManifestInfo {
-                    repo,
+            rows.into_iter()
+                .map(|(repo, artifact_type, created_ms, tags)| {
+                    Ok(ManifestInfo {
+                    repo: repo_column(repo)?,
                     digest: digest.clone(),
                     artifact_type,
                     created_ms,
                     tags: tags
                         .map(|t| t.split('\n').map(str::to_owned).collect())
                         .unwrap_or_default(),
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 }

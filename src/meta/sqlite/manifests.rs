@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Sqlite, digest_column, ensure_repo, exec, now_ms, to_i64, to_u64};
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
-use crate::meta::{Actor, ManifestMeta, NewManifest, StoredManifest};
+use crate::meta::{Actor, EventAction, ManifestMeta, NewManifest, Operation, StoredManifest};
 use crate::oci::{Digest, RepoName, Tag};
 
 impl ManifestMeta for Sqlite {
@@ -62,7 +62,7 @@ impl ManifestMeta for Sqlite {
                 let pushed = EventRow {
                     media_type: Some(&m.media_type),
                     size: Some(m.size),
-                    ..EventRow::new("push", repo, Some(&digest), None)
+                    ..EventRow::new(EventAction::Push, repo, Some(&digest), None)
                 };
                 event(tx, &pushed, actor)?;
                 if let Some(lineage) = &m.lineage {
@@ -70,7 +70,7 @@ impl ManifestMeta for Sqlite {
                 }
             }
             for tag in tags {
-                move_tag(tx, repo, tag.as_str(), Some(&digest), immutable, "push", actor)?;
+                move_tag(tx, repo, tag.as_str(), Some(&digest), immutable, Operation::Push, actor)?;
             }
             Ok(())
         })
@@ -140,7 +140,15 @@ impl ManifestMeta for Sqlite {
                 .query_map(params![repo, digest], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             for tag in &tags {
-                move_tag(tx, repo, tag, None, immutable, "delete-manifest", actor)?;
+                move_tag(
+                    tx,
+                    repo,
+                    tag,
+                    None,
+                    immutable,
+                    Operation::DeleteManifest,
+                    actor,
+                )?;
             }
             // A model version takes its lineage with it; facts it stated about
             // others go with it through the foreign key.
@@ -157,7 +165,7 @@ impl ManifestMeta for Sqlite {
             if n > 0 {
                 event(
                     tx,
-                    &EventRow::new("delete", repo, Some(&digest), None),
+                    &EventRow::new(EventAction::Delete, repo, Some(&digest), None),
                     actor,
                 )?;
             }
@@ -179,7 +187,7 @@ impl ManifestMeta for Sqlite {
                 tag.as_str(),
                 None,
                 immutable,
-                "delete-tag",
+                Operation::DeleteTag,
                 actor,
             )
         })
@@ -216,7 +224,7 @@ pub(super) fn move_tag(
     tag: &str,
     to: Option<&str>,
     immutable: &[Glob],
-    operation: &str,
+    operation: Operation,
     actor: &Actor,
 ) -> Result<bool> {
     let from = current_tag(tx, repo, tag)?;
@@ -246,14 +254,15 @@ pub(super) fn move_tag(
             to,
             now,
             actor.name,
-            operation,
+            operation.as_str(),
             actor.reason
         ],
     )?;
     let action = match (operation, to) {
-        ("promote" | "rollback", _) => operation,
-        (_, Some(_)) => "tag",
-        (_, None) => "untag",
+        (Operation::Promote, _) => EventAction::Promote,
+        (Operation::Rollback, _) => EventAction::Rollback,
+        (_, Some(_)) => EventAction::Tag,
+        (_, None) => EventAction::Untag,
     };
     let row = EventRow {
         old_digest: from.as_deref(),
@@ -273,7 +282,7 @@ pub(super) fn current_tag(tx: &Connection, repo: &str, tag: &str) -> Result<Opti
 
 /// A row of the event log, as written.
 pub(super) struct EventRow<'a> {
-    pub action: &'a str,
+    pub action: EventAction,
     pub repo: &'a str,
     pub digest: Option<&'a str>,
     pub tag: Option<&'a str>,
@@ -284,7 +293,7 @@ pub(super) struct EventRow<'a> {
 
 impl<'a> EventRow<'a> {
     pub fn new(
-        action: &'a str,
+        action: EventAction,
         repo: &'a str,
         digest: Option<&'a str>,
         tag: Option<&'a str>,
@@ -308,7 +317,7 @@ pub(super) fn event(tx: &Connection, e: &EventRow<'_>, actor: &Actor) -> Result<
     )?
     .execute(params![
         now_ms(),
-        e.action,
+        e.action.as_str(),
         e.repo,
         e.digest,
         e.tag,

@@ -444,6 +444,20 @@ pub(crate) fn digest_column(s: String) -> Result<crate::oci::Digest> {
         .map_err(|_| Error::Internal(format!("corrupt digest in database: {s}")))
 }
 
+pub(crate) fn repo_column(s: String) -> Result<crate::oci::RepoName> {
+    crate::oci::RepoName::parse(&s)
+        .map_err(|_| Error::Internal(format!("corrupt repository name in database: {s}")))
+}
+
+pub(crate) fn tag_column(s: String) -> Result<crate::oci::Tag> {
+    crate::oci::Tag::parse(&s).map_err(|_| Error::Internal(format!("corrupt tag in database: {s}")))
+}
+
+/// A column holding one of an enum's words (see `meta::words!`).
+pub(crate) fn word_column<T>(s: String, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(&s).ok_or_else(|| Error::Internal(format!("unknown word in database: {s}")))
+}
+
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }

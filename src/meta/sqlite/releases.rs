@@ -3,10 +3,12 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::manifests::{EventRow, current_tag, event, move_tag};
-use super::{Sqlite, digest_column, now_ms, to_u64};
+use super::{Sqlite, digest_column, now_ms, repo_column, tag_column, to_u64, word_column};
 use crate::error::{Error, Result};
 use crate::glob::Glob;
-use crate::meta::{Actor, Event, Expect, HistoryEntry, NewEvent, ReleaseMeta};
+use crate::meta::{
+    Actor, Event, EventAction, Expect, HistoryEntry, NewEvent, Operation, ReleaseMeta,
+};
 use crate::oci::{Digest, RepoName, Tag};
 
 const HISTORY_COLUMNS: &str = "id, tag, old_digest, new_digest, at, actor, operation, reason";
@@ -41,12 +43,12 @@ fn history_entry(
 ) -> Result<HistoryEntry> {
     Ok(HistoryEntry {
         id,
-        tag,
+        tag: tag_column(tag)?,
         old: old.map(digest_column).transpose()?,
         new: new.map(digest_column).transpose()?,
         at_ms,
         actor,
-        operation,
+        operation: word_column(operation, Operation::parse)?,
         reason,
     })
 }
@@ -59,7 +61,7 @@ impl ReleaseMeta for Sqlite {
         to: &Digest,
         expect: &Expect,
         immutable: &[Glob],
-        operation: &str,
+        operation: Operation,
         actor: &Actor,
     ) -> Result<Option<Digest>> {
         let (repo, tag, to) = (repo.as_str(), tag.as_str(), to.to_string());
@@ -137,9 +139,18 @@ impl ReleaseMeta for Sqlite {
 
     fn record_event(&self, e: &NewEvent, actor: &Actor) -> Result<()> {
         self.write(|tx| {
+            let (digest, old) = (
+                e.digest.as_ref().map(Digest::to_string),
+                e.old_digest.as_ref().map(Digest::to_string),
+            );
             let row = EventRow {
-                old_digest: e.old_digest.as_deref(),
-                ..EventRow::new(&e.action, &e.repo, e.digest.as_deref(), e.tag.as_deref())
+                old_digest: old.as_deref(),
+                ..EventRow::new(
+                    e.action,
+                    e.repo.as_str(),
+                    digest.as_deref(),
+                    e.tag.as_ref().map(Tag::as_str),
+                )
             };
             event(tx, &row, actor)
         })
@@ -147,26 +158,31 @@ impl ReleaseMeta for Sqlite {
 
     fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
+            c.prepare_cached(
                 "SELECT id, at, action, repo, digest, tag, media_type, size, actor, old_digest, reason
                  FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?
             .query_map(params![after, n as i64], |r| {
-                Ok(Event {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    action: r.get(2)?,
-                    repo: r.get(3)?,
-                    digest: r.get(4)?,
-                    tag: r.get(5)?,
-                    media_type: r.get(6)?,
-                    size: r.get::<_, Option<i64>>(7)?.map(to_u64),
-                    actor: r.get(8)?,
-                    old_digest: r.get(9)?,
-                    reason: r.get(10)?,
-                })
+                let text = |i| r.get::<_, String>(i);
+                let optional = |i| r.get::<_, Option<String>>(i);
+                let event = (|| {
+                    Ok::<_, Error>(Event {
+                        id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        action: word_column(text(2)?, EventAction::parse)?,
+                        repo: repo_column(text(3)?)?,
+                        digest: optional(4)?.map(digest_column).transpose()?,
+                        tag: optional(5)?.map(tag_column).transpose()?,
+                        media_type: r.get(6)?,
+                        size: r.get::<_, Option<i64>>(7)?.map(to_u64),
+                        actor: r.get(8)?,
+                        old_digest: optional(9)?.map(digest_column).transpose()?,
+                        reason: r.get(10)?,
+                    })
+                })();
+                Ok(event)
             })?
-            .collect::<Result<Vec<_>, _>>()?)
+            .collect::<Result<Result<Vec<_>>, _>>()?
         })
     }
 

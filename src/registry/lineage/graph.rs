@@ -45,11 +45,11 @@ pub struct Graph {
 #[serde(rename_all = "camelCase")]
 pub struct Node {
     pub id: String,
-    pub kind: &'static str,
+    pub kind: NodeKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
+    pub repository: Option<RepoName>,
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
@@ -63,6 +63,22 @@ pub struct Node {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Value>,
+}
+
+/// What a node of the graph is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// A manifest in the registry that is not a dataset.
+    Model,
+    /// A dataset held in the registry.
+    Dataset,
+    /// A dataset known only by digest or URI.
+    External,
+    /// A code commit.
+    Code,
+    /// A training run.
+    Run,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
@@ -81,7 +97,7 @@ pub(super) fn walk(
     depth: usize,
 ) -> Result<Graph> {
     let mut g = Builder::new(m, repo);
-    g.digest_node(root, "model")?;
+    g.digest_node(root, NodeKind::Model)?;
     let mut queue = VecDeque::new();
     if matches!(direction, Direction::Upstream | Direction::Both) {
         queue.push_back((root.clone(), Direction::Upstream, 0));
@@ -107,7 +123,7 @@ pub(super) fn walk(
             }
             _ => {
                 for f in m.facts_pointing_at(&digest, None)? {
-                    g.digest_node(&f.model, "model")?;
+                    g.digest_node(&f.model, NodeKind::Model)?;
                     g.edge(id.clone(), f.model.to_string(), relation(&f));
                     queue.push_back((f.model.clone(), dir, level + 1));
                 }
@@ -146,15 +162,15 @@ impl<'a> Builder<'a> {
 
     /// Adds a manifest node, described from the repository that holds it
     /// (this query's repository first).
-    fn digest_node(&mut self, digest: &Digest, kind: &'static str) -> Result<String> {
+    fn digest_node(&mut self, digest: &Digest, kind: NodeKind) -> Result<String> {
         self.digest_node_in(digest, kind, None)
     }
 
     fn digest_node_in(
         &mut self,
         digest: &Digest,
-        kind: &'static str,
-        prefer: Option<&str>,
+        kind: NodeKind,
+        prefer: Option<&RepoName>,
     ) -> Result<String> {
         let id = digest.to_string();
         if self.index.contains_key(&id) {
@@ -163,16 +179,14 @@ impl<'a> Builder<'a> {
         let infos: Vec<ManifestInfo> = self.meta.describe(digest)?;
         let info = infos
             .iter()
-            .find(|i| Some(i.repo.as_str()) == prefer)
-            .or_else(|| infos.iter().find(|i| i.repo == self.repo.as_str()))
+            .find(|i| Some(&i.repo) == prefer)
+            .or_else(|| infos.iter().find(|i| i.repo == *self.repo))
             .or_else(|| infos.first());
         let node = Node {
             id: id.clone(),
             kind,
             digest: Some(id.clone()),
-            repository: info
-                .map(|i| i.repo.clone())
-                .or_else(|| prefer.map(str::to_owned)),
+            repository: info.map(|i| i.repo.clone()).or_else(|| prefer.cloned()),
             tags: info.map(|i| i.tags.clone()).unwrap_or_default(),
             artifact_type: info.and_then(|i| i.artifact_type.clone()),
             created: info.map(|i| rfc3339(i.created_ms)),
@@ -187,7 +201,7 @@ impl<'a> Builder<'a> {
 
     /// The node a fact points at, and the digest to walk on from, if any.
     fn source_node(&mut self, f: &StoredFact) -> Result<(String, Option<Digest>)> {
-        let plain = |id: String, kind: &'static str| Node {
+        let plain = |id: String, kind: NodeKind| Node {
             id,
             kind,
             digest: None,
@@ -205,7 +219,7 @@ impl<'a> Builder<'a> {
                 let id = format!("commit:{}", f.revision.as_deref().unwrap_or("unknown"));
                 self.push(Node {
                     name: f.revision.clone(),
-                    ..plain(id.clone(), "code")
+                    ..plain(id.clone(), NodeKind::Code)
                 });
                 Ok((id, None))
             }
@@ -219,17 +233,17 @@ impl<'a> Builder<'a> {
                         .detail
                         .as_deref()
                         .and_then(|d| serde_json::from_str(d).ok()),
-                    ..plain(id.clone(), "run")
+                    ..plain(id.clone(), NodeKind::Run)
                 });
                 Ok((id, None))
             }
             (kind, Some(target)) => {
                 let node_kind = if kind == FactKind::Dataset {
-                    "dataset"
+                    NodeKind::Dataset
                 } else {
-                    "model"
+                    NodeKind::Model
                 };
-                let id = self.digest_node_in(target, node_kind, f.target_repo.as_deref())?;
+                let id = self.digest_node_in(target, node_kind, f.target_repo.as_ref())?;
                 if let Some(i) = self.index.get(&id).copied() {
                     let n = &mut self.nodes[i];
                     if n.uri.is_none() {
@@ -239,14 +253,14 @@ impl<'a> Builder<'a> {
                         n.name.clone_from(&f.name);
                     }
                     if !n.present && f.uri.is_some() {
-                        n.kind = "external";
+                        n.kind = NodeKind::External;
                     }
                 }
                 Ok((id, Some(target.clone())))
             }
             (_, None) => {
                 let id = format!("uri:{}", f.uri.as_deref().unwrap_or("unknown"));
-                self.push(plain(id.clone(), "external"));
+                self.push(plain(id.clone(), NodeKind::External));
                 Ok((id, None))
             }
         }

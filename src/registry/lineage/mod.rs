@@ -19,7 +19,7 @@ mod graph;
 
 pub use extract::{LineageDocument, from_annotations, parse_reference};
 use extract::{ModelPackConfig, code_fact, fact};
-pub use graph::{Direction, Edge, Graph, Node};
+pub use graph::{Direction, Edge, Graph, Node, NodeKind};
 
 /// Artifact type of a lineage document attached to a model.
 pub const LINEAGE_ARTIFACT: &str = "application/vnd.berth.lineage.v1+json";
@@ -40,7 +40,7 @@ pub const MAX_DEPTH: usize = 32;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelVersion {
-    pub repository: String,
+    pub repository: RepoName,
     pub digest: String,
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
