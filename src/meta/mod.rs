@@ -556,15 +556,19 @@ pub trait IntegrityMeta {
     fn knows_content(&self, digest: &Digest) -> Result<bool>;
 }
 
-/// Everything the registry needs from its metadata database.
-/// A number that changes whenever this store commits a write. An answer read
-/// while it stood is still right while it stands, so callers may keep answers
-/// in memory keyed by it. (Writes by another process on the same database are
-/// not counted; `berth serve` owns its database.)
+/// A number that changes whenever a write is committed to the database. An
+/// answer read while it stood is still right while it stands: the registry
+/// keeps manifest look-ups and tag pages in memory keyed by it, and trusts
+/// nothing else to invalidate them. So the contract is the database's, not
+/// the process's: SQLite, owned by one `berth serve`, counts its own commits;
+/// an implementation shared by several processes must move it on their
+/// commits too (PostgreSQL: a NOTIFY with each commit, counted on receipt),
+/// or those caches would serve what another replica changed.
 pub trait Changes {
     fn generation(&self) -> u64;
 }
 
+/// Everything the registry needs from its metadata database.
 pub trait MetaStore:
     Changes
     + BlobMeta

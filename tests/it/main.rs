@@ -9,6 +9,7 @@ mod faulty;
 mod integrity;
 mod lineage;
 mod manifests;
+mod meta;
 mod mounts;
 mod process;
 mod rate_limit;

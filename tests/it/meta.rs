@@ -1,0 +1,383 @@
+//! The metadata suite: the contract every implementation of the metadata
+//! traits must keep, checked through `dyn MetaStore` only (no SQL), so that
+//! the same checks run on SQLite here and on any other database later.
+//! `open` gives a new handle on the same database each time it is called: a
+//! restarted process, or another replica.
+
+use std::sync::Arc;
+
+use berth::error::Error;
+use berth::meta::sqlite::Sqlite;
+use berth::meta::{
+    Actor, ChunkCommit, EventAction, Expect, FactKind, LineageFact, LineageRef, MetaStore,
+    NewLineage, NewManifest, Operation,
+};
+use berth::oci::{Digest, RepoName, Tag, UploadId};
+
+fn repo(s: &str) -> RepoName {
+    RepoName::parse(s).expect("repository name")
+}
+
+fn tag(s: &str) -> Tag {
+    Tag::parse(s).expect("tag")
+}
+
+fn actor(name: &str) -> Actor {
+    Actor {
+        name: Some(name.into()),
+        reason: None,
+    }
+}
+
+/// A far-future cutoff: every session is idle before it.
+const LATER: i64 = i64::MAX / 2;
+
+/// Every check, on one implementation.
+fn suite(open: impl Fn() -> Arc<dyn MetaStore>) {
+    uploads_commit_in_order_and_finish_once(&open);
+    blobs_belong_to_repositories_and_mount_between_them(open());
+    manifests_need_their_blobs_and_tags_keep_history_and_events(open());
+    lineage_is_recorded_with_the_manifest_and_found_both_ways(open());
+    every_write_moves_the_generation(open());
+}
+
+/// Pushes a blob of `len` bytes into `r` through an upload session.
+fn push_blob(m: &dyn MetaStore, r: &RepoName, seed: &str, len: u64) -> Digest {
+    let digest = Digest::sha256_of(seed.as_bytes());
+    let id = UploadId::new_random();
+    m.create_upload(&id, r, None, b"h").expect("create");
+    let chunk = ChunkCommit {
+        len,
+        hash_state: b"h2",
+        new_parts: &[],
+        storage_state: b"",
+    };
+    assert!(m.commit_chunk(&id, 0, &chunk).expect("commit"));
+    assert_eq!(m.begin_finish(&id, &digest).expect("begin"), None);
+    m.finish_upload(&id, &digest, len, false).expect("finish");
+    digest
+}
+
+fn uploads_commit_in_order_and_finish_once(open: &impl Fn() -> Arc<dyn MetaStore>) {
+    let (m, r) = (open(), repo("suite/uploads"));
+    let id = UploadId::new_random();
+    m.create_upload(&id, &r, Some("alice"), &[1, 2, 3])
+        .expect("create");
+    let s = m.upload(&id).expect("read").expect("the session");
+    assert_eq!((s.repo.clone(), s.offset), (r.clone(), 0));
+    assert_eq!(s.owner.as_deref(), Some("alice"));
+    assert_eq!(s.hash_state, [1, 2, 3]);
+    assert!(s.parts.is_empty() && s.storage_state.is_empty());
+
+    let commit = |m: &dyn MetaStore, at: u64, len: u64, part: &str, state: &[u8]| {
+        let parts = [(part.to_owned(), len)];
+        m.commit_chunk(
+            &id,
+            at,
+            &ChunkCommit {
+                len,
+                hash_state: &[9],
+                new_parts: &parts,
+                storage_state: state,
+            },
+        )
+        .expect("commit")
+    };
+    assert!(
+        !commit(&*m, 5, 10, "p0", b"x"),
+        "not where the session stands"
+    );
+    assert!(commit(&*m, 0, 10, "p1", b"s1"));
+    // Another handle on the same database carries on from there.
+    let other = open();
+    assert!(commit(&*other, 10, 5, "p2", b"s2"));
+    assert!(!commit(&*m, 10, 5, "p3", b"s3"), "that offset is taken");
+    let s = m.upload(&id).expect("read").expect("the session");
+    assert_eq!(s.offset, 15);
+    assert_eq!(s.hash_state, [9]);
+    assert_eq!(
+        s.parts,
+        [("p1".to_owned(), 10), ("p2".to_owned(), 5)],
+        "parts append in order"
+    );
+    assert_eq!(s.storage_state, b"s2", "storage's state is replaced whole");
+
+    let digest = Digest::sha256_of(b"uploads");
+    assert_eq!(m.begin_finish(&id, &digest).expect("begin"), None);
+    m.finish_upload(&id, &digest, 15, false).expect("finish");
+    assert!(m.upload(&id).expect("read").is_none(), "finishing ends it");
+    assert_eq!(m.repo_blob(&r, &digest).expect("held"), Some(15));
+    assert!(!m.cancel_upload(&id).expect("cancel"), "already gone");
+    assert!(matches!(
+        m.begin_finish(&id, &digest),
+        Err(Error::BlobUploadUnknown)
+    ));
+    // The same content finished again is known to be stored.
+    let again = UploadId::new_random();
+    m.create_upload(&again, &r, None, b"").expect("create");
+    assert_eq!(m.begin_finish(&again, &digest).expect("begin"), Some(15));
+    assert!(m.cancel_upload(&again).expect("cancel"));
+
+    // Expiry hands back each session's storage state, for storage to clean.
+    let idle = UploadId::new_random();
+    m.create_upload(&idle, &r, None, b"").expect("create");
+    let idle_chunk = ChunkCommit {
+        len: 3,
+        hash_state: &[],
+        new_parts: &[],
+        storage_state: b"resume-me",
+    };
+    assert!(m.commit_chunk(&idle, 0, &idle_chunk).expect("commit"));
+    let dry = m.sweep_uploads(LATER, 100, true).expect("dry run");
+    assert!(dry.iter().any(|(i, _)| *i == idle));
+    assert!(
+        m.upload(&idle).expect("read").is_some(),
+        "a dry run removes nothing"
+    );
+    let swept = m.sweep_uploads(LATER, 100, false).expect("sweep");
+    let state = swept
+        .iter()
+        .find(|(i, _)| *i == idle)
+        .map(|(_, s)| s.clone());
+    assert_eq!(state.as_deref(), Some(&b"resume-me"[..]));
+    assert!(m.upload(&idle).expect("read").is_none());
+}
+
+fn blobs_belong_to_repositories_and_mount_between_them(m: Arc<dyn MetaStore>) {
+    let (a, b, c) = (repo("suite/a"), repo("suite/b"), repo("suite/c"));
+    let digest = push_blob(&*m, &a, "mounted", 7);
+    assert_eq!(m.repo_blob(&a, &digest).expect("a"), Some(7));
+    assert_eq!(m.repo_blob(&b, &digest).expect("b"), None, "not b's");
+    assert_eq!(m.blob_size(&digest).expect("size"), Some(7));
+    assert_eq!(
+        m.mount_blob(&b, &digest, &c).expect("mount"),
+        None,
+        "c has none"
+    );
+    assert_eq!(m.mount_blob(&b, &digest, &a).expect("mount"), Some(7));
+    assert_eq!(m.repo_blob(&b, &digest).expect("b"), Some(7));
+    let holding = m.repos_holding(&digest, 10).expect("holding");
+    assert!(holding.contains(&a) && holding.contains(&b), "{holding:?}");
+    assert!(m.unlink_blob(&b, &digest).expect("unlink"));
+    assert!(!m.unlink_blob(&b, &digest).expect("again"));
+    assert_eq!(m.repo_blob(&b, &digest).expect("b"), None);
+    assert_eq!(m.repo_blob(&a, &digest).expect("a"), Some(7), "a keeps it");
+}
+
+fn manifest(config: &Digest, seed: &str) -> NewManifest {
+    NewManifest {
+        digest: Digest::sha256_of(seed.as_bytes()),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        artifact_type: None,
+        subject: None,
+        size: 100,
+        annotations_json: None,
+        blobs: vec![(config.clone(), 7)],
+        manifests: Vec::new(),
+        lineage: None,
+    }
+}
+
+fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaStore>) {
+    let r = repo("suite/releases");
+    let before = m.events_after(0, 100_000).expect("events").len();
+    let missing = Digest::sha256_of(b"never pushed");
+    let refused = m.record_manifest(&r, &manifest(&missing, "m0"), &[], &[], &actor("ci"));
+    assert!(
+        matches!(refused, Err(Error::ManifestBlobUnknown(_))),
+        "{refused:?}"
+    );
+    let catalog = m.catalog(None, 1000).expect("catalog");
+    assert!(
+        !catalog.contains(&r.to_string()),
+        "a refused push leaves no repository"
+    );
+
+    let config = push_blob(&*m, &r, "config", 7);
+    let (v1, v2) = (manifest(&config, "m1"), manifest(&config, "m2"));
+    m.record_manifest(&r, &v1, &[tag("v1")], &[], &actor("ci"))
+        .expect("v1");
+    m.record_manifest(&r, &v2, &[tag("v2")], &[], &actor("ci"))
+        .expect("v2");
+    let by_tag = m.manifest_by_tag(&r, &tag("v1")).expect("by tag");
+    assert_eq!(by_tag.map(|s| s.digest), Some(v1.digest.clone()));
+    let by_digest = m.manifest_by_digest(&r, &v2.digest).expect("by digest");
+    assert_eq!(by_digest.map(|s| s.size), Some(100));
+    assert!(
+        m.catalog(None, 1000)
+            .expect("catalog")
+            .contains(&r.to_string())
+    );
+    let (tags, _) = m.tags(&r, None, 10).expect("tags").expect("known");
+    assert_eq!(tags, ["v1", "v2"]);
+
+    let prod = tag("production");
+    let moved = m.set_tag(
+        &r,
+        &prod,
+        &v1.digest,
+        &Expect::Anything,
+        &[],
+        Operation::Promote,
+        &actor("alice"),
+    );
+    assert_eq!(moved.expect("promote"), None, "pointed at nothing before");
+    let stale = Expect::Digest(v2.digest.clone());
+    let cas = m.set_tag(
+        &r,
+        &prod,
+        &v2.digest,
+        &stale,
+        &[],
+        Operation::Promote,
+        &actor("bob"),
+    );
+    assert!(
+        matches!(cas, Err(Error::PreconditionFailed { .. })),
+        "{cas:?}"
+    );
+    let fresh = Expect::Digest(v1.digest.clone());
+    let moved = m.set_tag(
+        &r,
+        &prod,
+        &v2.digest,
+        &fresh,
+        &[],
+        Operation::Promote,
+        &actor("bob"),
+    );
+    assert_eq!(moved.expect("promote"), Some(v1.digest.clone()));
+    let moved = m.set_tag(
+        &r,
+        &prod,
+        &v1.digest,
+        &Expect::Anything,
+        &[],
+        Operation::Rollback,
+        &actor("bob"),
+    );
+    assert_eq!(moved.expect("rollback"), Some(v2.digest.clone()));
+
+    let history = m.tag_history(&r, &prod, None, 10).expect("history");
+    let ops: Vec<_> = history.iter().map(|h| h.operation).collect();
+    assert_eq!(
+        ops,
+        [Operation::Rollback, Operation::Promote, Operation::Promote],
+        "newest first"
+    );
+    assert_eq!(history[0].old.as_ref(), Some(&v2.digest));
+    assert_eq!(history[0].new.as_ref(), Some(&v1.digest));
+    assert_eq!(history[0].tag, prod);
+    assert_eq!(history[0].actor.as_deref(), Some("bob"));
+    let older = m
+        .tag_history(&r, &prod, Some(history[0].id), 10)
+        .expect("page");
+    assert_eq!(older.len(), 2, "paging goes on before an id");
+    let at = m.tag_at(&r, &prod, LATER).expect("at").expect("in force");
+    assert_eq!(at.id, history[0].id);
+    assert_eq!(
+        m.tags_on(&r, &v1.digest).expect("tags on"),
+        ["production", "v1"]
+    );
+
+    assert!(
+        m.delete_tag(&r, &tag("v2"), &[], &actor("ci"))
+            .expect("delete")
+    );
+    assert!(
+        !m.delete_tag(&r, &tag("v2"), &[], &actor("ci"))
+            .expect("again")
+    );
+    let events = m.events_after(0, 100_000).expect("events");
+    let ours: Vec<_> = events[before..].iter().filter(|e| e.repo == r).collect();
+    let actions: Vec<_> = ours.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            EventAction::Push,
+            EventAction::Tag,
+            EventAction::Push,
+            EventAction::Tag,
+            EventAction::Promote,
+            EventAction::Promote,
+            EventAction::Rollback,
+            EventAction::Untag,
+        ],
+        "in order, once each"
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id), "ids ascend");
+    let rollback = ours[6];
+    assert_eq!(rollback.digest.as_ref(), Some(&v1.digest));
+    assert_eq!(rollback.old_digest.as_ref(), Some(&v2.digest));
+    assert_eq!(rollback.tag.as_ref(), Some(&prod));
+
+    assert_eq!(m.webhook_cursor("suite").expect("cursor"), 0);
+    m.set_webhook_cursor("suite", rollback.id).expect("set");
+    assert_eq!(m.webhook_cursor("suite").expect("cursor"), rollback.id);
+}
+
+fn lineage_is_recorded_with_the_manifest_and_found_both_ways(m: Arc<dyn MetaStore>) {
+    let r = repo("suite/models");
+    let config = push_blob(&*m, &r, "model-config", 7);
+    let dataset = Digest::sha256_of(b"a dataset");
+    let mut model = manifest(&config, "model");
+    model.lineage = Some(NewLineage {
+        model: model.digest.clone(),
+        facts: vec![
+            LineageFact {
+                kind: FactKind::Dataset,
+                relation: None,
+                target: Some(LineageRef::Digest(dataset.clone())),
+                uri: None,
+                name: None,
+                revision: None,
+                detail: None,
+            },
+            LineageFact {
+                kind: FactKind::Code,
+                relation: None,
+                target: None,
+                uri: Some("https://git.example/model".into()),
+                name: None,
+                revision: Some("0123abcd".into()),
+                detail: None,
+            },
+        ],
+    });
+    m.record_manifest(&r, &model, &[tag("v1")], &[], &actor("ci"))
+        .expect("model");
+    let facts = m.facts_about(&model.digest).expect("facts");
+    let kinds: Vec<_> = facts.iter().map(|f| f.kind).collect();
+    assert!(kinds.contains(&FactKind::Dataset) && kinds.contains(&FactKind::Code));
+    assert!(facts.iter().all(|f| f.repo == r && f.model == model.digest));
+    let trained = m
+        .facts_pointing_at(&dataset, Some(FactKind::Dataset))
+        .expect("downstream");
+    assert_eq!(trained.len(), 1);
+    assert_eq!(trained[0].model, model.digest);
+    let built = m.facts_with_revision("0123").expect("by commit");
+    assert_eq!(built.len(), 1);
+    let info = m.describe(&model.digest).expect("describe");
+    assert_eq!(info.len(), 1);
+    assert_eq!(
+        (info[0].repo.clone(), info[0].tags.clone()),
+        (r, vec!["v1".to_owned()])
+    );
+}
+
+fn every_write_moves_the_generation(m: Arc<dyn MetaStore>) {
+    let r = repo("suite/generation");
+    let before = m.generation();
+    push_blob(&*m, &r, "generation", 1);
+    let after = m.generation();
+    assert!(after > before, "{before} -> {after}");
+    m.catalog(None, 10).expect("a read");
+    assert_eq!(m.generation(), after, "reads do not move it");
+}
+
+#[test]
+fn sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("meta.db");
+    suite(|| Arc::new(Sqlite::open(&path).expect("open")) as Arc<dyn MetaStore>);
+}
