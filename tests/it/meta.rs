@@ -212,50 +212,21 @@ fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaSt
     assert_eq!(tags, ["v1", "v2"]);
 
     let prod = tag("production");
-    let moved = m.set_tag(
-        &r,
-        &prod,
-        &v1.digest,
-        &Expect::Anything,
-        &[],
-        Operation::Promote,
-        &actor("alice"),
-    );
+    let set_prod = |to: &Digest, expect: Expect, operation: Operation, who: &str| {
+        m.set_tag(&r, &prod, to, &expect, &[], operation, &actor(who))
+    };
+    let moved = set_prod(&v1.digest, Expect::Anything, Operation::Promote, "alice");
     assert_eq!(moved.expect("promote"), None, "pointed at nothing before");
     let stale = Expect::Digest(v2.digest.clone());
-    let cas = m.set_tag(
-        &r,
-        &prod,
-        &v2.digest,
-        &stale,
-        &[],
-        Operation::Promote,
-        &actor("bob"),
-    );
+    let cas = set_prod(&v2.digest, stale, Operation::Promote, "bob");
     assert!(
         matches!(cas, Err(Error::PreconditionFailed { .. })),
         "{cas:?}"
     );
     let fresh = Expect::Digest(v1.digest.clone());
-    let moved = m.set_tag(
-        &r,
-        &prod,
-        &v2.digest,
-        &fresh,
-        &[],
-        Operation::Promote,
-        &actor("bob"),
-    );
+    let moved = set_prod(&v2.digest, fresh, Operation::Promote, "bob");
     assert_eq!(moved.expect("promote"), Some(v1.digest.clone()));
-    let moved = m.set_tag(
-        &r,
-        &prod,
-        &v1.digest,
-        &Expect::Anything,
-        &[],
-        Operation::Rollback,
-        &actor("bob"),
-    );
+    let moved = set_prod(&v1.digest, Expect::Anything, Operation::Rollback, "bob");
     assert_eq!(moved.expect("rollback"), Some(v2.digest.clone()));
 
     let history = m.tag_history(&r, &prod, None, 10).expect("history");
