@@ -568,6 +568,45 @@ pub trait Changes {
     fn generation(&self) -> u64;
 }
 
+/// One area of the metadata database, for a part of the registry that needs
+/// only that area (see `Registry::meta`): the whole store seen through one
+/// of its traits.
+pub trait Area: 'static {
+    fn of<'a>(store: &'a (dyn MetaStore + 'static)) -> &'a Self;
+}
+
+macro_rules! areas {
+    ($($area:ident),+) => {$(
+        impl Area for dyn $area {
+            fn of<'a>(store: &'a (dyn MetaStore + 'static)) -> &'a Self {
+                store
+            }
+        }
+    )+};
+}
+
+/// The areas as closures passed to `Registry::meta` name them
+/// (`|m: &UploadArea| ...`): the trait objects, bound `'static`.
+pub type BlobArea = dyn BlobMeta;
+pub type UploadArea = dyn UploadMeta;
+pub type ManifestArea = dyn ManifestMeta;
+pub type ListingArea = dyn ListingMeta;
+pub type LineageArea = dyn LineageMeta;
+pub type ReleaseArea = dyn ReleaseMeta;
+pub type GcArea = dyn GcMeta;
+pub type IntegrityArea = dyn IntegrityMeta;
+
+areas!(
+    BlobMeta,
+    UploadMeta,
+    ManifestMeta,
+    ListingMeta,
+    LineageMeta,
+    ReleaseMeta,
+    GcMeta,
+    IntegrityMeta
+);
+
 /// Everything the registry needs from its metadata database.
 pub trait MetaStore:
     Changes

@@ -7,6 +7,7 @@ use futures_util::stream::BoxStream;
 
 use super::Registry;
 use crate::error::{Error, Result};
+use crate::meta::BlobArea;
 use crate::oci::{Digest, RepoName};
 use crate::storage::StorageKey;
 
@@ -70,7 +71,7 @@ impl Registry {
     /// The size of a blob `repo` holds; `BLOB_UNKNOWN` otherwise.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let (r, d) = (repo.clone(), digest.clone());
-        self.meta(move |m| m.repo_blob(&r, &d))
+        self.meta(move |m: &BlobArea| m.repo_blob(&r, &d))
             .await?
             .ok_or_else(|| Error::BlobUnknown(digest.clone()))
     }
@@ -120,7 +121,7 @@ impl Registry {
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.ensure_deletes_enabled()?;
         let (r, d) = (repo.clone(), digest.clone());
-        if self.meta(move |m| m.unlink_blob(&r, &d)).await? {
+        if self.meta(move |m: &BlobArea| m.unlink_blob(&r, &d)).await? {
             Ok(())
         } else {
             Err(Error::BlobUnknown(digest.clone()))

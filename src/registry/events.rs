@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Registry;
 use crate::error::Result;
-use crate::meta::{Event, EventAction};
+use crate::meta::{Event, EventAction, ReleaseArea};
 use crate::oci::{Digest, RepoName, Tag};
 use crate::time::rfc3339;
 
@@ -155,7 +155,8 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 impl Registry {
     /// Events after id `after`, oldest first.
     pub async fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>> {
-        self.meta(move |m| m.events_after(after, n)).await
+        self.meta(move |m: &ReleaseArea| m.events_after(after, n))
+            .await
     }
 
     /// Delivers the event log to one webhook, forever: run it as a task and
@@ -192,7 +193,9 @@ impl Registry {
     /// Sends the next batch; false when there was nothing to send.
     async fn deliver_once(&self, client: &reqwest::Client, hook: &Webhook) -> Result<bool> {
         let name = hook.name.clone();
-        let cursor = self.meta(move |m| m.webhook_cursor(&name)).await?;
+        let cursor = self
+            .meta(move |m: &ReleaseArea| m.webhook_cursor(&name))
+            .await?;
         let batch = self.events_after(cursor, BATCH).await?;
         let Some(last) = batch.last().map(|e| e.id) else {
             return Ok(false);
@@ -216,7 +219,7 @@ impl Registry {
             )));
         }
         let name = hook.name.clone();
-        self.meta(move |m| m.set_webhook_cursor(&name, last))
+        self.meta(move |m: &ReleaseArea| m.set_webhook_cursor(&name, last))
             .await?;
         tracing::debug!(webhook = %hook.name, last, "events delivered");
         Ok(true)

@@ -9,6 +9,7 @@ use sha2::Digest as _;
 
 use super::Registry;
 use crate::error::Result;
+use crate::meta::IntegrityArea;
 use crate::oci::{Algorithm, Digest};
 use crate::storage::{Area, StorageKey};
 
@@ -56,12 +57,12 @@ impl Registry {
             repaired: repair,
             ..FsckReport::default()
         };
-        let total = self.meta(|m| m.contents_count()).await?;
+        let total = self.meta(|m: &IntegrityArea| m.contents_count()).await?;
         let mut after: Option<String> = None;
         loop {
             let a = after.clone();
             let page = self
-                .meta(move |m| m.contents_page(a.as_deref(), PAGE))
+                .meta(move |m: &IntegrityArea| m.contents_page(a.as_deref(), PAGE))
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.0.to_string());
@@ -72,7 +73,8 @@ impl Registry {
                         report.corrupt.push(digest.to_string());
                         if repair {
                             let d = digest.clone();
-                            self.meta(move |m| m.mark_corrupt(&d)).await?;
+                            self.meta(move |m: &IntegrityArea| m.mark_corrupt(&d))
+                                .await?;
                         }
                     }
                     Some(_) => {}
@@ -87,7 +89,8 @@ impl Registry {
             let known = match &listed.key {
                 Some(StorageKey::Blob(d)) => {
                     let d = d.clone();
-                    self.meta(move |m| m.knows_content(&d)).await?
+                    self.meta(move |m: &IntegrityArea| m.knows_content(&d))
+                        .await?
                 }
                 _ => false,
             };
@@ -95,7 +98,7 @@ impl Registry {
                 orphans.push(listed);
             }
         }
-        let sessions = self.meta(|m| m.upload_ids()).await?;
+        let sessions = self.meta(|m: &IntegrityArea| m.upload_ids()).await?;
         for listed in self.blobs.list(Area::Uploads).await? {
             let open = listed
                 .key
@@ -112,8 +115,8 @@ impl Registry {
             }
         }
         report.orphaned = orphans.into_iter().map(|l| l.path).collect();
-        report.dangling = self.meta(|m| m.dangling()).await?;
-        report.database = self.meta(|m| m.database_check()).await?;
+        report.dangling = self.meta(|m: &IntegrityArea| m.dangling()).await?;
+        report.database = self.meta(|m: &IntegrityArea| m.database_check()).await?;
         Ok(report)
     }
 

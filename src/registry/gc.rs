@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::GcPolicy;
+use crate::meta::{GcArea, GcPolicy};
 use crate::oci::Digest;
 use crate::storage::{StorageKey, UploadState};
 use crate::time::now_ms;
@@ -39,7 +39,7 @@ impl Registry {
         };
         if !dry_run {
             // Finish what an interrupted run left: rows gone, objects maybe not.
-            let stale = self.meta(|m| m.tombstones()).await?;
+            let stale = self.meta(|m: &GcArea| m.tombstones()).await?;
             self.delete_contents(stale, &mut report).await?;
         }
 
@@ -47,7 +47,7 @@ impl Registry {
         loop {
             let batch = policy.batch;
             let ids = self
-                .meta(move |m| m.sweep_uploads(cutoff, batch, dry_run))
+                .meta(move |m: &GcArea| m.sweep_uploads(cutoff, batch, dry_run))
                 .await?;
             report.uploads_expired += ids.len();
             if !dry_run {
@@ -69,7 +69,7 @@ impl Registry {
         loop {
             let (p, now) = (policy.clone(), now_ms());
             let gone = self
-                .meta(move |m| m.sweep_manifests(now, &p, dry_run))
+                .meta(move |m: &GcArea| m.sweep_manifests(now, &p, dry_run))
                 .await?;
             report
                 .manifests_deleted
@@ -82,7 +82,7 @@ impl Registry {
         loop {
             let (p, now) = (policy.clone(), now_ms());
             let swept = self
-                .meta(move |m| m.sweep_contents(now, &p, dry_run))
+                .meta(move |m: &GcArea| m.sweep_contents(now, &p, dry_run))
                 .await?;
             if swept.is_empty() {
                 break;
@@ -121,7 +121,8 @@ impl Registry {
             }
         }
         if !gone.is_empty() {
-            self.meta(move |m| m.clear_tombstones(&gone)).await?;
+            self.meta(move |m: &GcArea| m.clear_tombstones(&gone))
+                .await?;
         }
         Ok(())
     }

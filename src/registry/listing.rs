@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{Referrer, TagNameChange, TagNameChanges};
+use crate::meta::{ListingArea, Referrer, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
 /// One page of a listing, with the key to continue after when there is more.
@@ -163,7 +163,7 @@ impl Registry {
         }
         let (r, last) = (repo.clone(), key.1.clone());
         let (tags, version) = self
-            .meta(move |m| m.tags(&r, last.as_deref(), n + 1))
+            .meta(move |m: &ListingArea| m.tags(&r, last.as_deref(), n + 1))
             .await?
             .ok_or_else(|| Error::NameUnknown(repo.to_string()))?;
         let page = Arc::new(Page::from_overfetch(tags, n));
@@ -192,7 +192,8 @@ impl Registry {
             Some(read) => read?,
             None => {
                 let repo = key.0.clone();
-                self.meta(move |m| m.tag_name_changes(&repo, since)).await?
+                self.meta(move |m: &ListingArea| m.tag_name_changes(&repo, since))
+                    .await?
             }
         };
         let Some(TagNameChanges {
@@ -238,7 +239,9 @@ impl Registry {
         let mut after = last;
         loop {
             let a = after.clone();
-            let batch = self.meta(move |m| m.catalog(a.as_deref(), n + 1)).await?;
+            let batch = self
+                .meta(move |m: &ListingArea| m.catalog(a.as_deref(), n + 1))
+                .await?;
             let exhausted = batch.len() <= n;
             after = batch.last().cloned();
             shown.extend(
@@ -262,7 +265,7 @@ impl Registry {
         artifact_type: Option<String>,
     ) -> Result<Vec<Referrer>> {
         let (r, s) = (repo.clone(), subject.clone());
-        self.meta(move |m| m.referrers(&r, &s, artifact_type.as_deref()))
+        self.meta(move |m: &ListingArea| m.referrers(&r, &s, artifact_type.as_deref()))
             .await
     }
 }

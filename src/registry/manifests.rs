@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{Actor, NewManifest, StoredManifest};
+use crate::meta::{Actor, ManifestArea, NewManifest, StoredManifest};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 use crate::storage::StorageKey;
 
@@ -93,7 +93,7 @@ impl Registry {
                 immutable.clone(),
             );
             match self
-                .meta(move |m| m.record_manifest(&r, &rec, &t, &imm, &who))
+                .meta(move |m: &ManifestArea| m.record_manifest(&r, &rec, &t, &imm, &who))
                 .await
             {
                 Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {
@@ -133,7 +133,7 @@ impl Registry {
         }
         let (r, rf) = key.clone();
         let found = self
-            .meta(move |m| match &rf {
+            .meta(move |m: &ManifestArea| match &rf {
                 Reference::Tag(t) => m.manifest_by_tag(&r, t),
                 Reference::Digest(d) => m.manifest_by_digest(&r, d),
             })
@@ -172,7 +172,7 @@ impl Registry {
         let (r, rf) = (repo.clone(), reference.clone());
         let immutable = self.settings.releases.immutable_tags.clone();
         let deleted = self
-            .meta(move |m| match &rf {
+            .meta(move |m: &ManifestArea| match &rf {
                 Reference::Tag(t) => m.delete_tag(&r, t, &immutable, &actor),
                 Reference::Digest(d) => m.delete_manifest(&r, d, &immutable, &actor),
             })

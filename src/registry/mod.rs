@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 pub use crate::meta::{Actor, Event, HistoryEntry};
 
 use crate::error::{Error, Result};
-use crate::meta::{MetaStore, StoredManifest};
+use crate::meta::{Area, MetaStore, StoredManifest};
 use crate::oci::{Reference, RepoName};
 use crate::storage::BlobStore;
 use manifest_cache::GenerationCache;
@@ -135,12 +135,15 @@ impl Registry {
     /// Runs a metadata operation on the blocking pool. The task starts at
     /// once; the returned future only waits for it (and so holds no closure,
     /// which keeps handler futures `Send`).
-    fn meta<T: Send + 'static>(
+    ///
+    /// `f` names the one area of the database it needs (`|m: &dyn
+    /// UploadMeta| ...`): each part of the registry sees only its own.
+    fn meta<A: Area + ?Sized, T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn MetaStore) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&A) -> Result<T> + Send + 'static,
     ) -> impl Future<Output = Result<T>> + Send + 'static {
         let meta = Arc::clone(&self.meta);
-        let task = tokio::task::spawn_blocking(move || f(meta.as_ref()));
+        let task = tokio::task::spawn_blocking(move || f(A::of(meta.as_ref())));
         async move {
             task.await
                 .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))?
@@ -150,9 +153,9 @@ impl Registry {
     /// Runs a metadata operation, retrying while garbage collection holds the
     /// content it needs (`Busy`): collection deletes objects in small batches,
     /// so the wait is short.
-    async fn retry_busy<T: Send + 'static>(
+    async fn retry_busy<A: Area + ?Sized, T: Send + 'static>(
         &self,
-        f: impl Fn(&dyn MetaStore) -> Result<T> + Send + Sync + Clone + 'static,
+        f: impl Fn(&A) -> Result<T> + Send + Sync + Clone + 'static,
     ) -> Result<T> {
         let deadline = std::time::Instant::now() + BUSY_WAIT;
         loop {

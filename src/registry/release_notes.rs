@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Registry;
 use crate::error::Result;
-use crate::meta::{FactKind, StoredFact};
+use crate::meta::{FactKind, LineageArea, StoredFact};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,7 +177,7 @@ impl Registry {
         let (added, removed) = (layers_only_in(&b, &a), layers_only_in(&a, &b));
         let (fa, fb) = (from.clone(), to.clone());
         let (facts_a, facts_b) = self
-            .meta(move |m| Ok((m.facts_about(&fa)?, m.facts_about(&fb)?)))
+            .meta(move |m: &LineageArea| Ok((m.facts_about(&fa)?, m.facts_about(&fb)?)))
             .await?;
         let (ma, mb) = (
             self.latest_metrics(repo, from).await?,

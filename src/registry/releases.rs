@@ -11,7 +11,7 @@ use super::Registry;
 use super::release_notes::ReleaseNotes;
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
-use crate::meta::{Actor, EventAction, Expect, HistoryEntry, NewEvent, Operation};
+use crate::meta::{Actor, EventAction, Expect, HistoryEntry, NewEvent, Operation, ReleaseArea};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 /// Artifact type of an evaluation report attached to a model.
@@ -126,7 +126,8 @@ impl Registry {
                 reason: Some(unmet.join("; ")),
                 ..actor.clone()
             };
-            self.meta(move |m| m.record_event(&event, &refused)).await?;
+            self.meta(move |m: &ReleaseArea| m.record_event(&event, &refused))
+                .await?;
             self.events_changed();
             tracing::info!(repo = %r, tag = %to, digest = %candidate, "promotion refused");
             return Err(Error::GateFailed { unmet });
@@ -187,7 +188,9 @@ impl Registry {
             self.settings.releases.immutable_tags.clone(),
         );
         let from = self
-            .meta(move |m| m.set_tag(&r, &t, &d, &expect, &immutable, operation, &actor))
+            .meta(move |m: &ReleaseArea| {
+                m.set_tag(&r, &t, &d, &expect, &immutable, operation, &actor)
+            })
             .await?;
         self.events_changed();
         tracing::info!(repo = %repo, tag = %tag, to = %to, operation = %operation, "tag moved");
@@ -214,7 +217,7 @@ impl Registry {
     ) -> Result<Option<Digest>> {
         let (r, t) = (repo.clone(), tag.clone());
         let history = self
-            .meta(move |m| m.tag_history(&r, &t, None, 1000))
+            .meta(move |m: &ReleaseArea| m.tag_history(&r, &t, None, 1000))
             .await?;
         for entry in history.iter().filter(|e| e.new.as_ref() == Some(current)) {
             if let Some(old) = entry.old.as_ref().filter(|o| *o != current)
@@ -319,7 +322,7 @@ impl Registry {
         }
         let evaluation = self.evaluation(repo, bytes).await?;
         let (r, s) = (repo.clone(), subject.clone());
-        let tags = self.meta(move |m| m.tags_on(&r, &s)).await?;
+        let tags = self.meta(move |m: &ReleaseArea| m.tags_on(&r, &s)).await?;
         for tag in tags {
             let breached: Vec<String> = policies
                 .iter()
@@ -359,7 +362,8 @@ impl Registry {
         n: usize,
     ) -> Result<Vec<HistoryEntry>> {
         let (r, t) = (repo.clone(), tag.clone());
-        self.meta(move |m| m.tag_history(&r, &t, before, n)).await
+        self.meta(move |m: &ReleaseArea| m.tag_history(&r, &t, before, n))
+            .await
     }
 
     /// The move in force at a time ("what was production on Tuesday").
@@ -370,6 +374,7 @@ impl Registry {
         at_ms: i64,
     ) -> Result<Option<HistoryEntry>> {
         let (r, t) = (repo.clone(), tag.clone());
-        self.meta(move |m| m.tag_at(&r, &t, at_ms)).await
+        self.meta(move |m: &ReleaseArea| m.tag_at(&r, &t, at_ms))
+            .await
     }
 }

@@ -11,7 +11,7 @@ use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{ChunkCommit, UploadSession};
+use crate::meta::{BlobArea, ChunkCommit, UploadArea, UploadSession};
 use crate::oci::{Algorithm, Digest, RepoName, UploadId};
 use crate::storage::{Appended, Assembled, StorageKey, UploadState};
 use std::sync::Arc;
@@ -121,7 +121,7 @@ impl Registry {
     ) -> Result<()> {
         let (i, r, state) = (id.clone(), repo.clone(), save_state(&Sha256::new()));
         let owner = owner.map(str::to_owned);
-        self.meta(move |m| m.create_upload(&i, &r, owner.as_deref(), &state))
+        self.meta(move |m: &UploadArea| m.create_upload(&i, &r, owner.as_deref(), &state))
             .await?;
         tracing::debug!(repo = %repo, upload = %id, "upload started");
         Ok(())
@@ -142,7 +142,7 @@ impl Registry {
             Some(from) => vec![from],
             None if self.settings.auto_mount => {
                 let d = digest.clone();
-                self.meta(move |m| m.repos_holding(&d, AUTO_MOUNT_CANDIDATES))
+                self.meta(move |m: &BlobArea| m.repos_holding(&d, AUTO_MOUNT_CANDIDATES))
                     .await?
             }
             None => Vec::new(),
@@ -151,7 +151,7 @@ impl Registry {
         for source in readable {
             let (r, d) = (repo.clone(), digest.clone());
             if self
-                .meta(move |m| m.mount_blob(&r, &d, &source))
+                .meta(move |m: &BlobArea| m.mount_blob(&r, &d, &source))
                 .await?
                 .is_some()
             {
@@ -249,7 +249,7 @@ impl Registry {
             // Then nothing needs to survive a crash before the blob itself.
             let (i, r, d) = (id.clone(), repo.clone(), digest.clone());
             if let Some(stored) = self
-                .retry_busy(move |m| m.begin_finish_if_empty(&i, &r, &d))
+                .retry_busy(move |m: &UploadArea| m.begin_finish_if_empty(&i, &r, &d))
                 .await?
             {
                 ChunkRange::check_start(range, 0)?;
@@ -284,7 +284,7 @@ impl Registry {
         // away from this digest until the commit below.
         let (i, d) = (id.clone(), digest.clone());
         let stored = self
-            .retry_busy(move |m| m.begin_finish(&i, &d))
+            .retry_busy(move |m: &UploadArea| m.begin_finish(&i, &d))
             .await?
             .is_some();
         self.complete(repo, id, digest, (&source, &state), session.offset, stored)
@@ -330,7 +330,7 @@ impl Registry {
         stored: bool,
     ) -> Result<()> {
         let (i, d) = (id.clone(), digest.clone());
-        self.meta(move |m| m.finish_upload(&i, &d, size, !stored))
+        self.meta(move |m: &UploadArea| m.finish_upload(&i, &d, size, !stored))
             .await?;
         tracing::info!(repo = %repo, digest = %digest, size, "blob pushed");
         Ok(())
@@ -383,7 +383,9 @@ impl Registry {
         let (i, r, d) = (id.clone(), repo.clone(), digest.clone());
         let (owner, state) = (owner.map(str::to_owned), save_state(&Sha256::new()));
         let stored = self
-            .retry_busy(move |m| m.start_single_push(&i, &r, owner.as_deref(), &state, &d))
+            .retry_busy(move |m: &UploadArea| {
+                m.start_single_push(&i, &r, owner.as_deref(), &state, &d)
+            })
             .await?
             .is_some();
         self.push_whole(repo, id, digest, None, stored, body).await
@@ -428,7 +430,7 @@ impl Registry {
     pub async fn cancel_upload(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
         let session = self.session(repo, id).await?;
         let i = id.clone();
-        if !self.meta(move |m| m.cancel_upload(&i)).await? {
+        if !self.meta(move |m: &UploadArea| m.cancel_upload(&i)).await? {
             return Err(Error::BlobUploadUnknown);
         }
         self.blobs.remove_upload(id, &storage_state(&session)).await
@@ -436,7 +438,7 @@ impl Registry {
 
     async fn session(&self, repo: &RepoName, id: &UploadId) -> Result<UploadSession> {
         let i = id.clone();
-        self.meta(move |m| m.upload(&i))
+        self.meta(move |m: &UploadArea| m.upload(&i))
             .await?
             .filter(|s| &s.repo == repo)
             .ok_or(Error::BlobUploadUnknown)
@@ -518,7 +520,7 @@ impl Registry {
         }
         let (i, state, chunk) = (id.clone(), save_state(hasher), chunk.clone());
         let committed = self
-            .meta(move |m| {
+            .meta(move |m: &UploadArea| {
                 m.commit_chunk(
                     &i,
                     offset,
@@ -534,7 +536,7 @@ impl Registry {
         if !committed {
             let i = id.clone();
             let now = self
-                .meta(move |m| m.upload(&i))
+                .meta(move |m: &UploadArea| m.upload(&i))
                 .await?
                 .map_or(0, |s| s.offset);
             return Err(Error::ChunkOutOfOrder {

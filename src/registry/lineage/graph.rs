@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::meta::{FactKind, ManifestInfo, MetaStore, StoredFact};
+use crate::meta::{FactKind, LineageArea, ManifestInfo, StoredFact};
 use crate::oci::{Digest, RepoName};
 use crate::time::rfc3339;
 
@@ -90,7 +90,7 @@ pub struct Edge {
 
 /// Breadth-first walk from `root`, at most `depth` steps each way.
 pub(super) fn walk(
-    m: &dyn MetaStore,
+    m: &LineageArea,
     repo: &RepoName,
     root: &Digest,
     direction: Direction,
@@ -140,7 +140,7 @@ fn relation(f: &StoredFact) -> String {
 }
 
 struct Builder<'a> {
-    meta: &'a dyn MetaStore,
+    meta: &'a LineageArea,
     repo: &'a RepoName,
     nodes: Vec<Node>,
     index: HashMap<String, usize>,
@@ -149,7 +149,7 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(meta: &'a dyn MetaStore, repo: &'a RepoName) -> Self {
+    fn new(meta: &'a LineageArea, repo: &'a RepoName) -> Self {
         Builder {
             meta,
             repo,

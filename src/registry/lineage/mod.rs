@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{FactKind, LineageFact, LineageRef, NewLineage};
+use crate::meta::{FactKind, LineageArea, LineageFact, LineageRef, NewLineage};
 use crate::oci::{Digest, Manifest, Reference, RepoName};
 use crate::storage::StorageKey;
 use crate::time::rfc3339;
@@ -154,8 +154,10 @@ impl Registry {
     ) -> Result<Graph> {
         let root = self.stat_manifest(repo, reference).await?.digest;
         let repo = repo.clone();
-        self.meta(move |m| graph::walk(m, &repo, &root, direction, depth.min(MAX_DEPTH)))
-            .await
+        self.meta(move |m: &LineageArea| {
+            graph::walk(m, &repo, &root, direction, depth.min(MAX_DEPTH))
+        })
+        .await
     }
 
     /// Model versions trained on a dataset, built from a commit, or derived from a parent.
@@ -172,7 +174,7 @@ impl Registry {
                 ));
             }
         }
-        self.meta(move |m| {
+        self.meta(move |m: &LineageArea| {
             let facts = match &query {
                 ModelQuery::Dataset(d) => m.facts_pointing_at(d, Some(FactKind::Dataset))?,
                 ModelQuery::Parent(d) => m.facts_pointing_at(d, Some(FactKind::Parent))?,
