@@ -41,7 +41,7 @@ fn manifest(digest: Digest, lineage: Option<NewLineage>) -> NewManifest {
         artifact_type: Some("application/vnd.example.model.v1".into()),
         subject: None,
         size: 100,
-        annotations_json: None,
+        annotations: Default::default(),
         blobs: Vec::new(),
         manifests: Vec::new(),
         lineage,

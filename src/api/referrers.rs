@@ -31,11 +31,8 @@ pub async fn list(
             if let Some(t) = r.artifact_type {
                 d.insert("artifactType".into(), json!(t));
             }
-            if let Some(a) = r
-                .annotations_json
-                .and_then(|a| serde_json::from_str::<Value>(&a).ok())
-            {
-                d.insert("annotations".into(), a);
+            if !r.annotations.is_empty() {
+                d.insert("annotations".into(), json!(r.annotations));
             }
             Value::Object(d)
         })

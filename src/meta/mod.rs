@@ -8,6 +8,8 @@
 
 pub mod sqlite;
 
+use std::collections::BTreeMap;
+
 use crate::error::Result;
 use crate::glob::Glob;
 use crate::oci::{Digest, RepoName, Tag, UploadId};
@@ -50,7 +52,7 @@ pub struct NewManifest {
     pub artifact_type: Option<String>,
     pub subject: Option<Digest>,
     pub size: u64,
-    pub annotations_json: Option<String>,
+    pub annotations: BTreeMap<String, String>,
     /// Blobs (config, layers) that must be held by the repository, with sizes.
     pub blobs: Vec<(Digest, u64)>,
     /// Child manifests (index entries) that must be in the repository.
@@ -220,7 +222,7 @@ pub struct Referrer {
     pub media_type: String,
     pub artifact_type: Option<String>,
     pub size: u64,
-    pub annotations_json: Option<String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What became of a repository's set of tag names after a version of it.

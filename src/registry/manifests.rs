@@ -62,10 +62,7 @@ impl Registry {
             artifact_type: manifest.artifact_type.clone(),
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
             size: body.len() as u64,
-            annotations_json: (!manifest.annotations.is_empty())
-                .then(|| serde_json::to_string(&manifest.annotations))
-                .transpose()
-                .map_err(|e| Error::Internal(e.to_string()))?,
+            annotations: manifest.annotations.clone(),
             blobs: manifest
                 .required_blobs()
                 .map(|d| (d.digest.clone(), d.size))

@@ -171,7 +171,7 @@ fn manifest(config: &Digest, seed: &str) -> NewManifest {
         artifact_type: None,
         subject: None,
         size: 100,
-        annotations_json: None,
+        annotations: Default::default(),
         blobs: vec![(config.clone(), 7)],
         manifests: Vec::new(),
         lineage: None,

@@ -1,9 +1,11 @@
 //! Tags, catalog and referrers listings, answered from indexes.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{Sqlite, digest_column, to_u64};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::{ListingMeta, Referrer, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
@@ -143,17 +145,21 @@ impl ListingMeta for Sqlite {
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .map(
-                    |(digest, media_type, artifact_type, size, annotations_json)| {
-                        Ok(Referrer {
-                            digest: digest_column(digest)?,
-                            media_type,
-                            artifact_type,
-                            size: to_u64(size),
-                            annotations_json,
-                        })
-                    },
-                )
+                .map(|(digest, media_type, artifact_type, size, annotations)| {
+                    let annotations = match annotations {
+                        None => BTreeMap::new(),
+                        Some(text) => serde_json::from_str(&text).map_err(|e| {
+                            Error::Internal(format!("corrupt annotations in database: {e}"))
+                        })?,
+                    };
+                    Ok(Referrer {
+                        digest: digest_column(digest)?,
+                        media_type,
+                        artifact_type,
+                        size: to_u64(size),
+                        annotations,
+                    })
+                })
                 .collect()
         })
     }

@@ -1,6 +1,8 @@
 //! Manifests, their references, tags, and the tag history and events that every
 //! change writes in the same transaction.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Sqlite, digest_column, ensure_repo, exec, now_ms, to_i64, to_u64};
@@ -45,7 +47,7 @@ impl ManifestMeta for Sqlite {
                     m.artifact_type,
                     m.subject.as_ref().map(Digest::to_string),
                     to_i64(m.size),
-                    m.annotations_json,
+                    annotations_text(&m.annotations)?,
                     now
                 ],
             )?;
@@ -328,4 +330,14 @@ pub(super) fn event(tx: &Connection, e: &EventRow<'_>, actor: &Actor) -> Result<
         actor.reason
     ])?;
     Ok(())
+}
+
+/// Annotations as the database keeps them: a JSON object, or NULL for none.
+fn annotations_text(annotations: &BTreeMap<String, String>) -> Result<Option<String>> {
+    if annotations.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(annotations)
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("annotations: {e}")))
 }
