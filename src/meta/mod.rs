@@ -204,7 +204,7 @@ pub struct ManifestInfo {
     pub digest: Digest,
     pub artifact_type: Option<String>,
     pub created_ms: i64,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
 }
 
 /// A stored manifest, as a GET or HEAD needs it.
@@ -485,7 +485,7 @@ pub trait ReleaseMeta {
     /// The move in force at `at_ms`.
     fn tag_at(&self, repo: &RepoName, tag: &Tag, at_ms: i64) -> Result<Option<HistoryEntry>>;
     /// Tags of `repo` that point at `digest`.
-    fn tags_on(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<String>>;
+    fn tags_on(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<Tag>>;
     fn record_event(&self, event: &NewEvent, actor: &Actor) -> Result<()>;
     /// Events after id `after`, oldest first, at most `n`.
     fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>>;

@@ -326,7 +326,7 @@ impl Registry {
         for tag in tags {
             let breached: Vec<String> = policies
                 .iter()
-                .filter(|p| p.applies(repo, &tag))
+                .filter(|p| p.applies(repo, tag.as_str()))
                 .filter_map(|p| {
                     let v = evaluation.metrics.get(&p.metric)?;
                     (!p.op.holds(*v, p.threshold))
@@ -336,7 +336,6 @@ impl Registry {
             if breached.is_empty() {
                 continue;
             }
-            let tag = Tag::parse(&tag)?;
             let actor = Actor {
                 name: Some("berth".into()),
                 reason: Some(format!("automatic rollback: {}", breached.join("; "))),

@@ -248,7 +248,7 @@ fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaSt
     assert_eq!(at.id, history[0].id);
     assert_eq!(
         m.tags_on(&r, &v1.digest).expect("tags on"),
-        ["production", "v1"]
+        [prod.clone(), tag("v1")]
     );
 
     assert!(
@@ -332,7 +332,7 @@ fn lineage_is_recorded_with_the_manifest_and_found_both_ways(m: Arc<dyn MetaStor
     assert_eq!(info.len(), 1);
     assert_eq!(
         (info[0].repo.clone(), info[0].tags.clone()),
-        (r, vec!["v1".to_owned()])
+        (r, vec![tag("v1")])
     );
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Sqlite, digest_column, repo_column, word_column};
+use super::{Sqlite, digest_column, repo_column, tag_column, word_column};
 use crate::error::{Error, Result};
 use crate::meta::{FactKind, LineageMeta, LineageRef, ManifestInfo, NewLineage, StoredFact};
 use crate::oci::Digest;
@@ -157,7 +157,8 @@ impl LineageMeta for Sqlite {
                     artifact_type,
                     created_ms,
                     tags: tags
-                        .map(|t| t.split('\n').map(str::to_owned).collect())
+                        .map(|t| t.split('\n').map(|n| tag_column(n.to_owned())).collect())
+                        .transpose()?
                         .unwrap_or_default(),
                     })
                 })

@@ -127,13 +127,15 @@ impl ReleaseMeta for Sqlite {
         })
     }
 
-    fn tags_on(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<String>> {
+    fn tags_on(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<Tag>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT name FROM tags WHERE repo = ?1 AND digest = ?2 ORDER BY name",
-            )?
-            .query_map(params![repo.as_str(), digest.to_string()], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?)
+            let names = c
+                .prepare_cached(
+                    "SELECT name FROM tags WHERE repo = ?1 AND digest = ?2 ORDER BY name",
+                )?
+                .query_map(params![repo.as_str(), digest.to_string()], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            names.into_iter().map(tag_column).collect()
         })
     }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::meta::{FactKind, LineageArea, ManifestInfo, StoredFact};
-use crate::oci::{Digest, RepoName};
+use crate::oci::{Digest, RepoName, Tag};
 use crate::time::rfc3339;
 
 /// Which way a graph query walks.
@@ -50,7 +50,7 @@ pub struct Node {
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<RepoName>,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -305,7 +305,14 @@ impl Node {
     pub fn label(&self) -> String {
         let short = |d: &str| d.chars().take(19).collect::<String>();
         match (&self.repository, &self.digest) {
-            (Some(r), _) if !self.tags.is_empty() => format!("{r}:{}", self.tags.join(",")),
+            (Some(r), _) if !self.tags.is_empty() => format!(
+                "{r}:{}",
+                self.tags
+                    .iter()
+                    .map(Tag::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             (Some(r), Some(d)) => format!("{r}@{}", short(d)),
             (None, Some(d)) => self.uri.clone().unwrap_or_else(|| short(d)),
             _ => self

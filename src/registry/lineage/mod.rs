@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::{FactKind, LineageArea, LineageFact, LineageRef, NewLineage};
-use crate::oci::{Digest, Manifest, Reference, RepoName};
+use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 use crate::storage::StorageKey;
 use crate::time::rfc3339;
 use serde::Serialize;
@@ -42,7 +42,7 @@ pub const MAX_DEPTH: usize = 32;
 pub struct ModelVersion {
     pub repository: RepoName,
     pub digest: String,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
     pub pushed: String,
