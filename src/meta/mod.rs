@@ -434,7 +434,7 @@ pub trait ListingMeta {
         None
     }
     /// Repository names in lexical order after `last`, at most `n`.
-    fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
+    fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<RepoName>>;
     /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
     fn referrers(
         &self,

@@ -243,11 +243,12 @@ impl Registry {
                 .meta(move |m: &ListingArea| m.catalog(a.as_deref(), n + 1))
                 .await?;
             let exhausted = batch.len() <= n;
-            after = batch.last().cloned();
+            after = batch.last().map(RepoName::to_string);
             shown.extend(
                 batch
                     .into_iter()
-                    .filter(|name| RepoName::parse(name).is_ok_and(|r| visible(&r))),
+                    .filter(|r| visible(r))
+                    .map(|r| r.to_string()),
             );
             if shown.len() > n || exhausted {
                 break;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Sqlite, digest_column, to_u64};
+use super::{Sqlite, digest_column, repo_column, to_u64};
 use crate::error::{Error, Result};
 use crate::meta::{ListingMeta, Referrer, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
@@ -107,14 +107,16 @@ impl ListingMeta for Sqlite {
         self.read_if_idle(|c| tag_name_changes(c, repo, since))
     }
 
-    fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<String>> {
+    fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<RepoName>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT name FROM repositories WHERE name > ?1 AND {HOLDS_CONTENT}
-                 ORDER BY name LIMIT ?2"
-            ))?
-            .query_map(params![last.unwrap_or(""), n as i64], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?)
+            let names = c
+                .prepare_cached(&format!(
+                    "SELECT name FROM repositories WHERE name > ?1 AND {HOLDS_CONTENT}
+                     ORDER BY name LIMIT ?2"
+                ))?
+                .query_map(params![last.unwrap_or(""), n as i64], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            names.into_iter().map(repo_column).collect()
         })
     }
 
