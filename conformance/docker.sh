@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# conformance/docker.sh URL: the Docker engine (Debian's docker.io) against
-# the Berth at URL (http://127.0.0.1:port; Docker treats 127.0.0.0/8 as an
-# insecure registry, so plain HTTP works). Installs docker.io and
+# conformance/docker.sh URL: the Docker engine (Debian's docker.io) and
+# containerd's ctr against the Berth at URL (http://127.0.0.1:port; Docker
+# treats 127.0.0.0/8 as an insecure registry, so plain HTTP works; ctr is told
+# --plain-http). Installs docker.io (which brings containerd) and
 # busybox-static if missing, starts its own dockerd (vfs storage, no bridge, no
-# iptables, data and exec roots in a temp dir) and stops it after. Ends with
-# "N passed, N failed".
+# iptables, data and exec roots in a temp dir) and its own containerd (root,
+# state and socket in the temp dir, CRI off, native snapshotter), and stops
+# them after. Ends with "N passed, N failed".
 set -uo pipefail
 url=${1:?usage: conformance/docker.sh http://127.0.0.1:port}
 host=${url#http://}
@@ -13,17 +15,18 @@ ns="docker-$(date +%s)-$RANDOM"
 reg="$host/$ns"
 work=$(mktemp -d /tmp/berth-docker.XXXXXX)
 dpid=
+cpid=
 cleanup() {
-  if [ -n "$dpid" ]; then
-    kill "$dpid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
-  fi
+  for p in $dpid $cpid; do
+    kill "$p" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
   rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 
 . "$(dirname "$0")/suite.sh"
-install_missing dockerd:docker.io busybox:busybox-static jq:jq curl:curl
+install_missing dockerd:docker.io containerd:containerd busybox:busybox-static jq:jq curl:curl
 # The client shipped with the engine (the machine may have another, newer one first on PATH).
 docker_bin=/usr/bin/docker
 [ -x "$docker_bin" ] || docker_bin=$(command -v docker)
@@ -106,6 +109,44 @@ manifest_list() {
   d manifest inspect --insecure "$reg/list:1" | jq -e '.manifests | length == 2'
 }
 check "docker: a manifest list made with docker manifest create and pushed" manifest_list
+
+# --- containerd's ctr: its own daemon, pulling what docker pushed -----------
+mkdir -p "$work/ctrd"
+printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$work/ctrd/config.toml"
+containerd --config "$work/ctrd/config.toml" --root "$work/ctrd/root" --state "$work/ctrd/state" \
+  --address "$work/ctrd/ctrd.sock" >"$work/ctrd/log" 2>&1 &
+cpid=$!
+c() { ctr -a "$work/ctrd/ctrd.sock" -n berth "$@"; }
+for _ in $(seq 1 100); do c version >/dev/null 2>&1 && break; sleep 0.1; done
+image_digest() { c images ls | awk -v r="$1" '$1 == r { print $3 }'; }
+
+ctr_pull() {
+  local digest; digest=$(cat "$work/app.digest")
+  c images pull --plain-http --snapshotter native "$reg/app:1"
+  [ "$(image_digest "$reg/app:1")" = "$digest" ]
+  c images pull --plain-http --snapshotter native "$reg/app@$digest"
+  [ "$(image_digest "$reg/app@$digest")" = "$digest" ]
+  # Unpacked: the image's layers are a snapshot with the files docker put in.
+  c images check | grep "$reg/app:1" | grep -q complete
+}
+check "ctr: pull by tag and by digest (plain HTTP), unpacked" ctr_pull
+
+ctr_platform() {
+  local arm; arm=$(repo_digest "$reg/app:2" "$reg/app")
+  c images pull --plain-http --snapshotter native --platform linux/arm64 "$reg/list:1"
+  # The list's arm64 entry was fetched: its manifest is in the content store.
+  c content get "$arm" | jq -e '.layers | length == 3'
+}
+check "ctr: pull one platform of a manifest list" ctr_platform
+
+ctr_push() {
+  local digest; digest=$(cat "$work/app.digest")
+  c images tag "$reg/app:1" "$reg/from-ctr:1"
+  c images push --plain-http "$reg/from-ctr:1"
+  [ "$(curl -fsSI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "$url/v2/$ns/from-ctr/manifests/1" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" { print $2 }')" = "$digest" ]
+}
+check "ctr: push an image to a new repository, the same digest served back" ctr_push
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
