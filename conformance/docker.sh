@@ -14,31 +14,17 @@ host=${host%/}
 ns="docker-$(date +%s)-$RANDOM"
 reg="$host/$ns"
 work=$(mktemp -d /tmp/berth-docker.XXXXXX)
-dpid=
 cpid=
 cleanup() {
-  for p in $dpid $cpid; do
-    kill "$p" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  done
+  stop_pid "$dockerd_pid"
+  stop_pid "$cpid"
   rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 
 . "$(dirname "$0")/suite.sh"
 install_missing dockerd:docker.io containerd:containerd busybox:busybox-static jq:jq curl:curl
-# The client shipped with the engine (the machine may have another, newer one first on PATH).
-docker_bin=/usr/bin/docker
-[ -x "$docker_bin" ] || docker_bin=$(command -v docker)
-export DOCKER_HOST="unix://$work/docker.sock" DOCKER_CONFIG="$work/config" DOCKER_BUILDKIT=0
-mkdir -p "$DOCKER_CONFIG"
-dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
-  --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
-  -H "$DOCKER_HOST" >"$work/dockerd.log" 2>&1 &
-dpid=$!
-up=
-for _ in $(seq 1 150); do "$docker_bin" info >/dev/null 2>&1 && { up=1; break; }; sleep 0.2; done
-[ -n "$up" ] || { tail -20 "$work/dockerd.log"; echo "0 passed, 1 failed"; exit 1; }
+start_dockerd
 d() { "$docker_bin" "$@"; }
 
 
