@@ -94,13 +94,15 @@ async fn stamp_api_version(mut response: Response) -> Response {
 }
 
 async fn v2(State(registry): State<Registry>, request: Request) -> Response {
-    let dispatched: std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response>> + Send + '_>,
-    > = Box::pin(dispatch(&registry, request));
-    match dispatched.await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
+    respond(Box::pin(dispatch(&registry, request))).await
+}
+
+/// A handler's answer, its error rendered as the JSON error body. The work
+/// comes boxed, so that every route's future stays small.
+async fn respond(
+    handled: std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + '_>>,
+) -> Response {
+    handled.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The caller's access as [`authenticate`] decided it. A request that

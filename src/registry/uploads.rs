@@ -304,9 +304,12 @@ impl Registry {
         stored: bool,
     ) -> Result<()> {
         let target = StorageKey::Blob(digest.clone());
+        // Whether the upload left anything to remove (local disk's file,
+        // moved into place, leaves nothing: no trip to remove it).
+        let mut leftovers = true;
         if !stored {
             match self.blobs.place(id, source, &target, size).await {
-                Ok(()) => {}
+                Ok(()) => leftovers = !source.placing_takes_all(),
                 // A finish that crashed after moving the bytes and before its
                 // commit left them in place: the digest check vouches for them.
                 Err(e) if self.blobs.size(&target).await? != Some(size) => return Err(e),
@@ -314,7 +317,7 @@ impl Registry {
             }
         }
         self.record_blob(repo, id, digest, size, stored).await?;
-        if let Err(e) = self.blobs.remove_upload(id, state).await {
+        if leftovers && let Err(e) = self.blobs.remove_upload(id, state).await {
             tracing::warn!(upload = %id, error = %e, "could not remove finished upload parts");
         }
         Ok(())

@@ -138,8 +138,7 @@ impl Storage for LocalDisk {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<()> {
-        let path = self.file(key);
-        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+        remove(self.file(key)).await
     }
 
     async fn list(&self, area: Area) -> Result<Vec<Listed>> {
@@ -160,8 +159,7 @@ impl Storage for LocalDisk {
     }
 
     async fn delete_listed(&self, listed: &Listed) -> Result<()> {
-        let path = self.root.join(&listed.path);
-        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+        remove(self.root.join(&listed.path)).await
     }
 
     async fn redirect_url(&self, _key: &StorageKey) -> Result<Option<String>> {
@@ -223,6 +221,7 @@ impl Storage for LocalDisk {
         Ok(Assembled {
             at: (len > 0).then(|| StorageKey::Upload(upload.clone())),
             closed: false,
+            placed_whole: len > 0,
         })
     }
 
@@ -241,8 +240,7 @@ impl Storage for LocalDisk {
 
     /// Removes the upload's file, if there is one: directly, without listing.
     async fn remove_upload(&self, upload: &UploadId, _state: &UploadState) -> Result<()> {
-        let path = self.upload_file(upload);
-        blocking("remove", move || Ok(remove_if_present(&path)?)).await
+        remove(self.upload_file(upload)).await
     }
 }
 
@@ -280,7 +278,7 @@ impl WholeBlob {
     async fn remove(&mut self) {
         self.writer.abandon().await;
         if let Some(path) = self.writer.scratch.take() {
-            let _ = blocking("remove", move || Ok(remove_if_present(&path)?)).await;
+            let _ = remove(path).await;
         }
     }
 }
@@ -350,6 +348,11 @@ fn remove_if_present(path: &FsPath) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Removes a file on the blocking pool; one already gone is no error.
+async fn remove(path: PathBuf) -> Result<()> {
+    blocking("remove", move || Ok(remove_if_present(&path)?)).await
 }
 
 /// Syncs a directory, so that the names in it survive a crash (blocking).

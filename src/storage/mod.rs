@@ -152,6 +152,9 @@ pub struct Assembled {
     at: Option<StorageKey>,
     /// Whether the upload can take no more bytes (a completed multipart upload).
     closed: bool,
+    /// Whether placing it moves everything the upload stored (local disk's
+    /// one file), so that nothing is left to remove.
+    placed_whole: bool,
 }
 
 impl Assembled {
@@ -159,6 +162,11 @@ impl Assembled {
     /// followed by more chunks, and the session should go.
     pub fn closes_upload(&self) -> bool {
         self.closed
+    }
+
+    /// Whether, once placed, the upload has nothing left to remove.
+    pub fn placing_takes_all(&self) -> bool {
+        self.placed_whole
     }
 }
 

@@ -139,10 +139,6 @@ impl ObjectStorage {
             Ok(())
         }
         .await;
-        if chunk_out.len == 0 {
-            // Nothing was taken: the state stands as it was.
-            resume = Resume::of(before)?;
-        }
         chunk_out.resume = resume.to_bytes();
         if let Err(e) = written {
             // Give back what this chunk began; what it put into a multipart
@@ -203,12 +199,17 @@ impl ObjectStorage {
                     "upload {upload} has {len} bytes but no parts"
                 )));
             }
-            return Ok(Assembled { at, closed: false });
+            return Ok(Assembled {
+                at,
+                closed: false,
+                placed_whole: false,
+            });
         };
         let key = assembled_key(upload);
         let assembled = Assembled {
             at: Some(key.clone()),
             closed: true,
+            placed_whole: false,
         };
         if self.size(&key).await? == Some(len) {
             return Ok(assembled);

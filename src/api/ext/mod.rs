@@ -12,7 +12,7 @@ mod releases;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -31,9 +31,7 @@ pub fn router() -> Router<Registry> {
 }
 
 async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
-    let handled: std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + '_>> =
-        Box::pin(handle(&registry, request));
-    handled.await.unwrap_or_else(IntoResponse::into_response)
+    super::respond(Box::pin(handle(&registry, request))).await
 }
 
 /// Parses the endpoint, authorizes it in one step, then calls its handler.

@@ -12,7 +12,6 @@ mod uploads;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -421,12 +420,7 @@ fn migrate(conn: &Connection) -> Result<()> {
 }
 
 /// Milliseconds since the Unix epoch, the database's time unit.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use crate::time::now_ms;
 
 /// Creates the repository row if it is new.
 pub(crate) fn ensure_repo(tx: &Connection, repo: &str) -> Result<()> {
