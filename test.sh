@@ -2,8 +2,9 @@
 # Runs every test: the Rust unit and integration tests (on local disk, then
 # the integration suite again on S3), then the black-box conformance and
 # real-client suite against a freshly started `berth serve` on local disk and
-# on S3, and the Docker engine (conformance/docker.sh, which installs and
-# starts its own dockerd) against the one on local disk. Installs what it
+# on S3, the Docker engine (conformance/docker.sh, which installs and
+# starts its own dockerd) against the one on local disk, and power cuts
+# (conformance/powercut.sh, on a FUSE file system of its own). Installs what it
 # needs on a fresh machine, including an S3 server (moto's server mode, from
 # PyPI) and Azure's emulator (Azurite, from npm), which it starts on loopback.
 set -euo pipefail
@@ -108,6 +109,8 @@ start_berth local
 conformance/run.sh "$berth_url"
 echo "# the Docker engine against the same server"
 conformance/docker.sh "$berth_url"
+echo "# power cuts: a data directory on a file system that forgets what was not synced"
+conformance/powercut.sh ./target/release/berth
 
 bucket="conformance-$(date +%s)"
 curl -fsS -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null

@@ -138,7 +138,7 @@ impl Storage for LocalDisk {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<()> {
-        remove(self.file(key)).await
+        remove_durably(self.file(key)).await
     }
 
     async fn list(&self, area: Area) -> Result<Vec<Listed>> {
@@ -159,7 +159,7 @@ impl Storage for LocalDisk {
     }
 
     async fn delete_listed(&self, listed: &Listed) -> Result<()> {
-        remove(self.root.join(&listed.path)).await
+        remove_durably(self.root.join(&listed.path)).await
     }
 
     async fn redirect_url(&self, _key: &StorageKey) -> Result<Option<String>> {
@@ -240,7 +240,7 @@ impl Storage for LocalDisk {
 
     /// Removes the upload's file, if there is one: directly, without listing.
     async fn remove_upload(&self, upload: &UploadId, _state: &UploadState) -> Result<()> {
-        remove(self.upload_file(upload)).await
+        remove_durably(self.upload_file(upload)).await
     }
 }
 
@@ -353,6 +353,24 @@ fn remove_if_present(path: &FsPath) -> std::io::Result<()> {
 /// Removes a file on the blocking pool; one already gone is no error.
 async fn remove(path: PathBuf) -> Result<()> {
     blocking("remove", move || Ok(remove_if_present(&path)?)).await
+}
+
+/// Removes a file so that the removal survives a crash (its directory is
+/// synced after), on the blocking pool; one already gone is no error. The
+/// caller forgets the object only after this, so a power cut cannot bring
+/// back a file that nothing records any more.
+async fn remove_durably(path: PathBuf) -> Result<()> {
+    blocking("remove", move || {
+        remove_if_present(&path)?;
+        match path.parent() {
+            Some(dir) => match sync_dir_now(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                synced => Ok(synced?),
+            },
+            None => Ok(()),
+        }
+    })
+    .await
 }
 
 /// Syncs a directory, so that the names in it survive a crash (blocking).
