@@ -154,6 +154,18 @@ impl Registry {
             .blobs
             .read_all(&StorageKey::Blob(stored.digest.clone()))
             .await?;
+        // Checked before it is kept or served: bytes that are not the
+        // manifest (a store's short or damaged answer) would be cached, and
+        // served under a digest they do not have.
+        if bytes.len() as u64 != stored.size
+            || stored.digest.algorithm().digest_of(&bytes) != stored.digest
+        {
+            return Err(Error::Internal(format!(
+                "manifest {} read back {} bytes that are not it",
+                stored.digest,
+                bytes.len()
+            )));
+        }
         self.manifests.insert(stored.digest.clone(), bytes.clone());
         Ok((stored, bytes))
     }

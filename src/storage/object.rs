@@ -167,7 +167,13 @@ impl Storage for ObjectStorage {
     async fn read(&self, key: &StorageKey, range: Option<Range<u64>>) -> Result<Body<'static>> {
         let options = GetOptions::new().with_range(range.map(GetRange::Bounded));
         let result = self.store.get_opts(&self.path(key), options).await?;
-        Ok(result.into_stream().map_err(Error::from).boxed())
+        let expected = result.range.end - result.range.start;
+        let what = key.path().to_string();
+        Ok(exactly(
+            result.into_stream().map_err(Error::from).boxed(),
+            expected,
+            what,
+        ))
     }
 
     async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
@@ -370,4 +376,28 @@ impl BlobWriter for Streamed {
     async fn abandon(mut self: Box<Self>) {
         self.give_up().await;
     }
+}
+
+/// The stream of an object's bytes, ending in an error if the store sent
+/// another count than its answer promised: a cut-off answer must never pass
+/// for the whole object (a client would get a short blob; a manifest read
+/// whole would be cut).
+fn exactly(body: Body<'static>, expected: u64, what: String) -> Body<'static> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&seen);
+    let end = futures_util::stream::once(async move {
+        let got = seen.load(Ordering::SeqCst);
+        (got != expected).then(|| {
+            Err(Error::Internal(format!(
+                "object store sent {got} of the {expected} bytes of {what}"
+            )))
+        })
+    })
+    .filter_map(std::future::ready);
+    body.inspect_ok(move |b| {
+        counter.fetch_add(b.len() as u64, Ordering::SeqCst);
+    })
+    .chain(end)
+    .boxed()
 }

@@ -1,10 +1,11 @@
 //! A fault-injecting object store (in memory, with multipart uploads), for
-//! tests of what a storage error does: fail the Nth put, get, delete or list
-//! from now on.
+//! tests of what a storage fault does: make the Nth put, get, delete or list
+//! from now on fail, be slow, or (a get) answer short.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -13,8 +14,8 @@ use object_store::memory::InMemory;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// The operations a fault can be injected into.
@@ -27,11 +28,24 @@ pub enum Op {
     List,
 }
 
+/// What happens to the call a fault is planned for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// It fails with a store error.
+    Fail,
+    /// It waits this long first (async calls; a list or delete stream does
+    /// not wait).
+    Slow(Duration),
+    /// A get: the stream ends, without an error, halfway through the bytes
+    /// (a connection cut that the transport did not notice).
+    Short,
+}
+
 #[derive(Debug, Default)]
 struct Plan {
     seen: HashMap<Op, u64>,
-    /// (op, the call count at which it fails)
-    faults: Vec<(Op, u64)>,
+    /// (op, the call count it happens at, what happens)
+    faults: Vec<(Op, u64, Fault)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -50,35 +64,61 @@ impl FaultyStore {
             .await
     }
 
+    /// How many calls of `op` were made so far.
+    pub fn calls(&self, op: Op) -> u64 {
+        self.plan
+            .lock()
+            .map(|p| p.seen.get(&op).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     /// Makes the `n`th call of `op` from now on fail (1 = the next one).
     pub fn fail_nth(&self, op: Op, n: u64) {
+        self.plan_nth(op, n, Fault::Fail);
+    }
+
+    /// Plans `fault` for the `n`th call of `op` from now on (1 = the next one).
+    pub fn plan_nth(&self, op: Op, n: u64, fault: Fault) {
         if let Ok(mut plan) = self.plan.lock() {
             let at = plan.seen.get(&op).copied().unwrap_or(0) + n;
-            plan.faults.push((op, at));
+            plan.faults.push((op, at, fault));
         }
     }
 
-    fn check(plan: &Mutex<Plan>, op: Op) -> Result<()> {
+    /// Counts a call of `op`: an error if it is to fail, else the fault
+    /// planned for it, if any.
+    fn check(plan: &Mutex<Plan>, op: Op) -> Result<Option<Fault>> {
         let Ok(mut plan) = plan.lock() else {
-            return Ok(());
+            return Ok(None);
         };
         let count = {
             let c = plan.seen.entry(op).or_insert(0);
             *c += 1;
             *c
         };
-        if let Some(i) = plan
+        let Some(i) = plan
             .faults
             .iter()
-            .position(|&(o, at)| o == op && at == count)
-        {
-            plan.faults.remove(i);
-            return Err(object_store::Error::Generic {
+            .position(|&(o, at, _)| o == op && at == count)
+        else {
+            return Ok(None);
+        };
+        match plan.faults.remove(i).2 {
+            Fault::Fail => Err(object_store::Error::Generic {
                 store: "faulty",
                 source: format!("injected fault on {op:?} #{count}").into(),
-            });
+            }),
+            other => Ok(Some(other)),
         }
-        Ok(())
+    }
+
+    /// [`Self::check`] for an async call: waits out a slow fault.
+    async fn enter(&self, op: Op) -> Result<Option<Fault>> {
+        let fault = Self::check(&self.plan, op)?;
+        if let Some(Fault::Slow(wait)) = fault {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(fault)
     }
 }
 
@@ -96,7 +136,7 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -105,13 +145,34 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        Self::check(&self.plan, Op::Get)?;
-        self.inner.get_opts(location, options).await
+        let fault = self.enter(Op::Get).await?;
+        let mut result = self.inner.get_opts(location, options).await?;
+        if fault != Some(Fault::Short) {
+            return Ok(result);
+        }
+        // Everything the answer says (its length, its range) stays; half the
+        // bytes come.
+        let empty = futures_util::stream::empty().boxed();
+        let GetResultPayload::Stream(stream) =
+            std::mem::replace(&mut result.payload, GetResultPayload::Stream(empty))
+        else {
+            return Ok(result);
+        };
+        let mut bytes: Vec<u8> = Vec::new();
+        let chunks: Vec<_> = stream.collect().await;
+        for chunk in chunks {
+            bytes.extend_from_slice(&chunk?);
+        }
+        bytes.truncate(bytes.len() / 2);
+        let half = bytes::Bytes::from(bytes);
+        result.payload =
+            GetResultPayload::Stream(futures_util::stream::once(async move { Ok(half) }).boxed());
+        Ok(result)
     }
 
     fn delete_stream(
@@ -140,12 +201,12 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        Self::check(&self.plan, Op::List)?;
+        self.enter(Op::List).await?;
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.copy_opts(from, to, options).await
     }
 
@@ -155,7 +216,7 @@ impl ObjectStore for FaultyStore {
         to: &Path,
         options: object_store::RenameOptions,
     ) -> Result<()> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.rename_opts(from, to, options).await
     }
 }
@@ -163,7 +224,7 @@ impl ObjectStore for FaultyStore {
 #[async_trait]
 impl MultipartStore for FaultyStore {
     async fn create_multipart(&self, path: &Path) -> Result<String> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.create_multipart(path).await
     }
 
@@ -174,7 +235,7 @@ impl MultipartStore for FaultyStore {
         part_idx: usize,
         data: PutPayload,
     ) -> Result<PartId> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.put_part(path, id, part_idx, data).await
     }
 
@@ -184,12 +245,12 @@ impl MultipartStore for FaultyStore {
         id: &String,
         parts: Vec<PartId>,
     ) -> Result<PutResult> {
-        Self::check(&self.plan, Op::Put)?;
+        self.enter(Op::Put).await?;
         self.inner.complete_multipart(path, id, parts).await
     }
 
     async fn abort_multipart(&self, path: &Path, id: &String) -> Result<()> {
-        Self::check(&self.plan, Op::Delete)?;
+        self.enter(Op::Delete).await?;
         self.inner.abort_multipart(path, id).await
     }
 }

@@ -5,6 +5,7 @@ mod base;
 mod blobs;
 mod catalog;
 mod crash;
+mod faults;
 mod faulty;
 mod integrity;
 mod lineage;

@@ -30,6 +30,7 @@ pub struct TestServer {
     _owned: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     blobs: BlobStore,
+    registry: Registry,
 }
 
 /// The object store the suite runs on: local disk, or S3 when `TEST_STORAGE=s3`
@@ -192,7 +193,9 @@ impl TestServer {
         adjust(&mut config);
         let registry = registry(&config);
         let blobs = registry.blobs().clone();
-        let server = Server::bind_with(&config, registry).await.expect("bind");
+        let server = Server::bind_with(&config, registry.clone())
+            .await
+            .expect("bind");
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async move {
@@ -205,6 +208,7 @@ impl TestServer {
             _owned: None,
             shutdown: Some(tx),
             blobs,
+            registry,
         }
     }
 
@@ -364,6 +368,11 @@ impl TestServer {
     }
 
     /// The server's object store.
+    /// The registry the server runs (for what has no HTTP endpoint: fsck).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }
