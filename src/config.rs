@@ -32,6 +32,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// `text` (for people) or `json` (one object a line, for log pipelines).
+    pub log_format: LogFormat,
     /// Requests handled at once; more are answered 429 with Retry-After.
     pub max_concurrent_requests: usize,
     /// A client must send its request headers within this (slowloris guard).
@@ -170,12 +172,21 @@ pub struct RegistryConfig {
     pub chunk_min_length: u64,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("berth-data"),
             log: "info".into(),
+            log_format: LogFormat::Text,
             max_concurrent_requests: 1024,
             header_read_timeout: "10s".into(),
             tls: None,
@@ -318,6 +329,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "log",
+    "log_format",
     "max_concurrent_requests",
     "header_read_timeout",
     "tls",

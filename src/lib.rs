@@ -12,7 +12,7 @@
 //! storage, meta  bytes on local disk or object storage; metadata in SQLite
 //! oci            digests, names, references, manifests
 //! error, time,   one error type; durations and instants as text;
-//! glob           name patterns
+//! glob, metrics  name patterns; what the registry counts (Prometheus)
 //! ```
 
 pub mod api;
@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod glob;
 pub mod meta;
+pub mod metrics;
 pub mod oci;
 pub mod registry;
 pub mod server;

@@ -35,6 +35,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint's kind, for metrics and the access log (never the path).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "base",
+            Endpoint::Catalog => "catalog",
+            Endpoint::Tags(_) => "tags",
+            Endpoint::Manifest(..) | Endpoint::ManifestInvalid(..) => "manifest",
+            Endpoint::Blob(..) => "blob",
+            Endpoint::UploadStart(_) => "upload_start",
+            Endpoint::Upload(..) => "upload",
+            Endpoint::Referrers(..) => "referrers",
+        }
+    }
+
     /// Parses the raw (not percent-decoded) request path.
     pub fn parse(path: &str) -> Result<Endpoint> {
         if path.contains('%') {

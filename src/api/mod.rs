@@ -32,15 +32,25 @@ use crate::registry::Registry;
 
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 
+/// The kind of endpoint a response answered (in its extensions), for
+/// metrics and the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct Route(pub &'static str);
+
+/// Who was signed in for a response (in its extensions), for the access log.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
 /// The registry's HTTP routes; with `auth`, every request under `/v2` and
 /// `/api/v1` is authenticated and checked against its rules.
 pub fn router(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
-    let protected = Router::new()
+    let protected: Router = Router::new()
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
+        .route("/metrics", get(metrics))
         .merge(ext::router())
-        .with_state(registry)
+        .with_state(registry.clone())
         .layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             authenticate,
@@ -48,9 +58,12 @@ pub fn router(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
     let tokens = Router::new()
         .route("/auth/token", get(token::get).post(token::post))
         .with_state(auth);
+    let ready = Router::new()
+        .route("/readyz", get(readiness))
+        .with_state(registry);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
+        .merge(ready)
         .merge(tokens)
         .merge(protected)
         .layer(axum::middleware::map_response(stamp_api_version))
@@ -81,8 +94,45 @@ async fn authenticate(
             }
         }
     };
+    let caller = access.user().map(|u| Caller(u.to_owned()));
     request.extensions_mut().insert(access);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if let Some(caller) = caller {
+        response.extensions_mut().insert(caller);
+    }
+    response
+}
+
+/// `/readyz`: 200 when the database takes writes, the store answers and the
+/// disk has room; else 503 with each reason on a line.
+async fn readiness(State(registry): State<Registry>) -> Response {
+    let problems = registry.unready().await;
+    if problems.is_empty() {
+        return "ok".into_response();
+    }
+    for p in &problems {
+        tracing::warn!(reason = %p, "not ready");
+    }
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        problems.join("\n") + "\n",
+    )
+        .into_response()
+}
+
+/// `/metrics`: the Prometheus exposition, for anyone signed in (anyone at
+/// all without authentication).
+async fn metrics(State(registry): State<Registry>, request: Request) -> Response {
+    let access = access_of(request.extensions());
+    let answer = async {
+        access?.require_signed_in()?;
+        let text = registry.metrics_text().await?;
+        Ok::<_, Error>(
+            ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        )
+    };
+    respond(Box::pin(answer)).await
 }
 
 /// Every response says which API it speaks (distribution-spec, "API Version Check").
@@ -94,7 +144,11 @@ async fn stamp_api_version(mut response: Response) -> Response {
 }
 
 async fn v2(State(registry): State<Registry>, request: Request) -> Response {
-    respond(Box::pin(dispatch(&registry, request))).await
+    let endpoint = Endpoint::parse(request.uri().path());
+    let route = endpoint.as_ref().map_or("v2", Endpoint::kind);
+    let mut response = respond(Box::pin(dispatch(&registry, endpoint, request))).await;
+    response.extensions_mut().insert(Route(route));
+    response
 }
 
 /// A handler's answer, its error rendered as the JSON error body. The work
@@ -135,8 +189,12 @@ async fn authorize(
     Ok(())
 }
 
-async fn dispatch(registry: &Registry, request: Request) -> Result<Response> {
-    let endpoint = Endpoint::parse(request.uri().path())?;
+async fn dispatch(
+    registry: &Registry,
+    endpoint: Result<Endpoint>,
+    request: Request,
+) -> Result<Response> {
+    let endpoint = endpoint?;
     let (parts, body) = request.into_parts();
     let access = access_of(&parts.extensions)?;
     authorize(registry, &access, &endpoint, &parts.method).await?;

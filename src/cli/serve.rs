@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::ConfigArgs;
+use crate::config::LogFormat;
 use crate::error::{Error, Result};
 use crate::server::{Server, shutdown_signal};
 
@@ -20,7 +21,7 @@ pub async fn run(args: Args) -> Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    init_tracing(&config.log)?;
+    init_tracing(&config.log, config.log_format)?;
     if !config.ignored_env.is_empty() {
         tracing::warn!(
             variables = %config.ignored_env.join(" "),
@@ -36,13 +37,19 @@ pub async fn run(args: Args) -> Result<()> {
     server.run(shutdown_signal()).await
 }
 
-fn init_tracing(filter: &str) -> Result<()> {
+/// Logs to standard error: as text, or as one JSON object a line whose
+/// `span` holds the request id.
+fn init_tracing(filter: &str, format: LogFormat) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| Error::Config(format!("log filter {filter:?}: {e}")))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init()
-        .map_err(|e| Error::Internal(e.to_string()))
+        .with_writer(std::io::stderr);
+    let set = match format {
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+    set.map_err(|e| Error::Internal(e.to_string()))
 }

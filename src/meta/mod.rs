@@ -489,6 +489,9 @@ pub trait ReleaseMeta {
     fn record_event(&self, event: &NewEvent, actor: &Actor) -> Result<()>;
     /// Events after id `after`, oldest first, at most `n`.
     fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>>;
+    /// Events after `after` not yet delivered: how far a webhook with that
+    /// cursor lags.
+    fn events_since(&self, after: i64) -> Result<u64>;
     /// The last event a webhook has delivered (0 for none).
     fn webhook_cursor(&self, name: &str) -> Result<i64>;
     fn set_webhook_cursor(&self, name: &str, last_event: i64) -> Result<()>;
@@ -554,6 +557,9 @@ pub trait IntegrityMeta {
     fn database_check(&self) -> Result<Vec<String>>;
     /// Every upload session id.
     fn upload_ids(&self) -> Result<Vec<String>>;
+    /// Makes a write that changes nothing, to learn whether writes work
+    /// (readiness); not synced.
+    fn probe_write(&self) -> Result<()>;
     /// Whether a digest is recorded content or tombstoned.
     fn knows_content(&self, digest: &Digest) -> Result<bool>;
 }
@@ -574,12 +580,15 @@ pub trait Changes {
 /// only that area (see `Registry::meta`): the whole store seen through one
 /// of its traits.
 pub trait Area: 'static {
+    /// The area's name in metrics.
+    const NAME: &'static str;
     fn of<'a>(store: &'a (dyn MetaStore + 'static)) -> &'a Self;
 }
 
 macro_rules! areas {
-    ($($area:ident),+) => {$(
+    ($($area:ident => $name:literal),+) => {$(
         impl Area for dyn $area {
+            const NAME: &'static str = $name;
             fn of<'a>(store: &'a (dyn MetaStore + 'static)) -> &'a Self {
                 store
             }
@@ -599,14 +608,14 @@ pub type GcArea = dyn GcMeta;
 pub type IntegrityArea = dyn IntegrityMeta;
 
 areas!(
-    BlobMeta,
-    UploadMeta,
-    ManifestMeta,
-    ListingMeta,
-    LineageMeta,
-    ReleaseMeta,
-    GcMeta,
-    IntegrityMeta
+    BlobMeta => "blobs",
+    UploadMeta => "uploads",
+    ManifestMeta => "manifests",
+    ListingMeta => "listing",
+    LineageMeta => "lineage",
+    ReleaseMeta => "releases",
+    GcMeta => "gc",
+    IntegrityMeta => "integrity"
 );
 
 /// Everything the registry needs from its metadata database.

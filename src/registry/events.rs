@@ -177,11 +177,15 @@ impl Registry {
         loop {
             let woken = self.events.notified();
             match self.deliver_once(&client, &hook).await {
-                Ok(true) => backoff = FIRST_BACKOFF,
+                Ok(true) => {
+                    self.metrics.webhook(&hook.name, true);
+                    backoff = FIRST_BACKOFF;
+                }
                 Ok(false) => {
                     let _ = tokio::time::timeout(POLL, woken).await;
                 }
                 Err(e) => {
+                    self.metrics.webhook(&hook.name, false);
                     tracing::warn!(webhook = %hook.name, error = %e, retry_in = ?backoff, "webhook delivery failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -27,8 +27,28 @@ pub struct GcReport {
 }
 
 impl Registry {
-    /// Runs one collection; only one runs at a time.
+    /// Runs one collection; only one runs at a time. Counted in the metrics
+    /// (a dry run or a refused start is not a run).
     pub async fn collect_garbage(&self, policy: &GcPolicy, dry_run: bool) -> Result<GcReport> {
+        let start = std::time::Instant::now();
+        let result = self.collect(policy, dry_run).await;
+        let m = &self.metrics;
+        match &result {
+            Ok(report) if !dry_run => {
+                m.gc_run(report.errors.is_empty(), start.elapsed());
+                m.gc_freed_bytes.inc_by(report.bytes_freed);
+                m.gc_deleted_blobs.inc_by(report.blobs_deleted as u64);
+                m.gc_deleted_manifests
+                    .inc_by(report.manifests_deleted.len() as u64);
+                m.gc_expired_uploads.inc_by(report.uploads_expired as u64);
+            }
+            Err(Error::Busy(_)) | Ok(_) => {}
+            Err(_) => m.gc_run(false, start.elapsed()),
+        }
+        result
+    }
+
+    async fn collect(&self, policy: &GcPolicy, dry_run: bool) -> Result<GcReport> {
         let _running = self
             .gc_lock
             .try_lock()

@@ -125,7 +125,9 @@ impl Registry {
         // be older than the database, never newer, and goes at the next write.
         let generation = self.meta.generation();
         let key = (repo.clone(), reference.clone());
-        if let Some(found) = self.lookups.get(&key, generation) {
+        let cached = self.lookups.get(&key, generation);
+        self.metrics.cache("lookups", cached.is_some());
+        if let Some(found) = cached {
             return Ok(found);
         }
         let (r, rf) = key.clone();
@@ -147,7 +149,9 @@ impl Registry {
         reference: &Reference,
     ) -> Result<(StoredManifest, Bytes)> {
         let stored = self.stat_manifest(repo, reference).await?;
-        if let Some(bytes) = self.manifests.get(&stored.digest) {
+        let cached = self.manifests.get(&stored.digest);
+        self.metrics.cache("manifests", cached.is_some());
+        if let Some(bytes) = cached {
             return Ok((stored, bytes));
         }
         let bytes = self

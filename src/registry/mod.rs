@@ -12,6 +12,7 @@ pub mod lineage;
 pub mod listing;
 pub mod manifest_cache;
 pub mod manifests;
+mod observe;
 pub mod release_notes;
 pub mod releases;
 pub mod uploads;
@@ -89,6 +90,7 @@ pub struct Registry {
     /// metadata generation stands.
     lookups: Arc<GenerationCache<(RepoName, Reference), StoredManifest>>,
     tag_pages: Arc<listing::TagPages>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// One lock per upload being appended in place, so its chunks never interleave.
     upload_locks: Arc<
         std::sync::Mutex<
@@ -110,8 +112,10 @@ impl Registry {
     pub fn new(blobs: BlobStore, meta: Arc<dyn MetaStore>, mut settings: Settings) -> Registry {
         // Chunks below the backend's part size would only be staged.
         settings.chunk_min_length = settings.chunk_min_length.max(blobs.min_chunk());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         Registry {
-            blobs,
+            blobs: blobs.observed(Arc::clone(&metrics)),
+            metrics,
             meta,
             settings: Arc::new(settings),
             events: Arc::new(Notify::new()),
@@ -125,6 +129,16 @@ impl Registry {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// What this registry counts (served at `/metrics`).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The same, as a handle to keep (past a request's end).
+    pub fn metrics_handle(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The object store holding the bytes.
@@ -143,10 +157,25 @@ impl Registry {
         f: impl FnOnce(&A) -> Result<T> + Send + 'static,
     ) -> impl Future<Output = Result<T>> + Send + 'static {
         let meta = Arc::clone(&self.meta);
+        let start = std::time::Instant::now();
         let task = tokio::task::spawn_blocking(move || f(A::of(meta.as_ref())));
+        let metrics = Arc::clone(&self.metrics);
         async move {
-            task.await
-                .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))?
+            let done = task
+                .await
+                .map_err(|e| Error::Internal(format!("metadata task failed: {e}")))
+                .and_then(|r| r);
+            // Busy (content held by GC) is an answer, not a database fault.
+            let ok = !matches!(&done, Err(e) if e.code_and_status().1.is_server_error()
+                && !matches!(e, Error::Busy(_)));
+            crate::metrics::Metrics::record(
+                &metrics.db_ops,
+                &metrics.db_seconds,
+                A::NAME,
+                ok,
+                start,
+            );
+            done
         }
     }
 

@@ -130,11 +130,15 @@ impl Registry {
                 .await?;
             self.events_changed();
             tracing::info!(repo = %r, tag = %to, digest = %candidate, "promotion refused");
+            self.metrics.release("promote_refused");
             return Err(Error::GateFailed { unmet });
         }
         let expect = expect.map_or(Expect::Anything, Expect::Digest);
-        self.move_env_tag(repo, to, &candidate, expect, Operation::Promote, actor)
-            .await
+        let moved = self
+            .move_env_tag(repo, to, &candidate, expect, Operation::Promote, actor)
+            .await?;
+        self.metrics.release("promote");
+        Ok(moved)
     }
 
     /// Moves `tag` back: to `to`, or by default to the digest it pointed at
@@ -161,15 +165,18 @@ impl Registry {
                     ))
                 })?,
         };
-        self.move_env_tag(
-            repo,
-            tag,
-            &target,
-            Expect::Digest(current),
-            Operation::Rollback,
-            actor,
-        )
-        .await
+        let moved = self
+            .move_env_tag(
+                repo,
+                tag,
+                &target,
+                Expect::Digest(current),
+                Operation::Rollback,
+                actor,
+            )
+            .await?;
+        self.metrics.release("rollback");
+        Ok(moved)
     }
 
     async fn move_env_tag(
@@ -342,6 +349,7 @@ impl Registry {
             };
             match self.rollback(repo, &tag, None, actor).await {
                 Ok(m) => {
+                    self.metrics.release("automatic_rollback");
                     tracing::warn!(repo = %repo, tag = %tag, from = ?m.from, to = %m.to, "automatic rollback")
                 }
                 Err(e) => {

@@ -2,6 +2,7 @@
 //! the router with its middleware, and graceful shutdown.
 
 mod connections;
+pub mod observe;
 pub mod rate_limit;
 
 use std::future::Future;
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -44,7 +44,7 @@ pub fn app(
     rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
 ) -> Router {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrent));
-    crate::api::router(registry, auth)
+    crate::api::router(registry.clone(), auth)
         .layer(axum::middleware::from_fn_with_state(
             permits,
             limit_concurrency,
@@ -54,7 +54,10 @@ pub fn app(
             rate_limit::limit_rate,
         ))
         .layer(axum::middleware::map_response(log_server_faults))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            registry,
+            observe::observe,
+        ))
 }
 
 /// Answers 429 with `Retry-After` when `max_concurrent_requests` are in
@@ -134,6 +137,8 @@ impl Server {
     /// Webhook deliveries run beside it and stop with it; their cursors are in
     /// the database, so they resume where they were on the next start.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        self.registry
+            .watch_webhooks(self.webhooks.iter().map(|h| h.name.clone()).collect());
         let mut background: Vec<_> = self
             .webhooks
             .into_iter()

@@ -174,6 +174,11 @@ impl Storage for LocalDisk {
         0
     }
 
+    fn free_space(&self) -> Result<Option<u64>> {
+        let stat = rustix::fs::statvfs(&self.root).map_err(std::io::Error::from)?;
+        Ok(Some(stat.f_bavail.saturating_mul(stat.f_frsize)))
+    }
+
     /// Written to the upload's file in large buffers, then synced and moved
     /// into place in the last trip to the disk; nothing is made resumable.
     async fn blob_writer(

@@ -13,6 +13,7 @@ pub mod backend;
 mod key;
 mod local;
 mod object;
+mod observed;
 mod parts;
 
 use std::fmt;
@@ -62,6 +63,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn redirects(&self) -> bool;
     /// The smallest chunk (but the last) an upload can store as it comes.
     fn min_chunk(&self) -> u64;
+    /// Bytes free for new content, where the store can tell (local disk).
+    fn free_space(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 
     /// A writer of one whole blob sent in one request, at `target` once
     /// verified; `upload` names its scratch space.
@@ -199,6 +204,14 @@ impl Deref for BlobStore {
 impl BlobStore {
     pub fn new(storage: impl Storage + 'static) -> BlobStore {
         BlobStore(Arc::new(storage))
+    }
+
+    /// The same store, every operation counted and timed in `metrics`.
+    pub fn observed(&self, metrics: Arc<crate::metrics::Metrics>) -> BlobStore {
+        BlobStore(Arc::new(observed::Observed::new(
+            Arc::clone(&self.0),
+            metrics,
+        )))
     }
 
     /// Local disk under `dir` (see [`LocalDisk`]).

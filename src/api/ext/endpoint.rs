@@ -42,6 +42,20 @@ pub enum Scope<'a> {
 }
 
 impl ExtEndpoint {
+    /// The endpoint's kind, for metrics and the access log (never the path).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExtEndpoint::Models => "lineage_query",
+            ExtEndpoint::Graph(..) => "lineage_graph",
+            ExtEndpoint::Promote(_) => "promote",
+            ExtEndpoint::Rollback(_) => "rollback",
+            ExtEndpoint::History(..) => "history",
+            ExtEndpoint::Diff(_) => "diff",
+            ExtEndpoint::Events => "events",
+            ExtEndpoint::Gc => "gc",
+        }
+    }
+
     /// Parses a request path. Percent-encoding is refused, as for `/v2/`, so
     /// that an encoded slash cannot pose as one.
     pub fn parse(path: &str) -> Result<ExtEndpoint> {

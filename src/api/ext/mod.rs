@@ -31,12 +31,20 @@ pub fn router() -> Router<Registry> {
 }
 
 async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
-    super::respond(Box::pin(handle(&registry, request))).await
+    let endpoint = ExtEndpoint::parse(request.uri().path());
+    let route = endpoint.as_ref().map_or("api", ExtEndpoint::kind);
+    let mut response = super::respond(Box::pin(handle(&registry, endpoint, request))).await;
+    response.extensions_mut().insert(super::Route(route));
+    response
 }
 
-/// Parses the endpoint, authorizes it in one step, then calls its handler.
-async fn handle(registry: &Registry, request: Request) -> Result<Response> {
-    let endpoint = ExtEndpoint::parse(request.uri().path())?;
+/// Authorizes the parsed endpoint in one step, then calls its handler.
+async fn handle(
+    registry: &Registry,
+    endpoint: Result<ExtEndpoint>,
+    request: Request,
+) -> Result<Response> {
+    let endpoint = endpoint?;
     let access = super::access_of(request.extensions())?;
     endpoint.authorize(&access, request.method())?;
     let query = Query::parse(request.uri().query());

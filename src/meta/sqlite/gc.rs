@@ -262,6 +262,15 @@ impl IntegrityMeta for Sqlite {
         })
     }
 
+    fn probe_write(&self) -> Result<()> {
+        // Setting the schema version to itself writes the header page.
+        self.write_with(super::Durability::Deferred, |c| {
+            let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            c.pragma_update(None, "user_version", version)?;
+            Ok(())
+        })
+    }
+
     fn upload_ids(&self) -> Result<Vec<String>> {
         self.read(|c| {
             Ok(c.prepare_cached("SELECT id FROM uploads")?

@@ -188,6 +188,15 @@ impl ReleaseMeta for Sqlite {
         })
     }
 
+    fn events_since(&self, after: i64) -> Result<u64> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT COUNT(*) FROM events WHERE id > ?1")?
+                    .query_row(params![after], |r| r.get(0))?,
+            )
+        })
+    }
+
     fn webhook_cursor(&self, name: &str) -> Result<i64> {
         self.read(|c| {
             Ok(
