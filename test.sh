@@ -111,6 +111,8 @@ echo "# the Docker engine against the same server"
 conformance/docker.sh "$berth_url"
 echo "# power cuts: a data directory on a file system that forgets what was not synced"
 conformance/powercut.sh ./target/release/berth
+echo "# metrics, access log and readiness"
+conformance/observe.sh ./target/release/berth
 
 bucket="conformance-$(date +%s)"
 curl -fsS -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 pub use endpoint::{Action, Endpoint};
+use ext::ExtEndpoint;
 use query::Query;
 
 use crate::auth::{Access, Auth};
@@ -36,6 +37,16 @@ const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api
 /// metrics and the access log.
 #[derive(Debug, Clone, Copy)]
 pub struct Route(pub &'static str);
+
+/// The kind of endpoint a path names, for an answer given before its
+/// handler ran (credentials refused).
+fn route_kind(path: &str) -> &'static str {
+    if path.starts_with("/api/v1/") {
+        ExtEndpoint::parse(path).map_or("api", |e| e.kind())
+    } else {
+        Endpoint::parse(path).map_or("v2", |e| e.kind())
+    }
+}
 
 /// Who was signed in for a response (in its extensions), for the access log.
 #[derive(Debug, Clone)]
@@ -90,7 +101,12 @@ async fn authenticate(
             let origin = auth.origin(host);
             match auth.authenticate(authorization, &origin) {
                 Ok(who) => Access::Checked(auth, who, origin),
-                Err(e) => return e.into_response(),
+                Err(e) => {
+                    let mut refused = e.into_response();
+                    let route = route_kind(request.uri().path());
+                    refused.extensions_mut().insert(Route(route));
+                    return refused;
+                }
             }
         }
     };
