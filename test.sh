@@ -113,6 +113,8 @@ echo "# power cuts: a data directory on a file system that forgets what was not 
 conformance/powercut.sh ./target/release/berth
 echo "# metrics, access log and readiness"
 conformance/observe.sh ./target/release/berth
+echo "# deploy/: the image, compose, Kubernetes, systemd, the dashboard"
+conformance/deploy.sh ./target/release/berth
 
 bucket="conformance-$(date +%s)"
 curl -fsS -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null

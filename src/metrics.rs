@@ -241,6 +241,24 @@ impl Metrics {
             "In-memory cache lookups, by cache and result (hit or miss)",
             m.cache.clone(),
         );
+        // The fixed label sets are shown from the start, at zero, so that a
+        // dashboard or an alert sees 0 rather than no data.
+        for action in [
+            "promote",
+            "promote_refused",
+            "rollback",
+            "automatic_rollback",
+        ] {
+            m.releases.get_or_create(&ReleaseLabels { action });
+        }
+        for result in ["ok", "error"] {
+            m.gc_runs.get_or_create(&OutcomeLabels { op: "gc", result });
+        }
+        for cache in ["manifests", "lookups"] {
+            for result in ["hit", "miss"] {
+                m.cache.get_or_create(&CacheLabels { cache, result });
+            }
+        }
         m
     }
 

@@ -6,6 +6,7 @@ mod fsck;
 mod gc;
 mod history;
 mod lineage;
+mod probe;
 mod promote;
 mod rollback;
 mod serve;
@@ -69,6 +70,8 @@ enum Command {
     Gc(gc::Args),
     /// Check (and repair) a data directory.
     Fsck(fsck::Args),
+    /// Ask a running registry whether it is ready (for health checks).
+    Probe(probe::Args),
 }
 
 impl Cli {
@@ -82,6 +85,7 @@ impl Cli {
             Command::Diff(args) => diff::run(args).await,
             Command::Gc(args) => gc::run(args).await,
             Command::Fsck(args) => fsck::run(args).await,
+            Command::Probe(args) => probe::run(args).await,
         }
     }
 }
