@@ -249,14 +249,14 @@ impl Metrics {
             "rollback",
             "automatic_rollback",
         ] {
-            m.releases.get_or_create(&ReleaseLabels { action });
+            drop(m.releases.get_or_create(&ReleaseLabels { action }));
         }
         for result in ["ok", "error"] {
-            m.gc_runs.get_or_create(&OutcomeLabels { op: "gc", result });
+            drop(m.gc_runs.get_or_create(&OutcomeLabels { op: "gc", result }));
         }
         for cache in ["manifests", "lookups"] {
             for result in ["hit", "miss"] {
-                m.cache.get_or_create(&CacheLabels { cache, result });
+                drop(m.cache.get_or_create(&CacheLabels { cache, result }));
             }
         }
         m
