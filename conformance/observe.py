@@ -281,6 +281,23 @@ def _():
            f"the push's own log line lacks the id: {mine}")
 
 
+@check("metrics_listen: /metrics without auth on its own address, behind auth on the main one")
+def _():
+    mport = free_port()
+    auth_only = f'[auth]\nhtpasswd = "{WORK}/users"\n'
+    main, proc = start("metrics", auth_only, os.path.join(WORK, "mdata"),
+                       {"BERTH_METRICS_LISTEN": f"127.0.0.1:{mport}"})
+    try:
+        expect(requests.get(main + "/metrics").status_code == 401, "main address without auth")
+        r = requests.get(f"http://127.0.0.1:{mport}/metrics")
+        expect(r.status_code == 200 and "berth_build_info" in r.text, f"{r.status_code}")
+        families = list(text_string_to_metric_families(r.text))
+        expect(families, "parsed")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 # --- readiness ------------------------------------------------------------------
 @check("readyz: 503 with the reason when the disk is nearly full, 200 once space is back")
 def _():

@@ -39,6 +39,10 @@ pub struct Config {
     /// A client must send its request headers within this (slowloris guard).
     #[serde(deserialize_with = "duration_text")]
     pub header_read_timeout: String,
+    /// Serve `/metrics` on this address too, without authentication (for a
+    /// scraper on a private network); the main address keeps it behind auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS with these PEM files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -189,6 +193,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_concurrent_requests: 1024,
             header_read_timeout: "10s".into(),
+            metrics_listen: None,
             tls: None,
             registry: RegistryConfig::default(),
             releases: ReleasePolicy::default(),
@@ -332,6 +337,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log_format",
     "max_concurrent_requests",
     "header_read_timeout",
+    "metrics_listen",
     "tls",
     "registry",
     "releases",
@@ -620,6 +626,7 @@ secret = "s"
                 key: "k".into(),
             }),
             auth: Some(toml::from_str("htpasswd = \"users\"").expect("auth section")),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
             ..Config::default()
         };
         let toml::Value::Table(table) = toml::Value::try_from(full).expect("serialises") else {

@@ -91,6 +91,8 @@ pub struct Server {
     gc_interval: Option<std::time::Duration>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_read_timeout: std::time::Duration,
+    /// `/metrics` alone, unauthenticated, on its own address.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -126,6 +128,10 @@ impl Server {
                 .map(|t| connections::tls_acceptor(&t.cert, &t.key))
                 .transpose()?,
             header_read_timeout: crate::time::parse_duration(&config.header_read_timeout)?,
+            metrics_listener: match config.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await?),
+                None => None,
+            },
         })
     }
 
@@ -144,6 +150,9 @@ impl Server {
             .into_iter()
             .map(|hook| tokio::spawn(self.registry.clone().deliver_webhook(hook)))
             .collect();
+        if let Some(listener) = self.metrics_listener {
+            background.push(tokio::spawn(serve_metrics(listener, self.registry.clone())));
+        }
         if let Some(every) = self.gc_interval {
             background.push(tokio::spawn(collect_periodically(
                 self.registry.clone(),
@@ -163,6 +172,31 @@ impl Server {
         }
         served?;
         Ok(())
+    }
+}
+
+/// Serves `/metrics` alone on its own listener (no authentication: bind it
+/// to a private address).
+async fn serve_metrics(listener: TcpListener, registry: Registry) {
+    let app = Router::new().route(
+        "/metrics",
+        axum::routing::get(
+            |axum::extract::State(r): axum::extract::State<Registry>| async move {
+                match r.metrics_text().await {
+                    Ok(text) => axum::response::IntoResponse::into_response((
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            crate::metrics::CONTENT_TYPE,
+                        )],
+                        text,
+                    )),
+                    Err(e) => axum::response::IntoResponse::into_response(e),
+                }
+            },
+        ),
+    );
+    if let Err(e) = axum::serve(listener, app.with_state(registry)).await {
+        tracing::error!(error = %e, "metrics listener failed");
     }
 }
 
