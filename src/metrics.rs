@@ -64,6 +64,14 @@ pub struct CacheLabels {
     pub result: &'static str,
 }
 
+/// The caches and results counted, in the order of `Metrics::cache_counters`.
+const CACHES: [(&str, &str); 4] = [
+    ("manifests", "hit"),
+    ("manifests", "miss"),
+    ("lookups", "hit"),
+    ("lookups", "miss"),
+];
+
 type Timings<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Latency buckets from 0.5 ms to about 12 s (×2.5 each).
@@ -92,6 +100,8 @@ pub struct Metrics {
     pub webhook_lag: Family<NameLabels, Gauge>,
     pub releases: Family<ReleaseLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
+    /// The cache counters, resolved once (they are counted on every pull).
+    cache_counters: [Counter; 4],
     /// The configured webhooks, whose lag is read at scrape time.
     pub webhooks: std::sync::Mutex<Vec<String>>,
 }
@@ -132,6 +142,7 @@ impl Metrics {
             releases: Family::default(),
             cache: Family::default(),
             webhooks: std::sync::Mutex::default(),
+            cache_counters: Default::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -254,11 +265,11 @@ impl Metrics {
         for result in ["ok", "error"] {
             drop(m.gc_runs.get_or_create(&OutcomeLabels { op: "gc", result }));
         }
-        for cache in ["manifests", "lookups"] {
-            for result in ["hit", "miss"] {
-                drop(m.cache.get_or_create(&CacheLabels { cache, result }));
-            }
-        }
+        m.cache_counters = CACHES.map(|(cache, result)| {
+            m.cache
+                .get_or_create(&CacheLabels { cache, result })
+                .clone()
+        });
         m
     }
 

@@ -162,7 +162,15 @@ async fn stamp_api_version(mut response: Response) -> Response {
 async fn v2(State(registry): State<Registry>, request: Request) -> Response {
     let endpoint = Endpoint::parse(request.uri().path());
     let route = endpoint.as_ref().map_or("v2", Endpoint::kind);
-    let mut response = respond(Box::pin(dispatch(&registry, endpoint, request))).await;
+    routed(route, Box::pin(dispatch(&registry, endpoint, request))).await
+}
+
+/// [`respond`], the answer marked with the route kind it came from.
+async fn routed(
+    route: &'static str,
+    handled: std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + '_>>,
+) -> Response {
+    let mut response = respond(handled).await;
     response.extensions_mut().insert(Route(route));
     response
 }

@@ -6,6 +6,7 @@ mod fsck;
 mod gc;
 mod history;
 mod lineage;
+mod log;
 mod probe;
 mod promote;
 mod rollback;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::ConfigArgs;
+use super::log::{Batched, Flush};
 use crate::config::LogFormat;
 use crate::error::{Error, Result};
 use crate::server::{Server, shutdown_signal};
@@ -21,7 +22,8 @@ pub async fn run(args: Args) -> Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    init_tracing(&config.log, config.log_format)?;
+    // Held until the server stops: dropping it flushes the log.
+    let _log = init_tracing(&config.log, config.log_format)?;
     if !config.ignored_env.is_empty() {
         tracing::warn!(
             variables = %config.ignored_env.join(" "),
@@ -38,18 +40,20 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 /// Logs to standard error: as text, or as one JSON object a line whose
-/// `span` holds the request id.
-fn init_tracing(filter: &str, format: LogFormat) -> Result<()> {
+/// `span` holds the request id, written out in batches ([`Batched`]).
+fn init_tracing(filter: &str, format: LogFormat) -> Result<Flush> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| Error::Config(format!("log filter {filter:?}: {e}")))?;
+    let (writer, guard) = Batched::start();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let set = match format {
         LogFormat::Json => logs.json().flatten_event(true).try_init(),
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
-    set.map_err(|e| Error::Internal(e.to_string()))
+    set.map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(guard)
 }

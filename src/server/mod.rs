@@ -44,7 +44,8 @@ pub fn app(
     rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
 ) -> Router {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrent));
-    crate::api::router(registry.clone(), auth)
+    let metrics = Arc::clone(registry.metrics_handle());
+    crate::api::router(registry, auth)
         .layer(axum::middleware::from_fn_with_state(
             permits,
             limit_concurrency,
@@ -55,7 +56,7 @@ pub fn app(
         ))
         .layer(axum::middleware::map_response(log_server_faults))
         .layer(axum::middleware::from_fn_with_state(
-            registry,
+            metrics,
             observe::observe,
         ))
 }

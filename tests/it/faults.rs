@@ -18,19 +18,6 @@ async fn refused(r: reqwest::Response, what: &str) {
     assert_eq!(error_code(r).await, "UNKNOWN", "{what}");
 }
 
-async fn patch(s: &TestServer, loc: &str, start: usize, part: &[u8]) -> reqwest::Response {
-    s.request(Method::PATCH, loc)
-        .header("Content-Type", "application/octet-stream")
-        .header(
-            "Content-Range",
-            format!("{start}-{}", start + part.len() - 1),
-        )
-        .body(part.to_vec())
-        .send()
-        .await
-        .expect("PATCH")
-}
-
 async fn finish(s: &TestServer, loc: &str, digest: &str, rest: &[u8]) -> reqwest::Response {
     s.request(Method::PUT, &with_query(loc, &format!("digest={digest}")))
         .header("Content-Type", "application/octet-stream")
@@ -88,10 +75,10 @@ async fn a_failed_put_refuses_each_write_cleanly_and_the_retry_succeeds() {
     // A chunk (below the part size: staged in the store).
     let (s, faults) = TestServer::with_faults(|_| {}).await;
     let loc = s.open_upload("app").await;
-    let r = patch(&s, &loc, 0, &bytes[..1000]).await;
+    let r = s.patch(&loc, 0, &bytes[..1000]).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     faults.fail_nth(Op::Put, 1);
-    refused(patch(&s, &loc, 1000, &bytes[1000..2000]).await, "PATCH").await;
+    refused(s.patch(&loc, 1000, &bytes[1000..2000]).await, "PATCH").await;
     let r = s.get(&loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
@@ -99,7 +86,7 @@ async fn a_failed_put_refuses_each_write_cleanly_and_the_retry_succeeds() {
         Some("0-999"),
         "the refused chunk does not count"
     );
-    let r = patch(&s, &loc, 1000, &bytes[1000..2000]).await;
+    let r = s.patch(&loc, 1000, &bytes[1000..2000]).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     // The finishing PUT, whose assembly is refused once.
     faults.fail_nth(Op::Put, 1);

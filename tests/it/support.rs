@@ -330,22 +330,25 @@ impl TestServer {
         location(&r)
     }
 
+    /// Sends `part` as the chunk of the session at `loc` that begins at `start`.
+    pub async fn patch(&self, loc: &str, start: usize, part: &[u8]) -> Response {
+        self.request(Method::PATCH, loc)
+            .header("Content-Type", "application/octet-stream")
+            .header(
+                "Content-Range",
+                format!("{start}-{}", start + part.len() - 1),
+            )
+            .body(part.to_vec())
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
     /// Pushes `bytes` in chunks of `chunk` bytes; returns the digest.
     pub async fn push_blob_chunked(&self, repo: &str, bytes: &[u8], chunk: usize) -> String {
         let mut loc = self.open_upload(repo).await;
         for (i, part) in bytes.chunks(chunk).enumerate() {
-            let start = i * chunk;
-            let r = self
-                .request(Method::PATCH, &loc)
-                .header("Content-Type", "application/octet-stream")
-                .header(
-                    "Content-Range",
-                    format!("{start}-{}", start + part.len() - 1),
-                )
-                .body(part.to_vec())
-                .send()
-                .await
-                .expect("PATCH");
+            let r = self.patch(&loc, i * chunk, part).await;
             assert_eq!(r.status(), StatusCode::ACCEPTED, "chunk {i}");
             loc = location(&r);
         }

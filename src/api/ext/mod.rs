@@ -33,9 +33,7 @@ pub fn router() -> Router<Registry> {
 async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
     let endpoint = ExtEndpoint::parse(request.uri().path());
     let route = endpoint.as_ref().map_or("api", ExtEndpoint::kind);
-    let mut response = super::respond(Box::pin(handle(&registry, endpoint, request))).await;
-    response.extensions_mut().insert(super::Route(route));
-    response
+    super::routed(route, Box::pin(handle(&registry, endpoint, request))).await
 }
 
 /// Authorizes the parsed endpoint in one step, then calls its handler.
