@@ -131,13 +131,9 @@ impl Registry {
         &self.settings
     }
 
-    /// What this registry counts (served at `/metrics`).
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
-        &self.metrics
-    }
-
-    /// The same, as a handle to keep (past a request's end).
-    pub fn metrics_handle(&self) -> &Arc<crate::metrics::Metrics> {
+    /// What this registry counts (served at `/metrics`), as a handle to
+    /// keep past a request's end.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
     }
 

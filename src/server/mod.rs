@@ -44,7 +44,7 @@ pub fn app(
     rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
 ) -> Router {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrent));
-    let metrics = Arc::clone(registry.metrics_handle());
+    let metrics = Arc::clone(registry.metrics());
     crate::api::router(registry, auth)
         .layer(axum::middleware::from_fn_with_state(
             permits,
