@@ -54,6 +54,29 @@ async fn an_idle_server_stops_on_sigterm_within_200_ms() {
     assert!(took < Duration::from_millis(200), "took {took:?}");
 }
 
+/// A quarter of the in-flight test's blob: more than the server buffers
+/// before it writes.
+const QUARTER: usize = 1536 * 1024;
+const RANGE: &str = "0-6291455";
+
+/// The bytes written so far to upload files under the data directory.
+fn upload_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => upload_bytes(&path),
+                Ok(m) if path.parent().is_some_and(|p| p.ends_with("uploads")) => m.len(),
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_at_sigterm_finishes_before_the_server_stops() {
     let dir = tempfile::tempdir().expect("dir");
@@ -72,7 +95,9 @@ async fn a_request_in_flight_at_sigterm_finishes_before_the_server_stops() {
         format!("{}{loc}", berth.base)
     };
 
-    let bytes = blob(2, 200_000);
+    // The first half is larger than the server's write buffer, so that its
+    // arrival on disk shows the request is being served.
+    let bytes = blob(2, 4 * QUARTER);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async {
         rx.recv().await.map(|chunk| (chunk, rx))
@@ -84,9 +109,17 @@ async fn a_request_in_flight_at_sigterm_finishes_before_the_server_stops() {
             .body(body)
             .send(),
     );
-    tx.send(Ok(bytes[..100_000].to_vec()))
+    tx.send(Ok(bytes[..2 * QUARTER].to_vec()))
         .await
         .expect("first half");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upload_bytes(dir.path()) < QUARTER as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the PATCH did not reach the server"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     sigterm(&berth);
     // The listener closes when shutdown begins: poll until a new
@@ -101,13 +134,13 @@ async fn a_request_in_flight_at_sigterm_finishes_before_the_server_stops() {
         "the server waits for the request in flight"
     );
 
-    tx.send(Ok(bytes[100_000..].to_vec()))
+    tx.send(Ok(bytes[2 * QUARTER..].to_vec()))
         .await
         .expect("second half");
     drop(tx);
     let r = patch.await.expect("task").expect("PATCH answered");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    assert_eq!(header(&r, "range").as_deref(), Some("0-199999"));
+    assert_eq!(header(&r, "range").as_deref(), Some(RANGE));
     assert!(
         exited_within(&mut berth, Duration::from_secs(10)).is_some(),
         "then it stops"
@@ -117,5 +150,5 @@ async fn a_request_in_flight_at_sigterm_finishes_before_the_server_stops() {
     let _berth = Process::start(dir.path(), port).await;
     let r = reqwest::get(&url).await.expect("status");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(header(&r, "range").as_deref(), Some("0-199999"));
+    assert_eq!(header(&r, "range").as_deref(), Some(RANGE));
 }
