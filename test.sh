@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust unit and integration tests (on local disk, then
-# the integration suite again on S3), then the black-box conformance and
+# Runs every test: the Rust unit and integration tests (on local disk and
+# SQLite, then the integration suite again on S3, and on S3 with PostgreSQL
+# metadata), then the black-box conformance and
 # real-client suite against a freshly started `berth serve` on local disk and
 # on S3, the Docker engine (conformance/docker.sh, which installs and
 # starts its own dockerd) against the one on local disk, and power cuts
 # (conformance/powercut.sh, on a FUSE file system of its own). Installs what it
 # needs on a fresh machine, including an S3 server (moto's server mode, from
-# PyPI) and Azure's emulator (Azurite, from npm), which it starts on loopback.
+# PyPI), Azure's emulator (Azurite, from npm) and PostgreSQL (Debian), which
+# it starts on loopback.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -36,7 +38,9 @@ wait_for() {
 
 scratch=$(mktemp -d)
 pids=()
+pg_ctl=()
 cleanup() {
+  [ ${#pg_ctl[@]} -eq 0 ] || "${pg_ctl[@]}" -m immediate stop >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$scratch"
@@ -86,9 +90,16 @@ for attempt in range(100):
         time.sleep(0.2)
 PY
 
+# --- PostgreSQL on loopback (its cluster owned by an unprivileged user) -----
+. conformance/postgres.sh
+chmod 755 "$scratch"
+start_postgres "$scratch/postgres" "$(free_port)"
+export TEST_POSTGRES_URL="$pg_url"
+
 # --- Rust tests --------------------------------------------------------------
 cargo test
 TEST_STORAGE=s3 cargo test --test it
+TEST_STORAGE=s3 TEST_META=postgres cargo test --test it
 
 # --- conformance and real clients, on local disk and on S3 -------------------
 # start_berth NAME [ENV=VALUE ...]: a release `berth serve` on a fresh data

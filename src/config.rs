@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
 use crate::error::{Error, Result};
-use crate::meta::GcPolicy;
+use crate::meta::{GcPolicy, MetadataConfig};
 use crate::registry::Settings;
 use crate::registry::events::Webhook;
 use crate::registry::releases::ReleasePolicy;
@@ -56,6 +56,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Where blobs and manifests are stored: local disk or object storage.
     pub storage: StorageConfig,
+    /// Where metadata is kept: SQLite in the data directory, or PostgreSQL.
+    pub metadata: MetadataConfig,
     /// Authentication and access rules; absent means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
@@ -201,6 +203,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             rate_limit: RateLimitConfig::default(),
             storage: StorageConfig::default(),
+            metadata: MetadataConfig::default(),
             auth: None,
             ignored_env: Vec::new(),
         }
@@ -345,6 +348,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "gc",
     "rate_limit",
     "storage",
+    "metadata",
     "auth",
 ];
 

@@ -135,6 +135,11 @@ pub enum Error {
     Storage(object_store::Error),
     #[error("metadata database: {0}")]
     Database(rusqlite::Error),
+    #[error("metadata database: {0}")]
+    Postgres(tokio_postgres::Error),
+    /// The metadata database cannot be reached now; retry shortly.
+    #[error("metadata database unavailable: {0}")]
+    Unavailable(String),
     #[error("i/o: {0}")]
     Io(std::io::Error),
     #[error("internal: {0}")]
@@ -194,6 +199,33 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+impl From<tokio_postgres::Error> for Error {
+    /// A lost or refused connection is `Unavailable` (503, retried by
+    /// clients); a full disk is `StorageFull`; the rest are faults.
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let Some(code) = e.code() else {
+            return Error::Unavailable(e.to_string());
+        };
+        match code.code() {
+            c if c.starts_with("08") => Error::Unavailable(e.to_string()),
+            _ if *code == SqlState::DISK_FULL => Error::StorageFull(e.to_string()),
+            _ if [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+                SqlState::READ_ONLY_SQL_TRANSACTION,
+            ]
+            .contains(code) =>
+            {
+                Error::Unavailable(e.to_string())
+            }
+            _ => Error::Postgres(e),
+        }
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         if is_disk_full(&e) {
@@ -238,7 +270,7 @@ impl Error {
             Error::TooManyRequests | Error::RateLimited { .. } => {
                 (C::TooManyRequests, S::TOO_MANY_REQUESTS)
             }
-            Error::Busy(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
+            Error::Busy(_) | Error::Unavailable(_) => (C::Unknown, S::SERVICE_UNAVAILABLE),
             Error::StorageFull(_) => (C::Unknown, S::INSUFFICIENT_STORAGE),
             Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
             Error::GateFailed { .. } => (C::GateFailed, S::CONFLICT),
@@ -247,6 +279,7 @@ impl Error {
             Error::RouteUnknown => (C::Unsupported, S::NOT_FOUND),
             Error::Storage(_)
             | Error::Database(_)
+            | Error::Postgres(_)
             | Error::Io(_)
             | Error::Internal(_)
             | Error::Config(_) => (C::Unknown, S::INTERNAL_SERVER_ERROR),
@@ -284,6 +317,9 @@ impl IntoResponse for Error {
         let (code, status) = self.code_and_status();
         let message = match &self {
             Error::Busy(_) => "busy; retry shortly".to_owned(),
+            Error::Unavailable(_) => {
+                "the metadata database is unavailable; retry shortly".to_owned()
+            }
             Error::StorageFull(_) => {
                 "storage is full; nothing was kept, retry when space is freed".to_owned()
             }
@@ -315,7 +351,10 @@ impl IntoResponse for Error {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            Error::Busy(_) | Error::StorageFull(_) | Error::TooManyRequests => {
+            Error::Busy(_)
+            | Error::Unavailable(_)
+            | Error::StorageFull(_)
+            | Error::TooManyRequests => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Error::RateLimited { retry_after_secs } => {

@@ -10,9 +10,11 @@
 //! auth           who is asking (htpasswd), and the rules over what they may do
 //! registry       domain operations: push, pull, mount, delete, list
 //! storage, meta  bytes on local disk or object storage; metadata in SQLite
+//!                or PostgreSQL
 //! oci            digests, names, references, manifests
 //! error, time,   one error type; durations and instants as text;
-//! glob, metrics  name patterns; what the registry counts (Prometheus)
+//! glob, metrics, name patterns; what the registry counts (Prometheus);
+//! secret         credentials that never print
 //! ```
 
 pub mod api;
@@ -25,6 +27,7 @@ pub mod meta;
 pub mod metrics;
 pub mod oci;
 pub mod registry;
+pub mod secret;
 pub mod server;
 pub mod storage;
 pub mod time;

@@ -25,7 +25,7 @@ pub async fn run(args: Args) -> Result<()> {
             config.data_dir.display()
         )));
     }
-    let registry = open_registry(&config)?;
+    let registry = open_registry(&config).await?;
     let tty = std::io::stderr().is_terminal();
     let progress = move |done: u64, total: u64| {
         if tty && (done.is_multiple_of(64) || done == total) {

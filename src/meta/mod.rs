@@ -4,15 +4,71 @@
 //!
 //! The traits are atomic domain operations, not table access, split by area.
 //! They are synchronous: callers run them on the blocking pool. SQLite is the
-//! embedded implementation; another database can implement the same traits.
+//! embedded default; PostgreSQL serves several replicas sharing one database
+//! (`[metadata] backend = "postgres"`). The two do not know each other.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 use crate::glob::Glob;
 use crate::oci::{Digest, RepoName, Tag, UploadId};
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "berth.db";
+
+/// Which database holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `berth.db` in the data directory.
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// The `[metadata]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    pub backend: Backend,
+    /// PostgreSQL: `postgres://user:password@host:port/database` (or the
+    /// key=value form). A credential: never printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<crate::secret::Secret>,
+    /// PostgreSQL: connections open at most for queries (one more listens).
+    pub pool_size: usize,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            backend: Backend::Sqlite,
+            url: None,
+            pool_size: 16,
+        }
+    }
+}
+
+/// Opens the configured metadata database: SQLite in `data_dir`, or
+/// PostgreSQL at the configured URL (connected, migrated and listening).
+pub async fn open(config: &MetadataConfig, data_dir: &Path) -> Result<Arc<dyn MetaStore>> {
+    Ok(match config.backend {
+        Backend::Sqlite => Arc::new(sqlite::Sqlite::open(&data_dir.join(DATABASE_FILE))?),
+        Backend::Postgres => {
+            let url = config.url.as_ref().ok_or_else(|| {
+                Error::Config("metadata backend \"postgres\" needs metadata.url".into())
+            })?;
+            Arc::new(postgres::Postgres::connect(url.expose(), config.pool_size).await?)
+        }
+    })
+}
 
 /// An upload session as the database keeps it between requests.
 #[derive(Debug, Clone)]
@@ -647,4 +703,33 @@ impl<T> MetaStore for T where
         + Send
         + Sync
 {
+}
+
+// Columns as both databases keep them: text, read back into value types.
+
+/// Reads a stored digest column; a malformed one is database corruption.
+pub(crate) fn digest_column(s: String) -> Result<Digest> {
+    Digest::parse(&s).map_err(|_| Error::Internal(format!("corrupt digest in database: {s}")))
+}
+
+pub(crate) fn repo_column(s: String) -> Result<RepoName> {
+    RepoName::parse(&s)
+        .map_err(|_| Error::Internal(format!("corrupt repository name in database: {s}")))
+}
+
+pub(crate) fn tag_column(s: String) -> Result<Tag> {
+    Tag::parse(&s).map_err(|_| Error::Internal(format!("corrupt tag in database: {s}")))
+}
+
+/// A column holding one of an enum's words (see `meta::words!`).
+pub(crate) fn word_column<T>(s: String, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(&s).ok_or_else(|| Error::Internal(format!("unknown word in database: {s}")))
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

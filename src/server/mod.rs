@@ -16,24 +16,18 @@ use tokio::net::TcpListener;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{Result, ServerFault};
-use crate::meta::sqlite::Sqlite;
 use crate::registry::Registry;
 use crate::registry::events::Webhook;
 
-/// File name of the metadata database inside the data directory.
-pub const DATABASE_FILE: &str = "berth.db";
+pub use crate::meta::DATABASE_FILE;
 
 /// Opens the configured store (local disk under the data directory by
-/// default) and the metadata database in the data directory.
-pub fn open_registry(config: &Config) -> Result<Registry> {
+/// default) and metadata database (SQLite in the data directory by default).
+pub async fn open_registry(config: &Config) -> Result<Registry> {
     std::fs::create_dir_all(&config.data_dir)?;
     let blobs = crate::storage::backend::open(&config.storage, &config.data_dir)?;
-    let meta = Sqlite::open(&config.data_dir.join(DATABASE_FILE))?;
-    Ok(Registry::new(
-        blobs,
-        Arc::new(meta),
-        config.registry_settings(),
-    ))
+    let meta = crate::meta::open(&config.metadata, &config.data_dir).await?;
+    Ok(Registry::new(blobs, meta, config.registry_settings()))
 }
 
 /// The whole HTTP application for a registry.
@@ -99,7 +93,7 @@ pub struct Server {
 impl Server {
     /// Opens the registry and binds its address (port 0 picks a free one).
     pub async fn bind(config: &Config) -> Result<Server> {
-        Server::bind_with(config, open_registry(config)?).await
+        Server::bind_with(config, open_registry(config).await?).await
     }
 
     /// Binds a registry assembled by the caller (another store, a test wrapper).

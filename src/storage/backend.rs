@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BlobStore, LocalDisk, ObjectStorage};
 use crate::error::{Error, Result};
+pub use crate::secret::Secret;
 use crate::time::parse_duration;
 
 /// S3's (and GCS's) smallest multipart part but the last: 5 MiB.
@@ -29,39 +30,6 @@ pub enum Backend {
     S3,
     Gcs,
     Azure,
-}
-
-/// A credential from the config file or the environment; never printed.
-#[derive(Clone, Serialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    /// Accepts a number too: an environment value that happens to be digits.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Text {
-            S(String),
-            N(i64),
-        }
-        Ok(Secret(match Text::deserialize(d)? {
-            Text::S(s) => s,
-            Text::N(n) => n.to_string(),
-        }))
-    }
 }
 
 /// The `[storage]` section. Options a backend does not use are ignored by it;
@@ -260,7 +228,7 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let c = StorageConfig {
-            secret_access_key: Some(Secret("hunter2".into())),
+            secret_access_key: Some(Secret::new("hunter2")),
             ..StorageConfig::default()
         };
         assert!(!format!("{c:?}").contains("hunter2"));

@@ -342,6 +342,7 @@ fn fsck(dir: &Path, env: &[(&str, &str)]) -> (bool, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["fsck", "--data-dir"])
         .arg(dir)
+        .envs(suite_metadata_env(dir))
         .envs(env.iter().copied())
         .output()
         .expect("fsck");

@@ -342,7 +342,8 @@ async fn fsck_finds_corrupt_and_orphaned_content_and_repairs_it() {
 /// Runs `berth fsck` (the built binary) on a test server's data directory and store.
 async fn run_fsck(s: &TestServer, repair: bool) -> std::process::Output {
     let dir = s.data_dir().to_path_buf();
-    let env = storage_env(&suite_storage(&dir));
+    let mut env = storage_env(&suite_storage(&dir));
+    env.extend(suite_metadata_env(&dir));
     tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
         cmd.args(["fsck", "--data-dir"]).arg(&dir).envs(env);

@@ -1,12 +1,13 @@
 //! The metadata suite: the contract every implementation of the metadata
 //! traits must keep, checked through `dyn MetaStore` only (no SQL), so that
-//! the same checks run on SQLite here and on any other database later.
+//! the same checks run on SQLite and on PostgreSQL.
 //! `open` gives a new handle on the same database each time it is called: a
 //! restarted process, or another replica.
 
 use std::sync::Arc;
 
 use berth::error::Error;
+use berth::meta::postgres::Postgres;
 use berth::meta::sqlite::Sqlite;
 use berth::meta::{
     Actor, ChunkCommit, EventAction, Expect, FactKind, LineageFact, LineageRef, MetaStore,
@@ -344,4 +345,15 @@ fn sqlite() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("meta.db");
     suite(|| Arc::new(Sqlite::open(&path).expect("open")) as Arc<dyn MetaStore>);
+}
+
+#[test]
+fn postgres() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let key = format!("meta-suite-{}", std::process::id());
+    let url = rt.block_on(crate::support::postgres_schema(&key));
+    suite(|| {
+        let db = rt.block_on(Postgres::connect(&url, 4)).expect("connect");
+        Arc::new(db) as Arc<dyn MetaStore>
+    });
 }

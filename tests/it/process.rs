@@ -47,7 +47,9 @@ impl Process {
     ) -> Process {
         // This test may be the first of its process to build an HTTP client.
         berth::install_crypto_provider();
+        let metadata = crate::support::metadata_env(&crate::support::suite_metadata(dir).await);
         let child = serve_command(dir, port)
+            .envs(metadata)
             .envs(env.iter().copied())
             .stderr(stderr)
             .spawn()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::faulty::FaultyStore;
 use berth::config::Config;
-use berth::meta::sqlite::Sqlite;
+use berth::meta::MetadataConfig;
 use berth::oci::Digest;
 use berth::registry::Registry;
 use berth::server::Server;
@@ -42,6 +42,87 @@ pub fn suite_storage(dir: &Path) -> StorageConfig {
         Ok("local") | Err(_) => StorageConfig::default(),
         Ok(other) => panic!("TEST_STORAGE={other}: expected local or s3"),
     }
+}
+
+/// The metadata database the suite runs on: SQLite in the data directory, or
+/// PostgreSQL when `TEST_META=postgres` (with `TEST_POSTGRES_URL` naming a
+/// database; test.sh starts one). Each data directory gets a schema of its
+/// own, named after it, so a restart finds its rows.
+pub async fn suite_metadata(dir: &Path) -> MetadataConfig {
+    match std::env::var("TEST_META").as_deref() {
+        Ok("postgres") => postgres_metadata(dir).await,
+        Ok("sqlite") | Err(_) => MetadataConfig::default(),
+        Ok(other) => panic!("TEST_META={other}: expected sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL database the PostgreSQL tests use.
+pub fn postgres_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "the PostgreSQL tests need a database: run ./test.sh (it installs and starts \
+             one), or set TEST_POSTGRES_URL=postgres://user@127.0.0.1:<port>/<db>"
+        )
+    })
+}
+
+/// A schema of the suite's database named after `key` (created if new), and
+/// the URL whose connections use it.
+pub async fn postgres_schema(key: &str) -> String {
+    let url = postgres_url();
+    let (schema, in_schema) = schema_url(key);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await
+        .expect("schema");
+    in_schema
+}
+
+/// The schema named after `key`, and the URL of the suite's database whose
+/// connections use it.
+fn schema_url(key: &str) -> (String, String) {
+    let url = postgres_url();
+    let hash = Digest::sha256_of(key.as_bytes()).to_string();
+    let schema = format!("t_{}", &hash["sha256:".len()..][..24]);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let in_schema = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    (schema, in_schema)
+}
+
+fn postgres_config(url: &str) -> MetadataConfig {
+    let text = format!("backend = \"postgres\"\nurl = \"{url}\"\npool_size = 8\n");
+    toml::from_str(&text).expect("postgres config")
+}
+
+/// PostgreSQL metadata in the schema of `dir` (created if new).
+pub async fn postgres_metadata(dir: &Path) -> MetadataConfig {
+    postgres_config(&postgres_schema(&dir.to_string_lossy()).await)
+}
+
+/// The environment that gives a `berth` child the suite's metadata database
+/// for `dir`, once a server has opened it there.
+pub fn suite_metadata_env(dir: &Path) -> Vec<(String, String)> {
+    match std::env::var("TEST_META").as_deref() {
+        Ok("postgres") => metadata_env(&postgres_config(&schema_url(&dir.to_string_lossy()).1)),
+        _ => Vec::new(),
+    }
+}
+
+/// The environment that gives a `berth serve` child the same metadata.
+pub fn metadata_env(config: &MetadataConfig) -> Vec<(String, String)> {
+    let value = serde_json::to_value(config).expect("config");
+    let mut env = Vec::new();
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            env.push((format!("BERTH_METADATA__{}", k.to_uppercase()), v));
+        }
+    }
+    env
 }
 
 /// The S3-compatible server the S3 tests use.
@@ -156,8 +237,8 @@ impl TestServer {
 
     /// Starts on a data directory the caller keeps (to restart on it).
     pub async fn in_dir(dir: &Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
-        TestServer::assembled(dir, adjust, |c| {
-            berth::server::open_registry(c).expect("open")
+        TestServer::assembled(dir, adjust, async |c| {
+            berth::server::open_registry(c).await.expect("open")
         })
         .await
     }
@@ -167,11 +248,13 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = FaultyStore::default();
         let faults = store.clone();
-        let mut server = TestServer::assembled(dir.path(), adjust, move |c| {
-            let meta = Sqlite::open(&c.data_dir.join(berth::server::DATABASE_FILE)).expect("db");
+        let mut server = TestServer::assembled(dir.path(), adjust, async move |c| {
+            let meta = berth::meta::open(&c.metadata, &c.data_dir)
+                .await
+                .expect("db");
             Registry::new(
                 BlobStore::new(ObjectStorage::new(Arc::new(store), S3_MIN_PART)),
-                Arc::new(meta),
+                meta,
                 c.registry_settings(),
             )
         })
@@ -183,15 +266,16 @@ impl TestServer {
     async fn assembled(
         dir: &Path,
         adjust: impl FnOnce(&mut Config),
-        registry: impl FnOnce(&Config) -> Registry,
+        registry: impl AsyncFnOnce(&Config) -> Registry,
     ) -> TestServer {
         berth::install_crypto_provider();
         let mut config = Config::load(None, Vec::new()).expect("default config");
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.data_dir = dir.to_path_buf();
         config.storage = suite_storage(dir);
+        config.metadata = suite_metadata(dir).await;
         adjust(&mut config);
-        let registry = registry(&config);
+        let registry = registry(&config).await;
         let blobs = registry.blobs().clone();
         let server = Server::bind_with(&config, registry.clone())
             .await

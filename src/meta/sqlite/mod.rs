@@ -432,33 +432,7 @@ pub(crate) fn ensure_repo(tx: &Connection, repo: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads a stored digest column; a malformed one is database corruption.
-pub(crate) fn digest_column(s: String) -> Result<crate::oci::Digest> {
-    crate::oci::Digest::parse(&s)
-        .map_err(|_| Error::Internal(format!("corrupt digest in database: {s}")))
-}
-
-pub(crate) fn repo_column(s: String) -> Result<crate::oci::RepoName> {
-    crate::oci::RepoName::parse(&s)
-        .map_err(|_| Error::Internal(format!("corrupt repository name in database: {s}")))
-}
-
-pub(crate) fn tag_column(s: String) -> Result<crate::oci::Tag> {
-    crate::oci::Tag::parse(&s).map_err(|_| Error::Internal(format!("corrupt tag in database: {s}")))
-}
-
-/// A column holding one of an enum's words (see `meta::words!`).
-pub(crate) fn word_column<T>(s: String, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(&s).ok_or_else(|| Error::Internal(format!("unknown word in database: {s}")))
-}
-
-pub(crate) fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-pub(crate) fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
+pub(crate) use crate::meta::{digest_column, repo_column, tag_column, to_i64, to_u64, word_column};
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,73 @@
+//! Which repository holds which blob.
+
+use super::{Conn, Postgres, col, ensure_repo, now_ms, to_u64};
+use crate::error::Result;
+use crate::meta::BlobMeta;
+use crate::oci::{Digest, RepoName};
+
+/// The size of a blob `repo` holds (and that is not marked corrupt).
+pub(super) fn held_size(c: &mut Conn, repo: &str, digest: &str) -> Result<Option<u64>> {
+    let row = c.query_opt(
+        "SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+         WHERE r.repo = $1 AND r.digest = $2 AND NOT c.corrupt",
+        &[&repo, &digest],
+    )?;
+    row.map(|r| col::<i64>(&r, 0).map(to_u64)).transpose()
+}
+
+impl BlobMeta for Postgres {
+    fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        self.read(|c| held_size(c, repo.as_str(), &digest.to_string()))
+    }
+
+    fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT repo FROM repo_blobs WHERE digest = $1 ORDER BY repo LIMIT $2",
+                &[&digest.to_string(), &(limit as i64)],
+            )?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| col::<String>(r, 0).ok())
+                .filter_map(|n| RepoName::parse(&n).ok())
+                .collect())
+        })
+    }
+
+    fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<Option<u64>> {
+        let d = digest.to_string();
+        self.write(|tx| {
+            let Some(size) = held_size(tx, from.as_str(), &d)? else {
+                return Ok(None);
+            };
+            ensure_repo(tx, repo.as_str())?;
+            tx.execute(
+                "INSERT INTO repo_blobs (repo, digest, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&repo.as_str(), &d, &now_ms()],
+            )?;
+            Ok(Some(size))
+        })
+    }
+
+    fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT size FROM contents WHERE digest = $1",
+                &[&digest.to_string()],
+            )?;
+            row.map(|r| col::<i64>(&r, 0).map(to_u64)).transpose()
+        })
+    }
+
+    fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        let d = digest.to_string();
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM repo_blobs WHERE repo = $1 AND digest = $2",
+                &[&repo.as_str(), &d],
+            )?;
+            Ok(n > 0)
+        })
+    }
+}

@@ -1,0 +1,283 @@
+//! Garbage collection and integrity checks over the metadata.
+
+use super::{Durability, Postgres, col, digest_column, to_u64};
+use crate::error::Result;
+use crate::meta::{GcMeta, GcPolicy, IntegrityMeta};
+use crate::oci::{Digest, UploadId};
+
+/// Manifests that nothing keeps: untagged, not an index entry, not a referrer
+/// of a manifest still here, not a lineage target, not in a tag's recent
+/// history, and older than the grace period.
+const UNNEEDED_MANIFESTS: &str = "
+SELECT m.repo, m.digest FROM manifests m
+WHERE m.created_at < $1
+  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r
+                  WHERE r.repo = m.repo AND r.child = m.digest AND r.kind = 'manifest')
+  AND NOT (m.subject IS NOT NULL AND EXISTS
+           (SELECT 1 FROM manifests s WHERE s.repo = m.repo AND s.digest = m.subject))
+  AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = m.digest)
+  AND NOT EXISTS (
+      SELECT 1 FROM (
+          SELECT h.old_digest AS a, h.new_digest AS b,
+                 ROW_NUMBER() OVER (PARTITION BY h.tag ORDER BY h.id DESC) AS age
+          FROM tag_history h WHERE h.repo = m.repo
+      ) recent
+      WHERE recent.age <= $2 AND (recent.a = m.digest OR recent.b = m.digest))
+ORDER BY m.created_at
+LIMIT $3";
+
+/// Content that nothing needs: no manifest points at it or is it, no lineage
+/// fact names it, no upload is finishing it, and neither it nor any
+/// repository's link to it is younger than the grace period.
+const UNNEEDED_CONTENTS: &str = "
+SELECT c.digest, c.size FROM contents c
+WHERE c.created_at < $1
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.child = c.digest)
+  AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
+  AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
+  AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)
+  AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= $1)
+ORDER BY c.created_at
+LIMIT $2";
+
+impl GcMeta for Postgres {
+    fn tombstones(&self) -> Result<Vec<Digest>> {
+        self.read(|c| {
+            c.query("SELECT digest FROM gc_tombstones ORDER BY at", &[])?
+                .iter()
+                .map(|r| digest_column(col(r, 0)?))
+                .collect()
+        })
+    }
+
+    fn clear_tombstones(&self, digests: &[Digest]) -> Result<()> {
+        let digests: Vec<String> = digests.iter().map(Digest::to_string).collect();
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM gc_tombstones WHERE digest = ANY($1)",
+                &[&digests],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn sweep_uploads(
+        &self,
+        cutoff_ms: i64,
+        batch: usize,
+        dry_run: bool,
+    ) -> Result<Vec<(UploadId, Vec<u8>)>> {
+        self.write(|tx| {
+            let sql = if dry_run {
+                "SELECT id, storage_state FROM uploads WHERE updated_at < $1
+                 ORDER BY updated_at LIMIT $2"
+            } else {
+                "DELETE FROM uploads WHERE id IN
+                     (SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2)
+                 RETURNING id, storage_state"
+            };
+            let rows = tx.query(sql, &[&cutoff_ms, &(batch as i64)])?;
+            rows.iter()
+                .map(|r| Ok((col::<String>(r, 0)?, col::<Vec<u8>>(r, 1)?)))
+                .filter_map(|row: Result<_>| match row {
+                    Ok((id, state)) => UploadId::parse(&id).ok().map(|id| Ok((id, state))),
+                    Err(e) => Some(Err(e)),
+                })
+                .collect()
+        })
+    }
+
+    fn sweep_manifests(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        dry_run: bool,
+    ) -> Result<Vec<(String, Digest)>> {
+        if !policy.delete_untagged {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let rows = tx.query(
+                UNNEEDED_MANIFESTS,
+                &[
+                    &(now_ms - policy.grace_ms),
+                    &(policy.keep_history as i64),
+                    &(policy.batch as i64),
+                ],
+            )?;
+            let mut found = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let (repo, digest): (String, String) = (col(r, 0)?, col(r, 1)?);
+                if !dry_run {
+                    tx.execute(
+                        "DELETE FROM lineage WHERE repo = $1 AND model = $2",
+                        &[&repo, &digest],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM manifests WHERE repo = $1 AND digest = $2",
+                        &[&repo, &digest],
+                    )?;
+                }
+                found.push((repo, digest_column(digest)?));
+            }
+            Ok(found)
+        })
+    }
+
+    fn sweep_contents(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        dry_run: bool,
+    ) -> Result<Vec<(Digest, u64)>> {
+        self.write(|tx| {
+            let rows = tx.query(
+                UNNEEDED_CONTENTS,
+                &[&(now_ms - policy.grace_ms), &(policy.batch as i64)],
+            )?;
+            let mut found = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let (digest, size): (String, i64) = (col(r, 0)?, col(r, 1)?);
+                found.push((digest, size));
+            }
+            if !dry_run && !found.is_empty() {
+                let digests: Vec<&str> = found.iter().map(|(d, _)| d.as_str()).collect();
+                tx.execute("DELETE FROM repo_blobs WHERE digest = ANY($1)", &[&digests])?;
+                tx.execute("DELETE FROM contents WHERE digest = ANY($1)", &[&digests])?;
+                tx.execute(
+                    "INSERT INTO gc_tombstones (digest, at) SELECT d, $2 FROM unnest($1::text[]) d
+                     ON CONFLICT (digest) DO UPDATE SET at = excluded.at",
+                    &[&digests, &now_ms],
+                )?;
+            }
+            found
+                .into_iter()
+                .map(|(d, size)| Ok((digest_column(d)?, to_u64(size))))
+                .collect()
+        })
+    }
+}
+
+impl IntegrityMeta for Postgres {
+    fn contents_page(&self, after: Option<&str>, n: usize) -> Result<Vec<(Digest, u64, bool)>> {
+        self.read(|c| {
+            c.query(
+                "SELECT digest, size, corrupt FROM contents WHERE digest > $1
+                 ORDER BY digest LIMIT $2",
+                &[&after.unwrap_or(""), &(n as i64)],
+            )?
+            .iter()
+            .map(|r| Ok((digest_column(col(r, 0)?)?, to_u64(col(r, 1)?), col(r, 2)?)))
+            .collect()
+        })
+    }
+
+    fn contents_count(&self) -> Result<u64> {
+        self.read(|c| {
+            let row = c.query_one("SELECT COUNT(*) FROM contents", &[])?;
+            Ok(to_u64(col(&row, 0)?))
+        })
+    }
+
+    fn mark_corrupt(&self, digest: &Digest) -> Result<()> {
+        let d = digest.to_string();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE contents SET corrupt = true WHERE digest = $1",
+                &[&d],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn dangling(&self) -> Result<Vec<String>> {
+        let checks = [
+            (
+                "manifest without stored content",
+                "SELECT repo || '@' || digest FROM manifests m
+                 WHERE NOT EXISTS (SELECT 1 FROM contents c WHERE c.digest = m.digest)",
+            ),
+            (
+                "blob reference to missing content",
+                "SELECT repo || '@' || manifest || ' -> ' || child FROM manifest_refs r
+                 WHERE kind = 'blob' AND NOT EXISTS (SELECT 1 FROM contents c WHERE c.digest = r.child)",
+            ),
+            (
+                "index entry missing from its repository",
+                "SELECT repo || '@' || manifest || ' -> ' || child FROM manifest_refs r
+                 WHERE kind = 'manifest'
+                   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo = r.repo AND m.digest = r.child)",
+            ),
+            (
+                "tag pointing at no manifest",
+                "SELECT repo || ':' || name FROM tags t WHERE NOT EXISTS
+                 (SELECT 1 FROM manifests m WHERE m.repo = t.repo AND m.digest = t.digest)",
+            ),
+            (
+                "repository link to missing content",
+                "SELECT repo || '@' || digest FROM repo_blobs b
+                 WHERE NOT EXISTS (SELECT 1 FROM contents c WHERE c.digest = b.digest)",
+            ),
+            (
+                "lineage fact about a missing model",
+                "SELECT repo || '@' || model FROM lineage l WHERE NOT EXISTS
+                 (SELECT 1 FROM manifests m WHERE m.repo = l.repo AND m.digest = l.model)",
+            ),
+            (
+                "history row with a malformed digest",
+                "SELECT repo || ':' || tag || ' #' || id FROM tag_history
+                 WHERE new_digest !~ '^sha(256|512):' OR old_digest !~ '^sha(256|512):'",
+            ),
+        ];
+        self.read(|c| {
+            let mut problems = Vec::new();
+            for (what, sql) in checks {
+                for r in c.query(sql, &[])? {
+                    problems.push(format!("{what}: {}", col::<String>(&r, 0)?));
+                }
+            }
+            Ok(problems)
+        })
+    }
+
+    /// PostgreSQL checks its own pages (checksums, WAL); nothing to add here.
+    fn database_check(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.query_one("SELECT 1", &[])?;
+            Ok(Vec::new())
+        })
+    }
+
+    fn probe_write(&self) -> Result<()> {
+        // Rewriting the newest schema row changes nothing but is a real write.
+        self.write_with(Durability::Deferred, |tx| {
+            tx.execute(
+                "UPDATE berth_schema SET applied_at = applied_at
+                 WHERE version = (SELECT MAX(version) FROM berth_schema)",
+                &[],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn upload_ids(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.query("SELECT id FROM uploads", &[])?
+                .iter()
+                .map(|r| col(r, 0))
+                .collect()
+        })
+    }
+
+    fn knows_content(&self, digest: &Digest) -> Result<bool> {
+        let d = digest.to_string();
+        self.read(|c| {
+            c.exists(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM contents WHERE digest = $1)
+                    OR EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1)",
+                &[&d],
+            )
+        })
+    }
+}

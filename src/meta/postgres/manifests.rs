@@ -1,0 +1,352 @@
+//! Manifests, their references, tags, and the tag history and events that every
+//! change writes in the same transaction.
+
+use std::collections::BTreeMap;
+
+use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64};
+use crate::error::{Error, Result};
+use crate::glob::{Glob, any_matches};
+use crate::meta::{Actor, EventAction, ManifestMeta, NewManifest, Operation, StoredManifest};
+use crate::oci::{Digest, RepoName, Tag};
+
+impl ManifestMeta for Postgres {
+    fn record_manifest(
+        &self,
+        repo: &RepoName,
+        m: &NewManifest,
+        tags: &[Tag],
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<()> {
+        let repo = repo.as_str();
+        let digest = m.digest.to_string();
+        let annotations = annotations_text(&m.annotations)?;
+        let subject = m.subject.as_ref().map(Digest::to_string);
+        self.write(|tx| {
+            if tx.exists("SELECT 1 FROM gc_tombstones WHERE digest = $1", &[&digest])? {
+                return Err(Error::Busy(format!("{digest} is being garbage-collected")));
+            }
+            check_references(tx, repo, m)?;
+            ensure_repo(tx, repo)?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO contents (digest, size, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&digest, &to_i64(m.size), &now],
+            )?;
+            let inserted = tx.execute(
+                "INSERT INTO manifests
+                 (repo, digest, media_type, artifact_type, subject, size, annotations, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                &[
+                    &repo,
+                    &digest,
+                    &m.media_type,
+                    &m.artifact_type,
+                    &subject,
+                    &to_i64(m.size),
+                    &annotations,
+                    &now,
+                ],
+            )?;
+            if inserted > 0 {
+                let children = m
+                    .blobs
+                    .iter()
+                    .map(|(d, _)| (d, "blob"))
+                    .chain(m.manifests.iter().map(|d| (d, "manifest")));
+                for (child, kind) in children {
+                    tx.execute(
+                        "INSERT INTO manifest_refs (repo, manifest, child, kind)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        &[&repo, &digest, &child.to_string(), &kind],
+                    )?;
+                }
+                let pushed = EventRow {
+                    media_type: Some(&m.media_type),
+                    size: Some(m.size),
+                    ..EventRow::new(EventAction::Push, repo, Some(&digest), None)
+                };
+                event(tx, &pushed, actor)?;
+                if let Some(lineage) = &m.lineage {
+                    super::lineage::record(tx, repo, &digest, lineage)?;
+                }
+            }
+            for tag in tags {
+                move_tag(
+                    tx,
+                    repo,
+                    tag.as_str(),
+                    Some(&digest),
+                    immutable,
+                    Operation::Push,
+                    actor,
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT media_type, size FROM manifests WHERE repo = $1 AND digest = $2",
+                &[&repo.as_str(), &digest.to_string()],
+            )?;
+            row.map(|r| {
+                Ok(StoredManifest {
+                    digest: digest.clone(),
+                    media_type: col(&r, 0)?,
+                    size: to_u64(col(&r, 1)?),
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT m.digest, m.media_type, m.size FROM tags t
+                 JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest
+                 WHERE t.repo = $1 AND t.name = $2",
+                &[&repo.as_str(), &tag.as_str()],
+            )?;
+            row.map(|r| {
+                Ok(StoredManifest {
+                    digest: digest_column(col(&r, 0)?)?,
+                    media_type: col(&r, 1)?,
+                    size: to_u64(col(&r, 2)?),
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<bool> {
+        let repo = repo.as_str();
+        let digest = digest.to_string();
+        self.write(|tx| {
+            let tags = tx.query(
+                "SELECT name FROM tags WHERE repo = $1 AND digest = $2",
+                &[&repo, &digest],
+            )?;
+            for row in &tags {
+                let tag: String = col(row, 0)?;
+                move_tag(
+                    tx,
+                    repo,
+                    &tag,
+                    None,
+                    immutable,
+                    Operation::DeleteManifest,
+                    actor,
+                )?;
+            }
+            // A model version takes its lineage with it; facts it stated about
+            // others go with it through the foreign key.
+            tx.execute(
+                "DELETE FROM lineage WHERE repo = $1 AND model = $2",
+                &[&repo, &digest],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM manifests WHERE repo = $1 AND digest = $2",
+                &[&repo, &digest],
+            )?;
+            if n > 0 {
+                event(
+                    tx,
+                    &EventRow::new(EventAction::Delete, repo, Some(&digest), None),
+                    actor,
+                )?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        immutable: &[Glob],
+        actor: &Actor,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            move_tag(
+                tx,
+                repo.as_str(),
+                tag.as_str(),
+                None,
+                immutable,
+                Operation::DeleteTag,
+                actor,
+            )
+        })
+    }
+}
+
+/// Inside the write transaction: every blob must be held by the repository with
+/// the size the manifest claims, and every child manifest must be there.
+fn check_references(tx: &mut Conn, repo: &str, m: &NewManifest) -> Result<()> {
+    for (digest, claimed) in &m.blobs {
+        let size = super::blobs::held_size(tx, repo, &digest.to_string())?
+            .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
+        if size != *claimed {
+            return Err(Error::ManifestInvalid(format!(
+                "descriptor of {digest} says {claimed} bytes, the blob has {size}"
+            )));
+        }
+    }
+    for digest in &m.manifests {
+        if !tx.exists(
+            "SELECT 1 FROM manifests WHERE repo = $1 AND digest = $2",
+            &[&repo, &digest.to_string()],
+        )? {
+            return Err(Error::ManifestBlobUnknown(digest.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Points `tag` at `to` (or removes it, for `None`) and records the move in the
+/// history and the event log. An immutable tag that points elsewhere is not
+/// moved. Returns whether anything changed.
+pub(super) fn move_tag(
+    tx: &mut Conn,
+    repo: &str,
+    tag: &str,
+    to: Option<&str>,
+    immutable: &[Glob],
+    operation: Operation,
+    actor: &Actor,
+) -> Result<bool> {
+    let from = current_tag(tx, repo, tag)?;
+    if from.as_deref() == to {
+        return Ok(false);
+    }
+    if from.is_some() && any_matches(immutable, tag) {
+        return Err(Error::TagImmutable(format!("{repo}:{tag}")));
+    }
+    let now = now_ms();
+    match to {
+        Some(digest) => tx.execute(
+            "INSERT INTO tags (repo, name, digest, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repo, name) DO UPDATE
+                 SET digest = excluded.digest, updated_at = excluded.updated_at",
+            &[&repo, &tag, &digest, &now],
+        )?,
+        None => tx.execute(
+            "DELETE FROM tags WHERE repo = $1 AND name = $2",
+            &[&repo, &tag],
+        )?,
+    };
+    tx.lock_log()?;
+    tx.execute(
+        "INSERT INTO tag_history (repo, tag, old_digest, new_digest, at, actor, operation, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &repo,
+            &tag,
+            &from,
+            &to,
+            &now,
+            &actor.name,
+            &operation.as_str(),
+            &actor.reason,
+        ],
+    )?;
+    let action = match (operation, to) {
+        (Operation::Promote, _) => EventAction::Promote,
+        (Operation::Rollback, _) => EventAction::Rollback,
+        (_, Some(_)) => EventAction::Tag,
+        (_, None) => EventAction::Untag,
+    };
+    let row = EventRow {
+        old_digest: from.as_deref(),
+        ..EventRow::new(action, repo, to.or(from.as_deref()), Some(tag))
+    };
+    event(tx, &row, actor)?;
+    Ok(true)
+}
+
+/// The digest a tag points at now.
+pub(super) fn current_tag(tx: &mut Conn, repo: &str, tag: &str) -> Result<Option<String>> {
+    tx.query_opt(
+        "SELECT digest FROM tags WHERE repo = $1 AND name = $2",
+        &[&repo, &tag],
+    )?
+    .map(|r| col(&r, 0))
+    .transpose()
+}
+
+/// A row of the event log, as written.
+pub(super) struct EventRow<'a> {
+    pub action: EventAction,
+    pub repo: &'a str,
+    pub digest: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub media_type: Option<&'a str>,
+    pub size: Option<u64>,
+    pub old_digest: Option<&'a str>,
+}
+
+impl<'a> EventRow<'a> {
+    pub fn new(
+        action: EventAction,
+        repo: &'a str,
+        digest: Option<&'a str>,
+        tag: Option<&'a str>,
+    ) -> Self {
+        EventRow {
+            action,
+            repo,
+            digest,
+            tag,
+            media_type: None,
+            size: None,
+            old_digest: None,
+        }
+    }
+}
+
+/// Appends to the event log, its id drawn under the log's lock.
+pub(super) fn event(tx: &mut Conn, e: &EventRow<'_>, actor: &Actor) -> Result<()> {
+    tx.lock_log()?;
+    tx.execute(
+        "INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor, old_digest, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &now_ms(),
+            &e.action.as_str(),
+            &e.repo,
+            &e.digest,
+            &e.tag,
+            &e.media_type,
+            &e.size.map(to_i64),
+            &actor.name,
+            &e.old_digest,
+            &actor.reason,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Annotations as the database keeps them: a JSON object, or NULL for none.
+fn annotations_text(annotations: &BTreeMap<String, String>) -> Result<Option<String>> {
+    if annotations.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(annotations)
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("annotations: {e}")))
+}

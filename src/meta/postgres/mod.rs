@@ -1,0 +1,584 @@
+//! PostgreSQL: one metadata database shared by several stateless replicas.
+//!
+//! The traits are synchronous and run on the blocking pool; each statement
+//! here is an async tokio-postgres call awaited on the runtime's handle, so
+//! connections are driven by the runtime itself (no thread or runtime of
+//! their own). A small pool of connections, each keeping its prepared
+//! statements.
+//!
+//! What makes several replicas behave as one process on SQLite:
+//! - every write is one SERIALIZABLE transaction, retried on a
+//!   serialization failure or deadlock, so writes behave as if taken one at
+//!   a time (SQLite's single writer);
+//! - each write sends a NOTIFY (on [`CHANNEL_PREFIX`] and the schema) with
+//!   its commit; every replica
+//!   listens and moves its [`Changes::generation`] on each, so caches keyed
+//!   by it are dropped within a notification's delay (its own writes move it
+//!   before they return). While the listening connection is down, every
+//!   look-up sees a new generation: nothing cached is trusted;
+//! - event and tag-history ids are drawn under a transaction-scoped
+//!   advisory lock ([`LOG_LOCK`]), held to commit: ids become visible in
+//!   order, so a reader paging with `after=` never steps over one that
+//!   commits later;
+//! - migrations run under a session advisory lock ([`MIGRATION_LOCK`]): once,
+//!   however many replicas start together.
+
+mod blobs;
+mod gc;
+mod lineage;
+mod listing;
+mod manifests;
+mod releases;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::runtime::Handle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
+
+use crate::error::{Error, Result};
+use crate::meta::Changes;
+
+/// Schema migrations, applied in order; `berth_schema` records each.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_lineage.sql"),
+    include_str!("migrations/0003_releases.sql"),
+    include_str!("migrations/0004_gc.sql"),
+    include_str!("migrations/0005_upload_owner.sql"),
+    include_str!("migrations/0006_multipart.sql"),
+    include_str!("migrations/0007_tag_names.sql"),
+    include_str!("migrations/0008_tag_name_changes.sql"),
+    include_str!("migrations/0009_storage_state.sql"),
+];
+
+/// The notification every committed write sends is on this channel, named
+/// after the schema (registries in two schemas of one database do not hear
+/// each other).
+const CHANNEL_PREFIX: &str = "berth_changes";
+/// Advisory lock keys ("berth" in ASCII, then a number).
+const MIGRATION_LOCK: i64 = 0x6265_7274_6801;
+const LOG_LOCK: i64 = 0x6265_7274_6802;
+/// A write that keeps failing to serialize gives up after this many tries.
+const WRITE_ATTEMPTS: u32 = 30;
+
+pub struct Postgres {
+    config: tokio_postgres::Config,
+    /// The URL without its password, for messages.
+    shown: String,
+    handle: Handle,
+    /// `BEGIN ...` for each durability: it starts the transaction and sends
+    /// the notification that goes with its commit.
+    begin_synced: String,
+    begin_deferred: String,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection is handed back or dropped.
+    returned: Condvar,
+    size: usize,
+    changes: Arc<ChangeCount>,
+    listener: tokio::task::AbortHandle,
+}
+
+/// Commits seen, this process's and (through notifications) everyone's.
+#[derive(Default)]
+struct ChangeCount {
+    count: AtomicU64,
+    /// Whether notifications are being received.
+    listening: AtomicBool,
+}
+
+impl ChangeCount {
+    fn bump(&self) -> u64 {
+        self.count.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+/// One connection and the statements prepared on it.
+pub(crate) struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+    handle: Handle,
+    /// Whether this transaction holds [`LOG_LOCK`].
+    log_locked: bool,
+}
+
+/// When a write's commit must reach the disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Durability {
+    /// Before the write returns.
+    Synced,
+    /// Soon after (`synchronous_commit = off`): for state whose loss in a
+    /// database crash costs nothing acknowledged (see `UploadMeta`).
+    Deferred,
+}
+
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.handle.block_on(self.client.prepare(sql))?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        let s = self.statement(sql)?;
+        Ok(self.handle.block_on(self.client.query(&s, params))?)
+    }
+
+    pub(crate) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+        let s = self.statement(sql)?;
+        Ok(self.handle.block_on(self.client.query_opt(&s, params))?)
+    }
+
+    pub(crate) fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row> {
+        let s = self.statement(sql)?;
+        Ok(self.handle.block_on(self.client.query_one(&s, params))?)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
+        let s = self.statement(sql)?;
+        Ok(self.handle.block_on(self.client.execute(&s, params))?)
+    }
+
+    pub(crate) fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
+        Ok(self.query_opt(sql, params)?.is_some())
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        Ok(self.handle.block_on(self.client.batch_execute(sql))?)
+    }
+
+    /// Takes the event and history log's lock for the rest of the
+    /// transaction (once): ids drawn after it commit in their order.
+    pub(crate) fn lock_log(&mut self) -> Result<()> {
+        if !self.log_locked {
+            self.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])?;
+            self.log_locked = true;
+        }
+        Ok(())
+    }
+}
+
+/// A connection lent by the pool, given back (or, if it broke, let go) when
+/// dropped.
+struct Lease<'a> {
+    conn: Option<Conn>,
+    db: &'a Postgres,
+}
+
+impl Lease<'_> {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if let Ok(mut pool) = self.db.pool.lock() {
+            if conn.client.is_closed() {
+                pool.open -= 1;
+            } else {
+                pool.idle.push(conn);
+            }
+        }
+        self.db.returned.notify_one();
+    }
+}
+
+impl Changes for Postgres {
+    fn generation(&self) -> u64 {
+        if self.changes.listening.load(Ordering::SeqCst) {
+            self.changes.count.load(Ordering::SeqCst)
+        } else {
+            // Another replica's commit could pass unheard: never the same twice.
+            self.changes.bump()
+        }
+    }
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Postgres({})", self.shown)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// `url` with any password left out: for messages and logs.
+pub fn redact(url: &str) -> String {
+    let mut shown = url.to_owned();
+    if let Some(scheme) = shown.find("://") {
+        let rest = scheme + 3;
+        let authority_end = shown[rest..]
+            .find(['/', '?'])
+            .map_or(shown.len(), |i| rest + i);
+        if let Some(at) = shown[rest..authority_end].rfind('@') {
+            let user = &shown[rest..rest + at];
+            if let Some(colon) = user.find(':') {
+                shown.replace_range(rest + colon..rest + at, "");
+            }
+        }
+    }
+    // `password=...` in a query string or in key=value form.
+    let mut out = String::with_capacity(shown.len());
+    let mut rest = shown.as_str();
+    while let Some(i) = rest.find("password=") {
+        let start = i + "password=".len();
+        out.push_str(&rest[..start]);
+        out.push_str("***");
+        let end = rest[start..]
+            .find(['&', ' '])
+            .map_or(rest.len(), |j| start + j);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn connect(config: &tokio_postgres::Config, handle: &Handle) -> Result<Conn> {
+    let (client, connection) = config.connect(NoTls).await?;
+    handle.spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Conn {
+        client,
+        statements: HashMap::new(),
+        handle: handle.clone(),
+        log_locked: false,
+    })
+}
+
+/// Whether a failed transaction may simply be run again.
+fn retryable(e: &Error) -> bool {
+    matches!(e, Error::Postgres(e) if e.code().is_some_and(|c| {
+        *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    }))
+}
+
+impl Postgres {
+    /// Connects to the database at `url`, brings its schema up to date (one
+    /// replica at a time) and starts listening for other replicas' commits.
+    /// At most `pool_size` connections are open for queries, plus one that
+    /// listens. Must be called on a Tokio runtime, which then drives them.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Postgres> {
+        let shown = redact(url);
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::Config(format!("metadata url {shown}: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("berth");
+        }
+        config.keepalives_idle(Duration::from_secs(30));
+        let handle = Handle::current();
+        let first = connect(&config, &handle).await.map_err(|e| {
+            Error::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {e}"))
+        })?;
+        migrate(&first.client).await?;
+        let schema: String = first
+            .client
+            .query_one("SELECT current_schema()", &[])
+            .await?
+            .try_get(0)?;
+        let channel = format!("\"{CHANNEL_PREFIX}.{}\"", schema.replace('"', "\"\""));
+        // Each notification names its sender, which has counted it already.
+        let me = uuid::Uuid::new_v4().simple().to_string();
+        let changes = Arc::new(ChangeCount::default());
+        let listener = handle
+            .spawn(listen(
+                config.clone(),
+                channel.clone(),
+                me.clone(),
+                Arc::clone(&changes),
+            ))
+            .abort_handle();
+        // Until the listener is in, every look-up is fresh; wait briefly for it.
+        for _ in 0..200 {
+            if changes.listening.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Postgres {
+            config,
+            shown,
+            handle,
+            begin_synced: format!("BEGIN ISOLATION LEVEL SERIALIZABLE; NOTIFY {channel}, '{me}'"),
+            begin_deferred: format!(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off; \
+                 NOTIFY {channel}, '{me}'"
+            ),
+            pool: Mutex::new(Pool {
+                idle: vec![first],
+                open: 1,
+            }),
+            returned: Condvar::new(),
+            size: pool_size.max(1),
+            changes,
+            listener,
+        })
+    }
+
+    fn lease(&self) -> Result<Lease<'_>> {
+        {
+            let mut pool = self.pool.lock().map_err(|_| poisoned())?;
+            loop {
+                if let Some(conn) = pool.idle.pop() {
+                    if conn.client.is_closed() {
+                        pool.open -= 1;
+                        continue;
+                    }
+                    return Ok(Lease {
+                        conn: Some(conn),
+                        db: self,
+                    });
+                }
+                if pool.open < self.size {
+                    pool.open += 1;
+                    break;
+                }
+                pool = self.returned.wait(pool).map_err(|_| poisoned())?;
+            }
+        }
+        match self.handle.block_on(connect(&self.config, &self.handle)) {
+            Ok(conn) => Ok(Lease {
+                conn: Some(conn),
+                db: self,
+            }),
+            Err(e) => {
+                if let Ok(mut pool) = self.pool.lock() {
+                    pool.open -= 1;
+                }
+                self.returned.notify_one();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on a connection, outside any transaction (each statement
+    /// sees what was committed when it began).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut lease = self.lease()?;
+        f(lease.conn())
+    }
+
+    /// Runs `f` as one atomic write and returns once it is durable: its
+    /// changes are kept only if it returns Ok. `f` may run more than once
+    /// (a transaction that could not be serialized is tried again).
+    pub(crate) fn write<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+        self.write_with(Durability::Synced, f)
+    }
+
+    /// [`Self::write`] with a choice of when the commit must be durable.
+    pub(crate) fn write_with<T>(
+        &self,
+        durability: Durability,
+        mut f: impl FnMut(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
+        let begin = match durability {
+            Durability::Synced => &self.begin_synced,
+            Durability::Deferred => &self.begin_deferred,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut lease = self.lease()?;
+            let conn = lease.conn();
+            conn.batch(begin)?;
+            conn.log_locked = false;
+            let done = f(conn).and_then(|value| conn.batch("COMMIT").map(|()| value));
+            match done {
+                Ok(value) => {
+                    // After the commit: a reader that sees the new count sees the new rows.
+                    self.changes.bump();
+                    return Ok(value);
+                }
+                Err(e) => {
+                    if !conn.client.is_closed() {
+                        let _ = conn.batch("ROLLBACK");
+                    }
+                    if !retryable(&e) || attempt >= WRITE_ATTEMPTS {
+                        return Err(e);
+                    }
+                }
+            }
+            drop(lease);
+            // Back off a little, differently for each thread, so that the
+            // same two writers do not meet again at once.
+            let jitter = u64::from(crate::time::now_ms().unsigned_abs() as u32 % 7);
+            std::thread::sleep(Duration::from_millis(u64::from(attempt) + jitter));
+        }
+    }
+
+    /// The database URL, without its password.
+    pub fn shown_url(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// Applies the migrations not yet recorded, holding [`MIGRATION_LOCK`] so
+/// that replicas starting together apply each once.
+async fn migrate(client: &Client) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let done = apply_migrations(client).await;
+    if done.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    done
+}
+
+async fn apply_migrations(client: &Client) -> Result<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS berth_schema (
+                 version     INTEGER PRIMARY KEY,
+                 applied_at  BIGINT NOT NULL
+             )",
+        )
+        .await?;
+    let applied: i32 = client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM berth_schema", &[])
+        .await?
+        .try_get(0)?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(Error::Internal(format!(
+            "metadata schema version {applied} is newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let version = i + 1;
+        let now = crate::time::now_ms();
+        client
+            .batch_execute(&format!(
+                "BEGIN; {sql}; INSERT INTO berth_schema (version, applied_at) VALUES ({version}, {now}); COMMIT;"
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Listens for every other replica's commits (`me` is this one's), for ever: reconnects when the
+/// connection drops, and counts one change on (re)joining, as anything may
+/// have changed while it was away.
+async fn listen(
+    config: tokio_postgres::Config,
+    channel: String,
+    me: String,
+    changes: Arc<ChangeCount>,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            let sql = format!("LISTEN {channel}");
+            let listen = client.batch_execute(&sql);
+            tokio::pin!(listen);
+            let mut joined = false;
+            loop {
+                tokio::select! {
+                    done = &mut listen, if !joined => {
+                        if done.is_err() {
+                            break;
+                        }
+                        joined = true;
+                        pause = Duration::from_millis(50);
+                        changes.listening.store(true, Ordering::SeqCst);
+                        changes.bump();
+                    }
+                    message = messages.next() => match message {
+                        Some(Ok(AsyncMessage::Notification(n))) => {
+                            if n.payload() != me {
+                                changes.bump();
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break,
+                    },
+                }
+            }
+            changes.listening.store(false, Ordering::SeqCst);
+            changes.bump();
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Internal("metadata connection lock poisoned".into())
+}
+
+/// Milliseconds since the Unix epoch, the database's time unit.
+pub(crate) use crate::time::now_ms;
+
+/// Creates the repository row if it is new.
+pub(crate) fn ensure_repo(c: &mut Conn, repo: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&repo, &now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Column `i` of a row, typed.
+pub(crate) fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+    Ok(row.try_get(i)?)
+}
+
+pub(crate) use crate::meta::{digest_column, repo_column, tag_column, to_i64, to_u64, word_column};
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("postgres://berth:hunter2@db:5432/berth"),
+            "postgres://berth@db:5432/berth"
+        );
+        assert_eq!(
+            redact("postgresql://berth@db/berth?password=hunter2&sslmode=disable"),
+            "postgresql://berth@db/berth?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("host=db user=berth password=hunter2 dbname=berth"),
+            "host=db user=berth password=*** dbname=berth"
+        );
+        assert_eq!(redact("postgres://db/berth"), "postgres://db/berth");
+    }
+}
