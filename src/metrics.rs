@@ -86,6 +86,8 @@ pub struct Metrics {
     pub received_bytes: Counter,
     pub sent_bytes: Counter,
     pub uploads_in_progress: Gauge,
+    /// 1 while this process runs the background work (see `meta::Leadership`).
+    pub leader: Gauge,
     pub storage_ops: Family<OutcomeLabels, Counter>,
     pub storage_seconds: Timings<OpLabels>,
     pub db_ops: Family<OutcomeLabels, Counter>,
@@ -127,6 +129,7 @@ impl Metrics {
             received_bytes: Counter::default(),
             sent_bytes: Counter::default(),
             uploads_in_progress: Gauge::default(),
+            leader: Gauge::default(),
             storage_ops: Family::default(),
             storage_seconds: Family::new_with_constructor(latency),
             db_ops: Family::default(),
@@ -177,6 +180,11 @@ impl Metrics {
             "uploads_in_progress",
             "Upload sessions open (as of the last scrape)",
             m.uploads_in_progress.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica runs scheduled GC, upload expiry and webhook deliveries",
+            m.leader.clone(),
         );
         r.register(
             "storage_operations",

@@ -1,6 +1,7 @@
 //! The `berth` command line: one file per subcommand.
 
 mod client;
+mod copy_metadata;
 mod diff;
 mod fsck;
 mod gc;
@@ -73,6 +74,8 @@ enum Command {
     Fsck(fsck::Args),
     /// Ask a running registry whether it is ready (for health checks).
     Probe(probe::Args),
+    /// Copy the SQLite metadata of a data directory into PostgreSQL.
+    CopyMetadata(copy_metadata::Args),
 }
 
 impl Cli {
@@ -87,6 +90,7 @@ impl Cli {
             Command::Gc(args) => gc::run(args).await,
             Command::Fsck(args) => fsck::run(args).await,
             Command::Probe(args) => probe::run(args).await,
+            Command::CopyMetadata(args) => copy_metadata::run(args).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! embedded default; PostgreSQL serves several replicas sharing one database
 //! (`[metadata] backend = "postgres"`). The two do not know each other.
 
+pub mod copy;
 pub mod postgres;
 pub mod sqlite;
 
@@ -632,6 +633,18 @@ pub trait Changes {
     fn generation(&self) -> u64;
 }
 
+/// Background work (scheduled garbage collection and upload expiry, webhook
+/// deliveries) runs in one process at a time, the leader, chosen through the
+/// database. SQLite belongs to one process, which always leads; on
+/// PostgreSQL a session advisory lock is the lease: it goes when its
+/// holder's connection does (a killed process, a lost network), and another
+/// replica takes it on its next try.
+pub trait Leadership {
+    /// Whether this process leads now, becoming the leader if no one is.
+    /// Called every second or so; cheap when nothing changes.
+    fn lead(&self) -> Result<bool>;
+}
+
 /// One area of the metadata database, for a part of the registry that needs
 /// only that area (see `Registry::meta`): the whole store seen through one
 /// of its traits.
@@ -662,6 +675,7 @@ pub type LineageArea = dyn LineageMeta;
 pub type ReleaseArea = dyn ReleaseMeta;
 pub type GcArea = dyn GcMeta;
 pub type IntegrityArea = dyn IntegrityMeta;
+pub type LeaderArea = dyn Leadership;
 
 areas!(
     BlobMeta => "blobs",
@@ -671,12 +685,14 @@ areas!(
     LineageMeta => "lineage",
     ReleaseMeta => "releases",
     GcMeta => "gc",
-    IntegrityMeta => "integrity"
+    IntegrityMeta => "integrity",
+    Leadership => "leader"
 );
 
 /// Everything the registry needs from its metadata database.
 pub trait MetaStore:
     Changes
+    + Leadership
     + BlobMeta
     + UploadMeta
     + ManifestMeta
@@ -692,6 +708,7 @@ pub trait MetaStore:
 
 impl<T> MetaStore for T where
     T: Changes
+        + Leadership
         + BlobMeta
         + UploadMeta
         + ManifestMeta

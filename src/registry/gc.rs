@@ -48,10 +48,19 @@ impl Registry {
         result
     }
 
+    /// Whether a collection was interrupted: its tombstones remain, their
+    /// objects maybe not deleted yet.
+    pub async fn unfinished_collection(&self) -> bool {
+        self.meta(|m: &GcArea| m.tombstones())
+            .await
+            .is_ok_and(|t| !t.is_empty())
+    }
+
     async fn collect(&self, policy: &GcPolicy, dry_run: bool) -> Result<GcReport> {
-        let _running = self
-            .gc_lock
-            .try_lock()
+        // One collection at a time in a process: a second waits briefly for
+        // the first (a scheduled one, or one finishing what a crash left).
+        let _running = tokio::time::timeout(super::BUSY_WAIT, self.gc_lock.lock())
+            .await
             .map_err(|_| Error::Busy("a garbage collection is already running".into()))?;
         let mut report = GcReport {
             dry_run,

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{Actor, ManifestArea, NewManifest, StoredManifest};
+use crate::meta::{Actor, BlobArea, ManifestArea, NewManifest, StoredManifest};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 use crate::storage::StorageKey;
 
@@ -74,6 +74,7 @@ impl Registry {
                 .collect(),
             lineage: self.lineage_of_push(repo, &digest, &manifest).await?,
         };
+        self.references_present(repo, &record).await?;
         let key = StorageKey::Blob(digest.clone());
         let bytes_for_policy = body.clone();
         let immutable = self.settings.releases.immutable_tags.clone();
@@ -113,6 +114,41 @@ impl Registry {
             subject: record.subject,
             tags,
         })
+    }
+
+    /// Checks, before the bytes are stored, what `record_manifest` checks
+    /// again in its transaction: that the repository holds every blob with
+    /// the size the manifest claims, and every child manifest. A manifest
+    /// refused for these (the common refusal) leaves no object behind.
+    async fn references_present(&self, repo: &RepoName, record: &NewManifest) -> Result<()> {
+        let (r, blobs) = (repo.clone(), record.blobs.clone());
+        self.meta(move |m: &BlobArea| {
+            for (digest, claimed) in &blobs {
+                let size = m
+                    .repo_blob(&r, digest)?
+                    .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
+                if size != *claimed {
+                    return Err(Error::ManifestInvalid(format!(
+                        "descriptor of {digest} says {claimed} bytes, the blob has {size}"
+                    )));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        if record.manifests.is_empty() {
+            return Ok(());
+        }
+        let (r, children) = (repo.clone(), record.manifests.clone());
+        self.meta(move |m: &ManifestArea| {
+            for digest in &children {
+                if m.manifest_by_digest(&r, digest)?.is_none() {
+                    return Err(Error::ManifestBlobUnknown(digest.clone()));
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Resolves a tag or digest to a manifest in `repo`.

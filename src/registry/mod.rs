@@ -193,6 +193,18 @@ impl Registry {
         }
     }
 
+    /// Whether this process runs the background work now, taking the lead
+    /// if no one has it (see [`crate::meta::Leadership`]); shown in the
+    /// `berth_leader` gauge.
+    pub async fn lead(&self) -> bool {
+        let leads = self
+            .meta(|m: &crate::meta::LeaderArea| m.lead())
+            .await
+            .unwrap_or(false);
+        self.metrics.leader.set(i64::from(leads));
+        leads
+    }
+
     /// Tells webhook deliveries that the event log grew.
     fn events_changed(&self) {
         self.events.notify_waiters();

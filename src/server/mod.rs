@@ -135,24 +135,20 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then finishes requests in flight.
-    /// Webhook deliveries run beside it and stop with it; their cursors are in
-    /// the database, so they resume where they were on the next start.
+    /// Webhook deliveries and scheduled collection run beside it, on the
+    /// leader only (see [`lead`]), and stop with it; webhook cursors are in
+    /// the database, so deliveries resume where they were, on whichever
+    /// process leads next.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         self.registry
             .watch_webhooks(self.webhooks.iter().map(|h| h.name.clone()).collect());
-        let mut background: Vec<_> = self
-            .webhooks
-            .into_iter()
-            .map(|hook| tokio::spawn(self.registry.clone().deliver_webhook(hook)))
-            .collect();
+        let mut background = vec![tokio::spawn(lead(
+            self.registry.clone(),
+            self.webhooks,
+            self.gc_interval,
+        ))];
         if let Some(listener) = self.metrics_listener {
             background.push(tokio::spawn(serve_metrics(listener, self.registry.clone())));
-        }
-        if let Some(every) = self.gc_interval {
-            background.push(tokio::spawn(collect_periodically(
-                self.registry.clone(),
-                every,
-            )));
         }
         let served = connections::serve(
             self.listener,
@@ -195,10 +191,54 @@ async fn serve_metrics(listener: TcpListener, registry: Registry) {
     }
 }
 
-/// Runs garbage collection every `every`, with the configured policy.
+/// How often a process checks that it leads, or tries to.
+const LEADER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs the background work while this process leads: webhook deliveries,
+/// and collection every `gc_interval`; stops it when the lead is lost, and
+/// starts it again when it comes back. A process that takes over collects
+/// at once if a collection was left unfinished (tombstones remain).
+async fn lead(
+    registry: Registry,
+    webhooks: Vec<Webhook>,
+    gc_interval: Option<std::time::Duration>,
+) {
+    // Dropped with this future (the server stopping), the set aborts its tasks.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut leading = false;
+    let mut checks = tokio::time::interval(LEADER_CHECK);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        checks.tick().await;
+        let leads = registry.lead().await;
+        if leads && !leading {
+            tracing::info!("leading: running webhook deliveries and scheduled collection");
+            for hook in &webhooks {
+                tasks.spawn(registry.clone().deliver_webhook(hook.clone()));
+            }
+            if let Some(every) = gc_interval {
+                tasks.spawn(collect_periodically(registry.clone(), every));
+            }
+        } else if !leads && leading {
+            tracing::warn!("no longer leading: background work stops here");
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        leading = leads;
+    }
+}
+
+/// Runs garbage collection every `every`, with the configured policy; at
+/// once first if an interrupted run left work.
 async fn collect_periodically(registry: Registry, every: std::time::Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await;
+    if registry.unfinished_collection().await {
+        let policy = registry.settings().gc.clone();
+        if let Err(e) = registry.collect_garbage(&policy, false).await {
+            tracing::warn!(error = %e, "finishing an interrupted garbage collection failed");
+        }
+    }
     loop {
         ticks.tick().await;
         let policy = registry.settings().gc.clone();

@@ -82,6 +82,9 @@ async fn refused_pushes_leave_no_repository_behind() {
         .put_manifest("refused-manifest", "v1", OCI_MANIFEST, &manifest)
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Nor are its bytes kept (an object nothing records: an orphan for fsck).
+    let key = berth::storage::StorageKey::Blob(sha256(&manifest).parse().expect("digest"));
+    assert_eq!(s.blobs().size(&key).await.expect("size"), None);
 
     let body = json_body(s.get("/v2/_catalog").await).await;
     assert_eq!(body, json!({ "repositories": [] }), "nothing was stored");

@@ -4,6 +4,7 @@ mod auth;
 mod base;
 mod blobs;
 mod catalog;
+mod copy_metadata;
 mod crash;
 mod faults;
 mod faulty;

@@ -93,7 +93,7 @@ fn schema_url(key: &str) -> (String, String) {
     (schema, in_schema)
 }
 
-fn postgres_config(url: &str) -> MetadataConfig {
+pub fn postgres_config(url: &str) -> MetadataConfig {
     let text = format!("backend = \"postgres\"\nurl = \"{url}\"\npool_size = 8\n");
     toml::from_str(&text).expect("postgres config")
 }

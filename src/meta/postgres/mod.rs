@@ -65,6 +65,7 @@ const CHANNEL_PREFIX: &str = "berth_changes";
 /// Advisory lock keys ("berth" in ASCII, then a number).
 const MIGRATION_LOCK: i64 = 0x6265_7274_6801;
 const LOG_LOCK: i64 = 0x6265_7274_6802;
+const LEADER_LOCK: i64 = 0x6265_7274_6803;
 /// A write that keeps failing to serialize gives up after this many tries.
 const WRITE_ATTEMPTS: u32 = 30;
 
@@ -83,6 +84,9 @@ pub struct Postgres {
     size: usize,
     changes: Arc<ChangeCount>,
     listener: tokio::task::AbortHandle,
+    /// The connection that holds, or tries for, [`LEADER_LOCK`], and whether
+    /// it holds it.
+    leader: Mutex<Option<(Conn, bool)>>,
 }
 
 /// Commits seen, this process's and (through notifications) everyone's.
@@ -217,6 +221,36 @@ impl Changes for Postgres {
     }
 }
 
+/// The lease is a session advisory lock on a connection of its own: held
+/// while that session lives, which a leader checks on each call.
+impl crate::meta::Leadership for Postgres {
+    fn lead(&self) -> Result<bool> {
+        let mut slot = self.leader.lock().map_err(|_| poisoned())?;
+        if let Some((conn, held)) = slot.as_mut() {
+            let alive = !conn.client.is_closed() && conn.query_one("SELECT 1", &[]).is_ok();
+            if alive && *held {
+                return Ok(true);
+            }
+            if !alive {
+                // The session is gone, and the lock with it.
+                *slot = None;
+            }
+        }
+        if slot.is_none() {
+            *slot = Some((
+                self.handle.block_on(connect(&self.config, &self.handle))?,
+                false,
+            ));
+        }
+        let Some((conn, held)) = slot.as_mut() else {
+            return Ok(false);
+        };
+        let row = conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?;
+        *held = col(&row, 0)?;
+        Ok(*held)
+    }
+}
+
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Postgres({})", self.shown)
@@ -343,6 +377,7 @@ impl Postgres {
             size: pool_size.max(1),
             changes,
             listener,
+            leader: Mutex::new(None),
         })
     }
 

@@ -191,6 +191,13 @@ impl Changes for Sqlite {
     }
 }
 
+/// One process owns the file, and leads.
+impl crate::meta::Leadership for Sqlite {
+    fn lead(&self) -> Result<bool> {
+        Ok(true)
+    }
+}
+
 impl std::fmt::Debug for Sqlite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Sqlite({:?})", self.path)
