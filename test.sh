@@ -5,7 +5,8 @@
 # real-client suite against a freshly started `berth serve` on local disk and
 # on S3, the Docker engine (conformance/docker.sh, which installs and
 # starts its own dockerd) against the one on local disk, and power cuts
-# (conformance/powercut.sh, on a FUSE file system of its own). Installs what it
+# (conformance/powercut.sh, on a FUSE file system of its own), and three
+# replicas behind nginx (conformance/replicas.sh). Installs what it
 # needs on a fresh machine, including an S3 server (moto's server mode, from
 # PyPI), Azure's emulator (Azurite, from npm) and PostgreSQL (Debian), which
 # it starts on loopback.
@@ -136,5 +137,7 @@ start_berth s3 \
   BERTH_STORAGE__SECRET_ACCESS_KEY=test
 echo "# conformance on S3 (bucket $bucket)"
 conformance/run.sh "$berth_url"
+echo "# three replicas on PostgreSQL and S3 behind nginx"
+conformance/replicas.sh ./target/release/berth
 
 conformance/auth.sh ./target/release/berth

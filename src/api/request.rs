@@ -6,7 +6,6 @@ use axum::body::{Body, BodyDataStream};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use http_body_util::BodyExt;
 
 use crate::error::{Error, Result};
 
@@ -56,21 +55,37 @@ impl UploadBody {
     }
 }
 
-/// Reads a body of at most `limit` bytes into memory (manifests).
+/// Reads a body of at most `limit` bytes into memory (manifests). A body
+/// over the limit is drained (up to a bound) before it is refused, so that
+/// a client or proxy still sending reads the 413 instead of a reset.
 pub async fn body_bytes(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes> {
-    if content_length(headers).is_some_and(|n| n > limit) {
-        return Err(Error::ManifestTooLarge { limit });
-    }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::ManifestTooLarge { limit })
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut over = content_length(headers).is_some_and(|n| n > limit);
+    while !over {
+        match stream.next().await {
+            None => return Ok(kept.freeze()),
+            Some(Err(e)) => {
+                return Err(Error::ManifestInvalid(format!(
+                    "request body interrupted: {e}"
+                )));
+            }
+            Some(Ok(chunk)) if (kept.len() + chunk.len()) as u64 > limit => over = true,
+            Some(Ok(chunk)) => kept.extend_from_slice(&chunk),
         }
-        Err(e) => Err(Error::ManifestInvalid(format!(
-            "request body interrupted: {e}"
-        ))),
     }
+    drop(kept);
+    let mut left = DRAIN_LIMIT;
+    let drain = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Err(Error::ManifestTooLarge { limit })
 }
 
 pub fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
