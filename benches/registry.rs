@@ -10,7 +10,7 @@
 //! written to `target/bench-registry.md`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,101 +18,15 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::Digest as _;
 
-const MIB: usize = 1 << 20;
-
-fn env_or(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::*;
 
 /// Whether the workload group `name` runs (`BENCH_ONLY` unset means all).
 fn selected(name: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|g| g.trim() == name))
 }
 
-fn sha256(parts: &[&[u8]]) -> String {
-    let mut h = sha2::Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    let out = h.finalize();
-    format!(
-        "sha256:{}",
-        out.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 // ---------------------------------------------------------------- servers
-
-struct Server {
-    base: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Peak resident memory, MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        proc_field(self.pid(), "VmHWM:") / 1024.0
-    }
-
-    /// User + system CPU seconds so far.
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<f64> = after
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // Fields 14 and 15 of stat; after the command name they are at 11 and 12 (0-based, state excluded).
-        (f.get(10).unwrap_or(&0.0) + f.get(11).unwrap_or(&0.0)) / 100.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn proc_field(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_ready(base: &str) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/v2/")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} did not start");
-}
 
 async fn start_berth() -> Server {
     let dir = tempfile::tempdir().expect("dir");
@@ -182,18 +96,6 @@ async fn start_distribution() -> Server {
 
 // ---------------------------------------------------------------- client
 
-fn abs(base: &str, location: &str) -> String {
-    if location.starts_with("http") {
-        location.to_owned()
-    } else {
-        format!("{base}{location}")
-    }
-}
-
-fn with_query(url: &str, q: &str) -> String {
-    format!("{url}{}{q}", if url.contains('?') { '&' } else { '?' })
-}
-
 /// The blob: an 8-byte prefix making it unique, then the shared body.
 #[derive(Clone)]
 struct Blob {
@@ -236,16 +138,6 @@ impl Blob {
             chunks.into_iter().map(Ok::<_, std::io::Error>),
         ))
     }
-}
-
-async fn start_upload(c: &reqwest::Client, base: &str, repo: &str) -> String {
-    let r = c
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(r.status(), 202, "POST uploads");
-    abs(base, r.headers()["location"].to_str().expect("location"))
 }
 
 async fn finish(c: &reqwest::Client, url: &str, digest: &str, body: Option<reqwest::Body>) {
@@ -313,53 +205,6 @@ async fn pull(c: &reqwest::Client, url: &str) -> usize {
     n
 }
 
-async fn push_small(c: &reqwest::Client, base: &str, repo: &str, bytes: Vec<u8>) -> String {
-    let digest = sha256(&[&bytes]);
-    let url = start_upload(c, base, repo).await;
-    let r = c
-        .put(with_query(&url, &format!("digest={digest}")))
-        .body(bytes)
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(r.status(), 201);
-    digest
-}
-
-async fn push_image(c: &reqwest::Client, base: &str, repo: &str, tag: &str, seed: u64) -> String {
-    let config =
-        format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed}}}").into_bytes();
-    let mut layer = vec![0u8; 2048];
-    layer[..8].copy_from_slice(&seed.to_le_bytes());
-    let (cl, ll) = (config.len(), layer.len());
-    let cd = push_small(c, base, repo, config).await;
-    let ld = push_small(c, base, repo, layer).await;
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cl}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{ll}}}]}}"#
-    );
-    let md = sha256(&[manifest.as_bytes()]);
-    put_manifest(c, base, repo, tag, Bytes::from(manifest)).await;
-    md
-}
-
-/// Puts the image manifest `body` in `repo` under `reference`.
-async fn put_manifest(c: &reqwest::Client, base: &str, repo: &str, reference: &str, body: Bytes) {
-    let r = c
-        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(body)
-        .send()
-        .await
-        .expect("PUT manifest");
-    let status = r.status();
-    assert_eq!(
-        status,
-        201,
-        "{base} manifest {repo}:{reference}: {}",
-        r.text().await.unwrap_or_default()
-    );
-}
-
 /// Points `tag` of the repository `tagged` at the manifest `body`.
 async fn put_tag(c: &reqwest::Client, base: &str, tag: &str, body: &Bytes) {
     put_manifest(c, base, "tagged", tag, body.clone()).await;
@@ -379,50 +224,6 @@ async fn list_tags_timed(c: &reqwest::Client, base: &str, expected: usize) -> f6
     let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
     assert_eq!(v["tags"].as_array().map(Vec::len), Some(expected));
     took
-}
-
-/// `conc` workers repeating one request for `secs`: requests/s, p50 and p99 (ms).
-async fn load(
-    c: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    conc: usize,
-    secs: u64,
-) -> (f64, f64, f64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let workers = (0..conc).map(|_| {
-        let (c, url, method) = (c.clone(), url.to_owned(), method.clone());
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = c
-                    .request(method.clone(), &url)
-                    .header("accept", "application/vnd.oci.image.manifest.v1+json")
-                    .send()
-                    .await
-                    .expect("req");
-                assert!(r.status().is_success());
-                let _ = r.bytes().await;
-                lat.push(t.elapsed().as_micros() as u32);
-            }
-            lat
-        })
-    });
-    let started = Instant::now();
-    let mut all: Vec<u32> = Vec::new();
-    for w in futures_util::future::join_all(workers).await {
-        all.extend(w.expect("worker"));
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |q: f64| {
-        all.get(((all.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    (all.len() as f64 / elapsed, pct(0.5), pct(0.99))
 }
 
 // ---------------------------------------------------------------- machine limits
@@ -536,22 +337,6 @@ struct Row {
     higher_is_better: bool,
     berth: Vec<f64>,
     dist: Vec<f64>,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    if s.is_empty() { 0.0 } else { s[s.len() / 2] }
-}
-
-fn spread(v: &[f64]) -> String {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if v.len() < 2 {
-        String::new()
-    } else {
-        format!(" ({min:.2}–{max:.2})")
-    }
 }
 
 fn render(rows: &[Row], limits: &[(String, f64, &'static str)], header: &str) -> String {

@@ -9,6 +9,11 @@
 #     Rust build stage (that stage needs a Rust image from a registry).
 #   - deploy/compose.yaml passes `docker-compose config` and its service runs
 #     (Debian's docker-compose; host networking, as no bridge exists here).
+#   - deploy/compose.replicas.yaml passes `docker-compose config`; its three
+#     replicas run (host networking) on a PostgreSQL of our own
+#     (postgres.sh) and the S3 server at $TEST_S3_ENDPOINT (test.sh's),
+#     behind nginx running deploy/nginx.conf (its upstream names pointed at
+#     the replicas' ports): a push through nginx is read from each replica.
 #   - deploy/kubernetes/*.yaml validate against the Kubernetes schemas
 #     (kubernetes-validate, from PyPI).
 #   - deploy/berth.service passes `systemd-analyze verify`.
@@ -21,6 +26,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 work=$(mktemp -d)
 containers=()
+pg_ctl=()
+nginx_pid=
 cleanup() {
   for c in "${containers[@]}"; do "$docker_bin" rm -f "$c" >/dev/null 2>&1; done
   stop_pid "$dockerd_pid"
@@ -29,8 +36,16 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$here/suite.sh"
+. "$here/postgres.sh"
+chmod 755 "$work"
+if ! command -v nginx >/dev/null 2>&1 && [ ! -e /usr/sbin/policy-rc.d ]; then
+  # The package would start a server of its own on port 80: not for the install.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  install_missing nginx:nginx
+  rm -f /usr/sbin/policy-rc.d
+fi
 install_missing dockerd:docker.io docker-compose:docker-compose systemd-analyze:systemd \
-  curl:curl strip:binutils
+  curl:curl strip:binutils nginx:nginx
 start_dockerd
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -124,6 +139,54 @@ yaml.safe_dump(doc, sys.stdout)' >"$work/compose.host.yaml"
   [ -n "$up" ]
 }
 check "compose: config is valid and the single-node service serves" compose
+
+replicas() {
+  local project=berthreplicas p1 p2 p3 lb digest body up b
+  : "${TEST_S3_ENDPOINT:?the replicated layout needs an S3 server at TEST_S3_ENDPOINT (test.sh starts one)}"
+  # check runs this in a subshell: what it starts, it stops on leaving.
+  trap 'docker-compose -p '"$project"' -f "$work/compose.replicas.yaml" down -v >/dev/null 2>&1
+        [ -z "$nginx_pid" ] || kill "$nginx_pid"
+        [ ${#pg_ctl[@]} -eq 0 ] || "${pg_ctl[@]}" -m immediate stop >/dev/null' EXIT
+  start_postgres "$work/postgres" "$(free_port)"
+  b="deploy-$(date +%s)-$RANDOM"
+  curl -fsS -X PUT "$TEST_S3_ENDPOINT/$b" >/dev/null
+  docker-compose -f "$root/deploy/compose.replicas.yaml" config -q
+  p1=$(free_port); p2=$(free_port); p3=$(free_port); lb=$(free_port)
+  export BERTH_IMAGE=berth:test BERTH_NETWORK_MODE=host BERTH_METADATA_URL="$pg_url" \
+    BERTH_S3_ENDPOINT="$TEST_S3_ENDPOINT" BERTH_S3_BUCKET="$b" BERTH_S3_ALLOW_HTTP=true \
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+    BERTH_REPLICA_1_LISTEN=127.0.0.1:$p1 BERTH_REPLICA_2_LISTEN=127.0.0.1:$p2 \
+    BERTH_REPLICA_3_LISTEN=127.0.0.1:$p3
+  # The replicas alone (PostgreSQL, S3 and nginx are this machine's).
+  docker-compose -f "$root/deploy/compose.replicas.yaml" config \
+    | /usr/bin/python3 -c 'import sys, yaml
+doc = yaml.safe_load(sys.stdin)
+doc["services"] = {k: v for k, v in doc["services"].items() if k.startswith("berth-")}
+doc.pop("volumes", None)
+yaml.safe_dump(doc, sys.stdout)' >"$work/compose.replicas.yaml"
+  docker-compose -p "$project" -f "$work/compose.replicas.yaml" up -d --no-build
+  sed -e "s/berth-1:5000/127.0.0.1:$p1/; s/berth-2:5000/127.0.0.1:$p2/; s/berth-3:5000/127.0.0.1:$p3/" \
+    -e "s/listen 5000;/listen 127.0.0.1:$lb;/" "$root/deploy/nginx.conf" >"$work/nginx.conf"
+  mkdir -p "$work/nginx"
+  nginx -p "$work/nginx" -c "$work/nginx.conf" -g "daemon off; pid $work/nginx/pid; error_log $work/nginx/error.log;" &
+  nginx_pid=$!
+  for p in $p1 $p2 $p3 $lb; do
+    up=
+    for _ in $(seq 1 150); do curl -fsS "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && { up=1; break; }; sleep 0.2; done
+    [ -n "$up" ] || { docker-compose -p "$project" -f "$work/compose.replicas.yaml" logs --tail 5; return 1; }
+  done
+  body='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}'
+  curl -fsS -X POST --data-binary '{}' \
+    "http://127.0.0.1:$lb/v2/deploy/app/blobs/uploads/?digest=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" >/dev/null
+  curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "$body" "http://127.0.0.1:$lb/v2/deploy/app/manifests/v1" >/dev/null
+  for p in $p1 $p2 $p3; do
+    digest=$(curl -fsS -o /dev/null -w '%header{docker-content-digest}' \
+      -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$p/v2/deploy/app/manifests/v1")
+    [ -n "$digest" ] || { echo "replica on $p does not have it"; return 1; }
+  done
+}
+check "compose (replicas): three replicas on PostgreSQL and S3 behind deploy/nginx.conf" replicas
 
 kube() {
   local venv=${DEPLOY_VENV:-$HOME/.cache/berth-deploy-venv}

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub uploads_in_progress: Gauge,
     /// 1 while this process runs the background work (see `meta::Leadership`).
     pub leader: Gauge,
+    /// Round trips to the database server (set from `meta::Traffic` at scrape).
+    pub db_round_trips: Counter,
     pub storage_ops: Family<OutcomeLabels, Counter>,
     pub storage_seconds: Timings<OpLabels>,
     pub db_ops: Family<OutcomeLabels, Counter>,
@@ -130,6 +132,7 @@ impl Metrics {
             sent_bytes: Counter::default(),
             uploads_in_progress: Gauge::default(),
             leader: Gauge::default(),
+            db_round_trips: Counter::default(),
             storage_ops: Family::default(),
             storage_seconds: Family::new_with_constructor(latency),
             db_ops: Family::default(),
@@ -180,6 +183,11 @@ impl Metrics {
             "uploads_in_progress",
             "Upload sessions open (as of the last scrape)",
             m.uploads_in_progress.clone(),
+        );
+        r.register(
+            "db_round_trips",
+            "Requests sent to the database server (0 on SQLite, which is embedded)",
+            m.db_round_trips.clone(),
         );
         r.register(
             "leader",

@@ -645,6 +645,15 @@ pub trait Leadership {
     fn lead(&self) -> Result<bool>;
 }
 
+/// What talking to the database costs, for `/metrics`.
+pub trait Traffic {
+    /// Requests sent to a database server and answered, so far (none for
+    /// an embedded database).
+    fn round_trips(&self) -> u64 {
+        0
+    }
+}
+
 /// One area of the metadata database, for a part of the registry that needs
 /// only that area (see `Registry::meta`): the whole store seen through one
 /// of its traits.
@@ -693,6 +702,7 @@ areas!(
 pub trait MetaStore:
     Changes
     + Leadership
+    + Traffic
     + BlobMeta
     + UploadMeta
     + ManifestMeta
@@ -709,6 +719,7 @@ pub trait MetaStore:
 impl<T> MetaStore for T where
     T: Changes
         + Leadership
+        + Traffic
         + BlobMeta
         + UploadMeta
         + ManifestMeta

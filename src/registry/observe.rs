@@ -25,6 +25,10 @@ impl Registry {
             .meta(|m: &IntegrityArea| m.upload_ids().map(|ids| ids.len()))
             .await?;
         self.metrics.uploads_in_progress.set(open as i64);
+        self.metrics.db_round_trips.inner().store(
+            self.meta.round_trips(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let names = self
             .metrics
             .webhooks

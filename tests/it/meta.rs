@@ -10,8 +10,8 @@ use berth::error::Error;
 use berth::meta::postgres::Postgres;
 use berth::meta::sqlite::Sqlite;
 use berth::meta::{
-    Actor, ChunkCommit, EventAction, Expect, FactKind, LineageFact, LineageRef, MetaStore,
-    NewLineage, NewManifest, Operation,
+    Actor, ChunkCommit, EventAction, Expect, FactKind, LineageFact, LineageRef, ListingMeta,
+    MetaStore, NewLineage, NewManifest, Operation, Traffic,
 };
 use berth::oci::{Digest, RepoName, Tag, UploadId};
 
@@ -356,4 +356,11 @@ fn postgres() {
         let db = rt.block_on(Postgres::connect(&url, 4)).expect("connect");
         Arc::new(db) as Arc<dyn MetaStore>
     });
+    // Each statement is a round trip, counted for /metrics.
+    let db = rt.block_on(Postgres::connect(&url, 1)).expect("connect");
+    let before = db.round_trips();
+    db.catalog(None, 1).expect("a read");
+    assert_eq!(db.round_trips(), before + 2, "prepared once, then run");
+    db.catalog(None, 1).expect("a read");
+    assert_eq!(db.round_trips(), before + 3, "then only run");
 }

@@ -87,6 +87,7 @@ pub struct Postgres {
     /// The connection that holds, or tries for, [`LEADER_LOCK`], and whether
     /// it holds it.
     leader: Mutex<Option<(Conn, bool)>>,
+    trips: Arc<AtomicU64>,
 }
 
 /// Commits seen, this process's and (through notifications) everyone's.
@@ -112,6 +113,8 @@ struct Pool {
 /// One connection and the statements prepared on it.
 pub(crate) struct Conn {
     client: Client,
+    /// Round trips of every connection of the store, counted.
+    trips: Arc<AtomicU64>,
     statements: HashMap<String, Statement>,
     handle: Handle,
     /// Whether this transaction holds [`LOG_LOCK`].
@@ -135,29 +138,29 @@ impl Conn {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.handle.block_on(self.client.prepare(sql))?;
+        let s = self.wait(self.client.prepare(sql))?;
         self.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let s = self.statement(sql)?;
-        Ok(self.handle.block_on(self.client.query(&s, params))?)
+        self.wait(self.client.query(&s, params))
     }
 
     pub(crate) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
         let s = self.statement(sql)?;
-        Ok(self.handle.block_on(self.client.query_opt(&s, params))?)
+        self.wait(self.client.query_opt(&s, params))
     }
 
     pub(crate) fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row> {
         let s = self.statement(sql)?;
-        Ok(self.handle.block_on(self.client.query_one(&s, params))?)
+        self.wait(self.client.query_one(&s, params))
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
         let s = self.statement(sql)?;
-        Ok(self.handle.block_on(self.client.execute(&s, params))?)
+        self.wait(self.client.execute(&s, params))
     }
 
     pub(crate) fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
@@ -165,7 +168,16 @@ impl Conn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<()> {
-        Ok(self.handle.block_on(self.client.batch_execute(sql))?)
+        self.wait(self.client.batch_execute(sql))
+    }
+
+    /// One round trip, waited for on the runtime, and counted.
+    fn wait<T>(
+        &self,
+        call: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        Ok(self.handle.block_on(call)?)
     }
 
     /// Takes the event and history log's lock for the rest of the
@@ -238,7 +250,8 @@ impl crate::meta::Leadership for Postgres {
         }
         if slot.is_none() {
             *slot = Some((
-                self.handle.block_on(connect(&self.config, &self.handle))?,
+                self.handle
+                    .block_on(connect(&self.config, &self.handle, &self.trips))?,
                 false,
             ));
         }
@@ -248,6 +261,12 @@ impl crate::meta::Leadership for Postgres {
         let row = conn.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?;
         *held = col(&row, 0)?;
         Ok(*held)
+    }
+}
+
+impl crate::meta::Traffic for Postgres {
+    fn round_trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
     }
 }
 
@@ -294,13 +313,18 @@ pub fn redact(url: &str) -> String {
     out
 }
 
-async fn connect(config: &tokio_postgres::Config, handle: &Handle) -> Result<Conn> {
+async fn connect(
+    config: &tokio_postgres::Config,
+    handle: &Handle,
+    trips: &Arc<AtomicU64>,
+) -> Result<Conn> {
     let (client, connection) = config.connect(NoTls).await?;
     handle.spawn(async move {
         let _ = connection.await;
     });
     Ok(Conn {
         client,
+        trips: Arc::clone(trips),
         statements: HashMap::new(),
         handle: handle.clone(),
         log_locked: false,
@@ -332,7 +356,8 @@ impl Postgres {
         }
         config.keepalives_idle(Duration::from_secs(30));
         let handle = Handle::current();
-        let first = connect(&config, &handle).await.map_err(|e| {
+        let trips = Arc::new(AtomicU64::new(0));
+        let first = connect(&config, &handle, &trips).await.map_err(|e| {
             Error::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {e}"))
         })?;
         migrate(&first.client).await?;
@@ -378,6 +403,7 @@ impl Postgres {
             changes,
             listener,
             leader: Mutex::new(None),
+            trips,
         })
     }
 
@@ -402,7 +428,10 @@ impl Postgres {
                 pool = self.returned.wait(pool).map_err(|_| poisoned())?;
             }
         }
-        match self.handle.block_on(connect(&self.config, &self.handle)) {
+        match self
+            .handle
+            .block_on(connect(&self.config, &self.handle, &self.trips))
+        {
             Ok(conn) => Ok(Lease {
                 conn: Some(conn),
                 db: self,

@@ -191,6 +191,9 @@ impl Changes for Sqlite {
     }
 }
 
+/// Embedded: no round trips.
+impl crate::meta::Traffic for Sqlite {}
+
 /// One process owns the file, and leads.
 impl crate::meta::Leadership for Sqlite {
     fn lead(&self) -> Result<bool> {

@@ -1,0 +1,380 @@
+//! Scale-out benchmark: one Berth on SQLite, one on PostgreSQL, and two
+//! replicas on PostgreSQL behind nginx (round-robin), in the same run, with
+//! workloads interleaved (SQLite, PostgreSQL, two replicas, ...). Reports
+//! medians and spreads, and for the PostgreSQL replica the database round
+//! trips each kind of request costs (from `berth_db_round_trips_total`).
+//!
+//! Run: `cargo bench --bench scale_out` (about five minutes). Starts its own
+//! PostgreSQL (Debian's, installed if missing, through
+//! conformance/postgres.sh) and nginx (installed if missing). Knobs:
+//! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10). The
+//! table is also written to `target/bench-scale-out.md`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+mod common;
+use common::*;
+
+/// PostgreSQL of its own, stopped (immediately) on drop.
+struct Postgres {
+    url: String,
+    ctl: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut perms = std::fs::metadata(dir.path()).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(dir.path(), perms).expect("chmod");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/postgres.sh");
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                ". '{}' && start_postgres '{}/pg' {} && echo \"$pg_url\" && printf '%s\\n' \"${{pg_ctl[@]}}\"",
+                script.display(),
+                dir.path().display(),
+                free_port()
+            ))
+            .output()
+            .expect("start postgres");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+        let url = lines.next().expect("url").to_owned();
+        Postgres {
+            url,
+            ctl: lines.map(str::to_owned).collect(),
+            _dir: dir,
+        }
+    }
+
+    /// A fresh database; its URL.
+    fn database(&self, name: &str) -> String {
+        let ok = Command::new("psql")
+            .args([&self.url, "-qc", &format!("CREATE DATABASE {name}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "create database {name}");
+        self.url.replace("/postgres", &format!("/{name}"))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.ctl[0])
+            .args(&self.ctl[1..])
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// `berth serve` on `data` with `env`.
+async fn berth(data: &Path, env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("BERTH_LOG", "warn")
+        .env("BERTH_GC__INTERVAL", "0")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn berth");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    Server {
+        base,
+        child,
+        _dir: tempfile::tempdir().expect("dir"),
+    }
+}
+
+/// nginx round-robin over `upstreams`, as replicas.sh runs it.
+fn nginx(upstreams: &[&str]) -> (Server, String) {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        eprintln!("installing nginx");
+        let ok = Command::new("sh")
+            .args(["-c", "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "could not install nginx");
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let d = dir.path().display();
+    let servers: String = upstreams
+        .iter()
+        .map(|u| format!("server {};", u.trim_start_matches("http://")))
+        .collect();
+    let conf = format!(
+        "worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+         events {{ worker_connections 4096; }}
+         http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
+           upstream berth {{ {servers} keepalive 64; }}
+           server {{ listen 127.0.0.1:{port}; client_max_body_size 0;
+             proxy_request_buffering off; proxy_buffering off; proxy_http_version 1.1;
+             proxy_set_header Connection \"\"; proxy_set_header Host $http_host;
+             location / {{ proxy_pass http://berth; }} }} }}"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).expect("conf");
+    let child = Command::new("nginx")
+        .args([
+            "-p",
+            &d.to_string(),
+            "-c",
+            &format!("{d}/nginx.conf"),
+            "-g",
+            "daemon off;",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx");
+    let base = format!("http://127.0.0.1:{port}");
+    (
+        Server {
+            base: base.clone(),
+            child,
+            _dir: dir,
+        },
+        base,
+    )
+}
+
+/// The PostgreSQL round trips a server has made so far.
+async fn round_trips(c: &reqwest::Client, base: &str) -> f64 {
+    let text = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find(|l| l.starts_with("berth_db_round_trips_total "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+struct Table {
+    names: Vec<String>,
+    units: Vec<&'static str>,
+    /// Per row, per setup, the values of each repetition.
+    values: Vec<[Vec<f64>; 3]>,
+}
+
+impl Table {
+    fn add(&mut self, name: &str, unit: &'static str, setup: usize, v: f64) {
+        let i = match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.to_owned());
+                self.units.push(unit);
+                self.values.push(Default::default());
+                self.names.len() - 1
+            }
+        };
+        self.values[i][setup].push(v);
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let reps = env_or("BENCH_REPS", 3);
+    let secs = env_or("BENCH_SECONDS", 10) as u64;
+    berth::install_crypto_provider();
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let pg = Postgres::start();
+    let (one, two) = (pg.database("single"), pg.database("replicas"));
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let sqlite = berth(dirs[0].path(), &[]).await;
+    let on_pg = |url: &str| {
+        vec![
+            ("BERTH_METADATA__BACKEND", "postgres"),
+            ("BERTH_METADATA__URL", url),
+        ]
+    };
+    let single = berth(dirs[1].path(), &on_pg(&one)).await;
+    // Two replicas on one data directory: local disk shared as a POSIX
+    // file system would be (object storage in production).
+    let r1 = berth(dirs[2].path(), &on_pg(&two)).await;
+    let r2 = berth(dirs[2].path(), &on_pg(&two)).await;
+    let (_lb, lb) = nginx(&[&r1.base, &r2.base]);
+    wait_ready(&lb).await;
+    let setups = [sqlite.base.clone(), single.base.clone(), lb.clone()];
+    let labels = ["SQLite", "PostgreSQL", "2 replicas + nginx"];
+    let mut t = Table {
+        names: Vec::new(),
+        units: Vec::new(),
+        values: Vec::new(),
+    };
+    let mut trips: Vec<(String, f64)> = Vec::new();
+
+    for rep in 0..reps {
+        eprintln!("repetition {}/{reps}", rep + 1);
+        for (i, base) in setups.iter().enumerate() {
+            let before = round_trips(&c, &single.base).await;
+            let started = Instant::now();
+            let repo = format!("small{rep}");
+            let blobs: Vec<Vec<u8>> = (0..2000u64)
+                .map(|n| {
+                    let mut v = vec![0u8; 4096];
+                    v[..8].copy_from_slice(
+                        &(n + 1_000_000 * (rep as u64 + 1) + 10_000_000 * i as u64).to_le_bytes(),
+                    );
+                    v
+                })
+                .collect();
+            futures_util::stream::iter(blobs.into_iter().map(|b| push_small(&c, base, &repo, b)))
+                .buffer_unordered(8)
+                .collect::<Vec<_>>()
+                .await;
+            t.add(
+                "2,000 blobs of 4 KiB, c8",
+                "blobs/s",
+                i,
+                2000.0 / started.elapsed().as_secs_f64(),
+            );
+            if i == 1 && rep == 0 {
+                let n = round_trips(&c, &single.base).await - before;
+                trips.push(("blob push (POST + PUT with the bytes)".into(), n / 2000.0));
+            }
+
+            let before = round_trips(&c, &single.base).await;
+            let started = Instant::now();
+            let repo = format!("images{rep}");
+            futures_util::stream::iter(
+                (0..500u64).map(|n| {
+                    let (c, base, repo) = (&c, base, &repo);
+                    async move {
+                        push_image(c, base, repo, &format!("t{n}"), n + 1000 * rep as u64).await
+                    }
+                }),
+            )
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+            t.add(
+                "500 small images (2 blobs + manifest), c8",
+                "images/s",
+                i,
+                500.0 / started.elapsed().as_secs_f64(),
+            );
+            if i == 1 && rep == 0 {
+                let n = round_trips(&c, &single.base).await - before;
+                trips.push(("image push (2 blobs + a tagged manifest)".into(), n / 500.0));
+            }
+
+            // Tag moves: eight tags, each moved between two manifests.
+            let first = push_image(&c, base, "moves", "seed-a", 77).await;
+            let second = push_image(&c, base, "moves", "seed-b", 78).await;
+            let bodies: Vec<Bytes> = futures_util::future::join_all([&first, &second].map(|d| {
+                let c = &c;
+                async move {
+                    c.get(format!("{base}/v2/moves/manifests/{d}"))
+                        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                        .send()
+                        .await
+                        .expect("GET")
+                        .bytes()
+                        .await
+                        .expect("bytes")
+                }
+            }))
+            .await;
+            let before = round_trips(&c, &single.base).await;
+            let started = Instant::now();
+            futures_util::stream::iter((0..400usize).map(|n| {
+                let (c, body) = (&c, bodies[n % 2].clone());
+                async move { put_manifest(c, base, "moves", &format!("env{}", n % 8), body).await }
+            }))
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+            t.add(
+                "tag moves (PUT by tag), c8",
+                "moves/s",
+                i,
+                400.0 / started.elapsed().as_secs_f64(),
+            );
+            if i == 1 && rep == 0 {
+                let n = round_trips(&c, &single.base).await - before;
+                trips.push(("tag move (manifest PUT by tag)".into(), n / 400.0));
+            }
+
+            push_image(&c, base, "lookups", "latest", 7).await;
+            for conc in [1, 64] {
+                let before = round_trips(&c, &single.base).await;
+                let (rps, _, p99) = load(
+                    &c,
+                    reqwest::Method::GET,
+                    &format!("{base}/v2/lookups/manifests/latest"),
+                    conc,
+                    secs,
+                )
+                .await;
+                t.add(&format!("manifest GET by tag, c{conc}"), "req/s", i, rps);
+                t.add(&format!("  p99, c{conc}"), "ms", i, p99);
+                if i == 1 && rep == 0 && conc == 64 {
+                    let n = round_trips(&c, &single.base).await - before;
+                    trips.push(("cached manifest GET by tag".into(), n / (rps * secs as f64)));
+                }
+            }
+        }
+    }
+
+    let mut out = format!(
+        "Berth {} on SQLite, on PostgreSQL, and as two replicas on PostgreSQL behind nginx; {} cores, {reps} repetitions, {secs} s per load run; {}\n\n| workload | {} | {} | {} | PostgreSQL/SQLite |\n| --- | --- | --- | --- | --- |\n",
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        chrono::Utc::now().format("%Y-%m-%d"),
+        labels[0],
+        labels[1],
+        labels[2]
+    );
+    for (k, name) in t.names.iter().enumerate() {
+        let cells: Vec<String> = t.values[k]
+            .iter()
+            .map(|v| format!("{:.2} {}{}", median(v), t.units[k], spread(v)))
+            .collect();
+        let (s, p) = (median(&t.values[k][0]), median(&t.values[k][1]));
+        let ratio = if t.units[k] == "ms" { s / p } else { p / s };
+        out.push_str(&format!(
+            "| {name} | {} | {} | {} | {ratio:.2}x |\n",
+            cells[0], cells[1], cells[2]
+        ));
+    }
+    out.push_str("\n| PostgreSQL round trips per request | count |\n| --- | --- |\n");
+    for (name, n) in &trips {
+        out.push_str(&format!("| {name} | {n:.2} |\n"));
+    }
+    out.push_str("\nRatios above 1 mean PostgreSQL does better than SQLite (for latency, SQLite/PostgreSQL).\n");
+    println!("{out}");
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-scale-out.md"),
+        &out,
+    );
+    drop((sqlite, single, r1, r2, pg));
+}
