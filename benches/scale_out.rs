@@ -197,6 +197,14 @@ impl Table {
     }
 }
 
+/// The environment of a Berth on the PostgreSQL database at `url`.
+fn on_pg(url: &str) -> [(&'static str, &str); 2] {
+    [
+        ("BERTH_METADATA__BACKEND", "postgres"),
+        ("BERTH_METADATA__URL", url),
+    ]
+}
+
 #[tokio::main]
 async fn main() {
     let reps = env_or("BENCH_REPS", 3);
@@ -210,12 +218,6 @@ async fn main() {
     let (one, two) = (pg.database("single"), pg.database("replicas"));
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
     let sqlite = berth(dirs[0].path(), &[]).await;
-    let on_pg = |url: &str| {
-        vec![
-            ("BERTH_METADATA__BACKEND", "postgres"),
-            ("BERTH_METADATA__URL", url),
-        ]
-    };
     let single = berth(dirs[1].path(), &on_pg(&one)).await;
     // Two replicas on one data directory: local disk shared as a POSIX
     // file system would be (object storage in production).
