@@ -80,9 +80,13 @@ impl Drop for Postgres {
     }
 }
 
-/// `berth serve` on `data` with `env`.
-async fn berth(data: &Path, env: &[(&str, &str)]) -> Server {
+/// `berth serve` on `data` with `env`, its log in `target/scale-out-<name>.log`.
+async fn berth(name: &str, data: &Path, env: &[(&str, &str)]) -> Server {
     let port = free_port();
+    let log = std::fs::File::create(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/scale-out-{name}.log")),
+    )
+    .expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args([
             "serve",
@@ -95,7 +99,7 @@ async fn berth(data: &Path, env: &[(&str, &str)]) -> Server {
         .env("BERTH_GC__INTERVAL", "0")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn berth");
     let base = format!("http://127.0.0.1:{port}");
@@ -217,12 +221,12 @@ async fn main() {
     let pg = Postgres::start();
     let (one, two) = (pg.database("single"), pg.database("replicas"));
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let sqlite = berth(dirs[0].path(), &[]).await;
-    let single = berth(dirs[1].path(), &on_pg(&one)).await;
+    let sqlite = berth("sqlite", dirs[0].path(), &[]).await;
+    let single = berth("postgres", dirs[1].path(), &on_pg(&one)).await;
     // Two replicas on one data directory: local disk shared as a POSIX
     // file system would be (object storage in production).
-    let r1 = berth(dirs[2].path(), &on_pg(&two)).await;
-    let r2 = berth(dirs[2].path(), &on_pg(&two)).await;
+    let r1 = berth("replica-1", dirs[2].path(), &on_pg(&two)).await;
+    let r2 = berth("replica-2", dirs[2].path(), &on_pg(&two)).await;
     let (_lb, lb) = nginx(&[&r1.base, &r2.base]);
     wait_ready(&lb).await;
     let setups = [sqlite.base.clone(), single.base.clone(), lb.clone()];

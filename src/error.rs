@@ -135,7 +135,7 @@ pub enum Error {
     Storage(object_store::Error),
     #[error("metadata database: {0}")]
     Database(rusqlite::Error),
-    #[error("metadata database: {0}")]
+    #[error("metadata database: {}", postgres_detail(.0))]
     Postgres(tokio_postgres::Error),
     /// The metadata database cannot be reached now; retry shortly.
     #[error("metadata database unavailable: {0}")]
@@ -150,6 +150,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What PostgreSQL said, with its code ("db error" alone says nothing).
+fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
 
 /// Whether an error, or anything it wraps, is a full disk.
 fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {

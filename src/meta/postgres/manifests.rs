@@ -22,7 +22,7 @@ impl ManifestMeta for Postgres {
         let digest = m.digest.to_string();
         let annotations = annotations_text(&m.annotations)?;
         let subject = m.subject.as_ref().map(Digest::to_string);
-        self.write(|tx| {
+        self.write_logged(|tx| {
             if tx.exists("SELECT 1 FROM gc_tombstones WHERE digest = $1", &[&digest])? {
                 return Err(Error::Busy(format!("{digest} is being garbage-collected")));
             }
@@ -136,7 +136,7 @@ impl ManifestMeta for Postgres {
     ) -> Result<bool> {
         let repo = repo.as_str();
         let digest = digest.to_string();
-        self.write(|tx| {
+        self.write_logged(|tx| {
             let tags = tx.query(
                 "SELECT name FROM tags WHERE repo = $1 AND digest = $2",
                 &[&repo, &digest],
@@ -181,7 +181,7 @@ impl ManifestMeta for Postgres {
         immutable: &[Glob],
         actor: &Actor,
     ) -> Result<bool> {
-        self.write(|tx| {
+        self.write_logged(|tx| {
             move_tag(
                 tx,
                 repo.as_str(),

@@ -16,10 +16,10 @@
 //!   by it are dropped within a notification's delay (its own writes move it
 //!   before they return). While the listening connection is down, every
 //!   look-up sees a new generation: nothing cached is trusted;
-//! - event and tag-history ids are drawn under a transaction-scoped
-//!   advisory lock ([`LOG_LOCK`]), held to commit: ids become visible in
-//!   order, so a reader paging with `after=` never steps over one that
-//!   commits later;
+//! - writes that append events or tag history take turns under a session
+//!   advisory lock ([`LOG_LOCK`]) held from before BEGIN to after COMMIT:
+//!   ids become visible in order, so a reader paging with `after=` never
+//!   steps over one that commits later;
 //! - migrations run under a session advisory lock ([`MIGRATION_LOCK`]): once,
 //!   however many replicas start together.
 
@@ -171,6 +171,16 @@ impl Conn {
         self.wait(self.client.batch_execute(sql))
     }
 
+    /// Lets go of [`LOG_LOCK`] after a logged transaction (if `logged`). A
+    /// connection that cannot is dropped by its lease, and the lock goes
+    /// with its session.
+    fn unlock_log(&mut self, logged: bool) {
+        self.log_locked = false;
+        if logged && !self.client.is_closed() {
+            let _ = self.batch(&format!("SELECT pg_advisory_unlock({LOG_LOCK})"));
+        }
+    }
+
     /// One round trip, waited for on the runtime, and counted.
     fn wait<T>(
         &self,
@@ -180,14 +190,17 @@ impl Conn {
         Ok(self.handle.block_on(call)?)
     }
 
-    /// Takes the event and history log's lock for the rest of the
-    /// transaction (once): ids drawn after it commit in their order.
+    /// Before drawing an event or history id: the transaction must hold
+    /// the log's lock (be a [`Postgres::write_logged`] one), or ids could
+    /// become visible out of order.
     pub(crate) fn lock_log(&mut self) -> Result<()> {
-        if !self.log_locked {
-            self.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])?;
-            self.log_locked = true;
+        if self.log_locked {
+            Ok(())
+        } else {
+            Err(Error::Internal(
+                "an event written outside a logged transaction".into(),
+            ))
         }
-        Ok(())
     }
 }
 
@@ -457,13 +470,32 @@ impl Postgres {
     /// changes are kept only if it returns Ok. `f` may run more than once
     /// (a transaction that could not be serialized is tried again).
     pub(crate) fn write<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
-        self.write_with(Durability::Synced, f)
+        self.transact(Durability::Synced, false, f)
     }
 
     /// [`Self::write`] with a choice of when the commit must be durable.
     pub(crate) fn write_with<T>(
         &self,
         durability: Durability,
+        f: impl FnMut(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
+        self.transact(durability, false, f)
+    }
+
+    /// [`Self::write`] for a write that appends to the event log or the tag
+    /// history. It holds [`LOG_LOCK`] (a session lock, taken before the
+    /// transaction begins and let go after it ends), so that such writes
+    /// take turns: ids are drawn in commit order, and each begins from a
+    /// snapshot that holds every write before it, which spares them the
+    /// serialization failures of racing on the same rows.
+    pub(crate) fn write_logged<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+        self.transact(Durability::Synced, true, f)
+    }
+
+    fn transact<T>(
+        &self,
+        durability: Durability,
+        logged: bool,
         mut f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
         let begin = match durability {
@@ -475,23 +507,29 @@ impl Postgres {
             attempt += 1;
             let mut lease = self.lease()?;
             let conn = lease.conn();
-            conn.batch(begin)?;
-            conn.log_locked = false;
+            // Its own round trip: a query in the same batch would begin the
+            // transaction before its isolation level is set.
+            if logged {
+                conn.execute("SELECT pg_advisory_lock($1)", &[&LOG_LOCK])?;
+            }
+            if let Err(e) = conn.batch(begin) {
+                conn.unlock_log(logged);
+                return Err(e);
+            }
+            conn.log_locked = logged;
             let done = f(conn).and_then(|value| conn.batch("COMMIT").map(|()| value));
+            if done.is_err() && !conn.client.is_closed() {
+                let _ = conn.batch("ROLLBACK");
+            }
+            conn.unlock_log(logged);
             match done {
                 Ok(value) => {
                     // After the commit: a reader that sees the new count sees the new rows.
                     self.changes.bump();
                     return Ok(value);
                 }
-                Err(e) => {
-                    if !conn.client.is_closed() {
-                        let _ = conn.batch("ROLLBACK");
-                    }
-                    if !retryable(&e) || attempt >= WRITE_ATTEMPTS {
-                        return Err(e);
-                    }
-                }
+                Err(e) if !retryable(&e) || attempt >= WRITE_ATTEMPTS => return Err(e),
+                Err(_) => {}
             }
             drop(lease);
             // Back off a little, differently for each thread, so that the

@@ -61,7 +61,7 @@ impl ReleaseMeta for Postgres {
         actor: &Actor,
     ) -> Result<Option<Digest>> {
         let (repo, tag, to) = (repo.as_str(), tag.as_str(), to.to_string());
-        self.write(|tx| {
+        self.write_logged(|tx| {
             if !tx.exists(
                 "SELECT 1 FROM manifests WHERE repo = $1 AND digest = $2",
                 &[&repo, &to],
@@ -140,7 +140,7 @@ impl ReleaseMeta for Postgres {
             e.digest.as_ref().map(Digest::to_string),
             e.old_digest.as_ref().map(Digest::to_string),
         );
-        self.write(|tx| {
+        self.write_logged(|tx| {
             let row = EventRow {
                 old_digest: old.as_deref(),
                 ..EventRow::new(
