@@ -78,6 +78,11 @@ class Client:
         return d
 
 
+# Pushes of a manifest (with its blobs again) while collections with no grace
+# period keep taking its blobs between their push and the manifest's.
+ATTEMPTS = 10
+
+
 class Tag:
     """What a tag may name after a cut: its last acknowledged digest, or one
     sent after it whose answer never came."""
@@ -144,7 +149,7 @@ class Worker(threading.Thread):
             self.ledger.manifests[digest] = body
         with self.lock:
             tag = self.ledger.tag(repo, ref)
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             for b in [config] + layers:
                 self.c.push_blob(repo, b)
                 with self.lock:
@@ -164,7 +169,8 @@ class Worker(threading.Thread):
             # and the manifest's: the client pushes them again.
             if status != 400 or b"MANIFEST_BLOB_UNKNOWN" not in text:
                 raise AssertionError(f"manifest PUT {status}: {text[:200]!r}")
-        raise AssertionError("manifest refused three times")
+            time.sleep(0.01 * attempt)
+        raise AssertionError(f"manifest refused {ATTEMPTS} times")
 
     def push_image(self):
         layers = [self.data(100, 40_000) for _ in range(self.rng.randint(1, 3))]

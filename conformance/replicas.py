@@ -287,6 +287,20 @@ def _():
                f"round {n}: production is not at the winner's digest")
 
 
+@check("the same blob finished on every replica at once: all succeed, each replica reads it whole")
+def _():
+    for n in range(5):
+        data = os.urandom(256 * 1024)
+        answers = race([(lambda r: lambda: requests.post(
+            f"{r.url}/v2/rep/same/blobs/uploads/?digest={sha256(data)}", data=data))(r)
+            for r in replicas])
+        codes = [a.status_code for a in answers]
+        expect(codes == [201] * len(replicas), f"round {n}: {codes}")
+        for r in replicas:
+            got = requests.get(f"{r.url}/v2/rep/same/blobs/{sha256(data)}")
+            expect(got.content == data, f"round {n}: replica {r.i} reads it whole")
+
+
 @check("racing tag moves on every replica: each move is in the history once, none lost")
 def _():
     repo = "rep/moves"
