@@ -16,6 +16,7 @@ use crate::meta::{GcPolicy, MetadataConfig};
 use crate::registry::Settings;
 use crate::registry::events::Webhook;
 use crate::registry::releases::ReleasePolicy;
+use crate::registry::scan::ScanPolicy;
 use crate::storage::backend::StorageConfig;
 use crate::time::parse_duration;
 
@@ -51,6 +52,8 @@ pub struct Config {
     pub releases: ReleasePolicy,
     /// Where events are delivered.
     pub webhooks: Vec<Webhook>,
+    /// Pickle scanning of pushed models, its gates and push refusals.
+    pub scan: ScanPolicy,
     pub gc: GcConfig,
     /// Requests per second per client; off by default.
     pub rate_limit: RateLimitConfig,
@@ -200,6 +203,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             releases: ReleasePolicy::default(),
             webhooks: Vec::new(),
+            scan: ScanPolicy::default(),
             gc: GcConfig::default(),
             rate_limit: RateLimitConfig::default(),
             storage: StorageConfig::default(),
@@ -327,6 +331,7 @@ impl Config {
             chunk_min_length: r.chunk_min_length,
             releases: self.releases.clone(),
             gc: self.gc_policy().unwrap_or_else(|_| Settings::default().gc),
+            scan: self.scan.clone(),
         }
     }
 }
@@ -345,6 +350,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "registry",
     "releases",
     "webhooks",
+    "scan",
     "gc",
     "rate_limit",
     "storage",

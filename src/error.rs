@@ -29,6 +29,8 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// Berth's own API: a promotion gate is not met.
     GateFailed,
+    /// Berth's own API: a version has no scan report (yet).
+    ScanUnknown,
 }
 
 impl ErrorCode {
@@ -51,6 +53,7 @@ impl ErrorCode {
             ErrorCode::Unknown => "UNKNOWN",
             ErrorCode::PreconditionFailed => "PRECONDITION_FAILED",
             ErrorCode::GateFailed => "GATE_FAILED",
+            ErrorCode::ScanUnknown => "SCAN_UNKNOWN",
         }
     }
 }
@@ -99,6 +102,8 @@ pub enum Error {
     /// A promotion refused by its gates; every unmet requirement is listed.
     #[error("promotion refused: {}", unmet.join("; "))]
     GateFailed { unmet: Vec<String> },
+    #[error("no scan report on {0}")]
+    ScanUnknown(String),
     #[error("invalid request: {0}")]
     BadRequest(String),
     /// No (or bad) credentials; the challenge says how to authenticate.
@@ -282,6 +287,7 @@ impl Error {
             Error::StorageFull(_) => (C::Unknown, S::INSUFFICIENT_STORAGE),
             Error::PreconditionFailed { .. } => (C::PreconditionFailed, S::PRECONDITION_FAILED),
             Error::GateFailed { .. } => (C::GateFailed, S::CONFLICT),
+            Error::ScanUnknown(_) => (C::ScanUnknown, S::NOT_FOUND),
             Error::Unsupported(_) => (C::Unsupported, S::METHOD_NOT_ALLOWED),
             Error::MethodNotAllowed { .. } => (C::Unsupported, S::METHOD_NOT_ALLOWED),
             Error::RouteUnknown => (C::Unsupported, S::NOT_FOUND),
@@ -427,6 +433,7 @@ mod tests {
             Error::GateFailed {
                 unmet: vec!["auc >= 0.9".into()],
             },
+            Error::ScanUnknown("r@sha256:x".into()),
             Error::Unsupported("x".into()),
             Error::MethodNotAllowed { allow: "GET" },
             Error::RouteUnknown,

@@ -59,6 +59,11 @@ pub struct ReleaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScanLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub cache: &'static str,
     pub result: &'static str,
@@ -103,6 +108,7 @@ pub struct Metrics {
     pub webhook_deliveries: Family<WebhookLabels, Counter>,
     pub webhook_lag: Family<NameLabels, Gauge>,
     pub releases: Family<ReleaseLabels, Counter>,
+    pub scans: Family<ScanLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
     /// The cache counters, resolved once (they are counted on every pull).
     cache_counters: [Counter; 4],
@@ -146,6 +152,7 @@ impl Metrics {
             webhook_deliveries: Family::default(),
             webhook_lag: Family::default(),
             releases: Family::default(),
+            scans: Family::default(),
             cache: Family::default(),
             webhooks: std::sync::Mutex::default(),
             cache_counters: Default::default(),
@@ -264,6 +271,11 @@ impl Metrics {
             m.releases.clone(),
         );
         r.register(
+            "scans",
+            "Pickle scans by verdict (clean, unknown, malformed, dangerous), and pushes the scan refused (refused_push)",
+            m.scans.clone(),
+        );
+        r.register(
             "cache_lookups",
             "In-memory cache lookups, by cache and result (hit or miss)",
             m.cache.clone(),
@@ -277,6 +289,9 @@ impl Metrics {
             "automatic_rollback",
         ] {
             drop(m.releases.get_or_create(&ReleaseLabels { action }));
+        }
+        for outcome in ["clean", "unknown", "malformed", "dangerous", "refused_push"] {
+            drop(m.scans.get_or_create(&ScanLabels { outcome }));
         }
         for result in ["ok", "error"] {
             drop(m.gc_runs.get_or_create(&OutcomeLabels { op: "gc", result }));
@@ -321,6 +336,10 @@ impl Metrics {
 
     pub fn release(&self, action: &'static str) {
         self.releases.get_or_create(&ReleaseLabels { action }).inc();
+    }
+
+    pub fn scan(&self, outcome: &'static str) {
+        self.scans.get_or_create(&ScanLabels { outcome }).inc();
     }
 
     pub fn gc_run(&self, ok: bool, took: Duration) {

@@ -11,6 +11,7 @@ mod log;
 mod probe;
 mod promote;
 mod rollback;
+mod scan;
 mod serve;
 
 use std::path::PathBuf;
@@ -68,6 +69,8 @@ enum Command {
     History(history::Args),
     /// Release notes between two versions.
     Diff(diff::Args),
+    /// Scan a version's pickles on a running registry and print the report.
+    Scan(scan::Args),
     /// Run garbage collection on a running registry.
     Gc(gc::Args),
     /// Check (and repair) a data directory.
@@ -87,6 +90,7 @@ impl Cli {
             Command::Rollback(args) => rollback::run(args).await,
             Command::History(args) => history::run(args).await,
             Command::Diff(args) => diff::run(args).await,
+            Command::Scan(args) => scan::run(args).await,
             Command::Gc(args) => gc::run(args).await,
             Command::Fsck(args) => fsck::run(args).await,
             Command::Probe(args) => probe::run(args).await,

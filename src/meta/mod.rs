@@ -200,6 +200,8 @@ words! {
         Rollback = "rollback",
         /// A promotion was refused by its gates.
         PromoteRefused = "promote-refused",
+        /// A version's pickle scan finished (its verdict in the reason).
+        Scan = "scan",
     }
 }
 

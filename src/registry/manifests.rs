@@ -75,6 +75,7 @@ impl Registry {
             lineage: self.lineage_of_push(repo, &digest, &manifest).await?,
         };
         self.references_present(repo, &record).await?;
+        let scanned_first = self.scan_before_push(repo, &digest, &manifest).await?;
         let key = StorageKey::Blob(digest.clone());
         let bytes_for_policy = body.clone();
         let immutable = self.settings.releases.immutable_tags.clone();
@@ -102,6 +103,12 @@ impl Registry {
         }
         self.events_changed();
         tracing::info!(repo = %repo, digest = %digest, media_type = %record.media_type, "manifest pushed");
+        let subject = super::scan::Subject {
+            media_type: record.media_type.clone(),
+            digest: digest.clone(),
+            size: record.size,
+        };
+        self.after_push_scan(repo, subject, &manifest, scanned_first);
         if manifest.artifact_type.as_deref() == Some(super::releases::EVALUATION_ARTIFACT)
             && let Err(e) = self
                 .after_evaluation(repo, &manifest, &bytes_for_policy)

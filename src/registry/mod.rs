@@ -15,6 +15,7 @@ pub mod manifests;
 mod observe;
 pub mod release_notes;
 pub mod releases;
+pub mod scan;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct Settings {
     pub releases: releases::ReleasePolicy,
     /// What garbage collection may remove.
     pub gc: crate::meta::GcPolicy,
+    /// Pickle scanning: when, how much, and what it refuses.
+    pub scan: scan::ScanPolicy,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
                 batch: 500,
                 upload_ttl_ms: 24 * 3_600_000,
             },
+            scan: scan::ScanPolicy::default(),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Registry {
     /// metadata generation stands.
     lookups: Arc<GenerationCache<(RepoName, Reference), StoredManifest>>,
     tag_pages: Arc<listing::TagPages>,
+    /// Scans queued and running in this process.
+    scans: Arc<scan::Scans>,
     metrics: Arc<crate::metrics::Metrics>,
     /// One lock per upload being appended in place, so its chunks never interleave.
     upload_locks: Arc<
@@ -113,7 +119,9 @@ impl Registry {
         // Chunks below the backend's part size would only be staged.
         settings.chunk_min_length = settings.chunk_min_length.max(blobs.min_chunk());
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        let scans = Arc::new(scan::Scans::new(settings.scan.concurrency));
         Registry {
+            scans,
             blobs: blobs.observed(Arc::clone(&metrics)),
             metrics,
             meta,

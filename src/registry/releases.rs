@@ -110,7 +110,8 @@ impl Registry {
         actor: Actor,
     ) -> Result<TagMove> {
         let candidate = self.stat_manifest(repo, reference).await?.digest;
-        let unmet = self.unmet_gates(repo, to, &candidate).await?;
+        let mut unmet = self.unmet_gates(repo, to, &candidate).await?;
+        unmet.extend(self.unmet_scan_gates(repo, to, &candidate).await?);
         if !unmet.is_empty() {
             let (r, event) = (
                 repo.clone(),

@@ -17,6 +17,7 @@ mod process;
 mod rate_limit;
 mod referrers;
 mod releases;
+mod scan;
 mod shutdown;
 mod startup;
 mod storage;

@@ -27,6 +27,12 @@ pub enum ExtEndpoint {
     Events,
     /// `gc[?dry_run=true]`
     Gc,
+    /// `repositories/<repository>/manifests/<reference>/scan`: the latest report.
+    ScanReport(RepoName, Reference),
+    /// `repositories/<repository>/scan`: scan one version now.
+    Scan(RepoName),
+    /// `scan`: queue every version that has no report.
+    ScanAll,
 }
 
 /// What an endpoint needs of the caller.
@@ -53,6 +59,9 @@ impl ExtEndpoint {
             ExtEndpoint::Diff(_) => "diff",
             ExtEndpoint::Events => "events",
             ExtEndpoint::Gc => "gc",
+            ExtEndpoint::ScanReport(..) => "scan_report",
+            ExtEndpoint::Scan(_) => "scan",
+            ExtEndpoint::ScanAll => "scan_all",
         }
     }
 
@@ -69,6 +78,7 @@ impl ExtEndpoint {
             "lineage" => return Ok(ExtEndpoint::Models),
             "events" => return Ok(ExtEndpoint::Events),
             "gc" => return Ok(ExtEndpoint::Gc),
+            "scan" => return Ok(ExtEndpoint::ScanAll),
             _ => {}
         }
         if let Some(graph) = rest.strip_prefix("lineage/") {
@@ -93,6 +103,15 @@ impl ExtEndpoint {
         if let Some(repo) = in_repo("/diff") {
             return Ok(ExtEndpoint::Diff(repo?));
         }
+        if let Some(before) = repo_path.strip_suffix("/scan") {
+            if let Some((repo, reference)) = before.rsplit_once("/manifests/") {
+                return Ok(ExtEndpoint::ScanReport(
+                    RepoName::parse(repo)?,
+                    Reference::parse(reference)?,
+                ));
+            }
+            return Ok(ExtEndpoint::Scan(RepoName::parse(before)?));
+        }
         let before = repo_path
             .strip_suffix("/history")
             .ok_or(Error::RouteUnknown)?;
@@ -106,7 +125,11 @@ impl ExtEndpoint {
     /// The method it answers.
     pub fn method(&self) -> Method {
         match self {
-            ExtEndpoint::Promote(_) | ExtEndpoint::Rollback(_) | ExtEndpoint::Gc => Method::POST,
+            ExtEndpoint::Promote(_)
+            | ExtEndpoint::Rollback(_)
+            | ExtEndpoint::Gc
+            | ExtEndpoint::Scan(_)
+            | ExtEndpoint::ScanAll => Method::POST,
             _ => Method::GET,
         }
     }
@@ -121,9 +144,12 @@ impl ExtEndpoint {
             }
             ExtEndpoint::Graph(repo, _)
             | ExtEndpoint::History(repo, _)
-            | ExtEndpoint::Diff(repo) => Scope::Repository(repo, Action::Pull),
+            | ExtEndpoint::Diff(repo)
+            | ExtEndpoint::ScanReport(repo, _) => Scope::Repository(repo, Action::Pull),
+            // A scan writes its report into the repository.
+            ExtEndpoint::Scan(repo) => Scope::Repository(repo, Action::Push),
             ExtEndpoint::Models | ExtEndpoint::Events => Scope::Filtered,
-            ExtEndpoint::Gc => Scope::Admin,
+            ExtEndpoint::Gc | ExtEndpoint::ScanAll => Scope::Admin,
         }
     }
 
@@ -172,6 +198,22 @@ mod tests {
                 Method::GET,
             ),
             ("/api/v1/gc", ExtEndpoint::Gc, "admin", Method::POST),
+            ("/api/v1/scan", ExtEndpoint::ScanAll, "admin", Method::POST),
+            (
+                "/api/v1/repositories/models/churn/scan",
+                ExtEndpoint::Scan(repo("models/churn")),
+                "push",
+                Method::POST,
+            ),
+            (
+                "/api/v1/repositories/models/manifests/manifests/v1/scan",
+                ExtEndpoint::ScanReport(
+                    repo("models/manifests"),
+                    Reference::parse("v1").expect("tag"),
+                ),
+                "pull",
+                Method::GET,
+            ),
             (
                 "/api/v1/lineage/models/churn/v1",
                 ExtEndpoint::Graph(repo("models/churn"), Reference::parse("v1").expect("tag")),
@@ -209,6 +251,7 @@ mod tests {
             let needs = match got.scope() {
                 Scope::Repository(_, Action::Pull) => "pull",
                 Scope::Repository(_, Action::Promote) => "promote",
+                Scope::Repository(_, Action::Push) => "push",
                 Scope::Repository(_, _) => "other",
                 Scope::Filtered => "filtered",
                 Scope::Admin => "admin",

@@ -1,5 +1,5 @@
 //! Berth's own JSON API under `/api/v1/`: lineage, release history, promotion
-//! and rollback, events, garbage collection. Each path is parsed once into an
+//! and rollback, events, garbage collection, pickle scans. Each path is parsed once into an
 //! [`ExtEndpoint`] that names its scope; errors use the same JSON error body
 //! as `/v2/`.
 
@@ -8,6 +8,7 @@ mod events;
 mod gc;
 mod lineage;
 mod releases;
+mod scan;
 
 use axum::Router;
 use axum::body::Body;
@@ -62,6 +63,9 @@ async fn handle(
         ExtEndpoint::Diff(repo) => releases::diff(registry, repo, &query).await,
         ExtEndpoint::Events => events::list(registry, &access, &query).await,
         ExtEndpoint::Gc => gc::run(registry, &query).await,
+        ExtEndpoint::ScanReport(repo, reference) => scan::report(registry, repo, reference).await,
+        ExtEndpoint::Scan(repo) => scan::run(registry, repo, body).await,
+        ExtEndpoint::ScanAll => scan::all(registry).await,
     }
 }
 
