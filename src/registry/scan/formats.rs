@@ -446,7 +446,7 @@ impl Walk {
         let header = String::from_utf8_lossy(&header);
         if holds_objects(&header) {
             // np.save writes an object array as a pickle after its header.
-            return self.pickle(r, path, "numpy (object array)", true);
+            return self.pickle(r, path, "npy", true);
         }
         self.out.other_files += 1;
         Ok(())
