@@ -429,3 +429,74 @@ async fn the_cli_prints_a_tree() {
     );
     assert!(text.contains("code: [code] abcdef12"), "{text}");
 }
+
+// A ModelKit as `kit push` sends it: the Kitfile as JSON config, naming its
+// dataset layers (by digest, or in order), a remote dataset, code at a URL,
+// and its base ModelKit by reference; a base held elsewhere is external.
+#[tokio::test]
+async fn a_modelkit_states_datasets_code_and_its_base() {
+    const KIT_CONFIG: &str = "application/vnd.kitops.modelkit.config.v1+json";
+    const KIT_MODEL: &str = "application/vnd.kitops.modelkit.model.v1.tar+gzip";
+    const KIT_DATA: &str = "application/vnd.kitops.modelkit.dataset.v1.tar+gzip";
+    let s = TestServer::start().await;
+    let base = artifact(&s, "kits/base", "v1", &blob(40, 100), json!({})).await;
+    let (model, train, holdout) = (blob(41, 300), blob(42, 200), blob(43, 200));
+    let push = async |tag: &str, base_path: &str| {
+        let kitfile = serde_json::to_vec(&json!({
+            "manifestVersion": "1.0.0",
+            "package": { "name": "churn", "version": "2.0.0", "authors": ["ml team"] },
+            "model": { "name": "churn", "path": base_path, "framework": "sklearn", "digest": sha256(&model) },
+            "code": [{ "path": "https://git.example/churn", "description": "training code" }],
+            "datasets": [
+                { "name": "train", "path": "data/train.csv", "digest": sha256(&train) },
+                { "name": "holdout", "path": "data/holdout.csv" },
+                { "name": "web", "path": "data/web", "remotePath": "s3://bucket/web.parquet" },
+            ],
+        }))
+        .expect("json");
+        for b in [&kitfile, &model, &holdout, &train] {
+            s.push_blob("kits/churn", b).await;
+        }
+        let body = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": descriptor(KIT_CONFIG, &kitfile),
+            "layers": [descriptor(KIT_MODEL, &model), descriptor(KIT_DATA, &holdout), descriptor(KIT_DATA, &train)],
+        }))
+        .expect("json");
+        let r = s.put_manifest("kits/churn", tag, OCI_MANIFEST, &body).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+        sha256(&body)
+    };
+    let v2 = push("v2", "localhost:5000/kits/base:v1").await;
+    let mine = [format!("kits/churn@{v2}")];
+    assert_eq!(
+        models(&s, &format!("dataset={}", sha256(&train))).await,
+        mine
+    );
+    assert_eq!(
+        models(&s, &format!("dataset={}", sha256(&holdout))).await,
+        mine
+    );
+    assert_eq!(models(&s, &format!("parent={base}")).await, mine);
+    let g = graph(&s, "kits/churn/v2").await;
+    assert_eq!(
+        node(&g, "uri:s3://bucket/web.parquet")["kind"],
+        "external",
+        "{g}"
+    );
+    assert!(g.to_string().contains("https://git.example/churn"), "{g}");
+
+    let v3 = push("v3", "docker.io/other/base:v9").await;
+    let g = graph(&s, "kits/churn/v3").await;
+    assert_eq!(
+        node(&g, "uri:docker.io/other/base:v9")["kind"],
+        "external",
+        "{g}"
+    );
+    assert_eq!(models(&s, &format!("parent={base}")).await, mine, "{v3}");
+}

@@ -1,5 +1,6 @@
 //! Reading lineage out of what is pushed: annotations, a lineage document
-//! (validated like its JSON Schema), a ModelPack config.
+//! (validated like its JSON Schema), a ModelPack config; kitfile.rs reads
+//! a KitOps Kitfile.
 
 use std::collections::BTreeMap;
 
@@ -278,6 +279,8 @@ pub(super) struct ModelPackDescriptor {
     #[serde(rename = "sourceURL")]
     pub(super) source_url: Option<String>,
     pub(super) revision: Option<String>,
+    #[serde(rename = "datasetsURL", default)]
+    pub(super) datasets_url: Vec<String>,
 }
 
 #[cfg(test)]

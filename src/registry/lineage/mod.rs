@@ -16,16 +16,23 @@ use serde::Serialize;
 
 mod extract;
 mod graph;
+mod kitfile;
 
 pub use extract::{LineageDocument, from_annotations, parse_reference};
 use extract::{ModelPackConfig, code_fact, fact};
 pub use graph::{Direction, Edge, Graph, Node, NodeKind};
+pub use kitfile::KITOPS_CONFIG;
+use kitfile::{KitParent, Kitfile};
 
 /// Artifact type of a lineage document attached to a model.
 pub const LINEAGE_ARTIFACT: &str = "application/vnd.berth.lineage.v1+json";
 /// CNCF ModelPack artifact type and config media type.
 pub const MODELPACK_MANIFEST: &str = "application/vnd.cncf.model.manifest.v1+json";
 pub const MODELPACK_CONFIG: &str = "application/vnd.cncf.model.config.v1+json";
+/// Prefix of ModelPack dataset layers (`raw`, `tar`, `tar+gzip`, `tar+zstd`).
+const MODELPACK_DATASET: &str = "application/vnd.cncf.model.dataset.v1.";
+/// ModelPack's layer annotation for the file a layer holds.
+const MODELPACK_FILEPATH: &str = "org.cncf.model.filepath";
 /// Manifest annotations that carry lineage.
 pub const ANNOTATION_REVISION: &str = "org.opencontainers.image.revision";
 pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
@@ -54,6 +61,62 @@ pub enum ModelQuery {
     Dataset(Digest),
     Commit(String),
     Parent(Digest),
+}
+
+/// What a ModelPack config and its dataset layers state: code from the
+/// descriptor (unless annotations gave it), each dataset layer (named by its
+/// file path), and each of `descriptor.datasetsURL`.
+fn modelpack_facts(
+    repo: &RepoName,
+    config: ModelPackConfig,
+    manifest: &Manifest,
+    stated: &[LineageFact],
+) -> Vec<LineageFact> {
+    let mut facts = Vec::new();
+    if let Some(d) = config.descriptor {
+        if !stated.iter().any(|f| f.kind == FactKind::Code) {
+            facts.extend(code_fact(d.revision.as_deref(), d.source_url.as_deref()));
+        }
+        for url in d.datasets_url.into_iter().filter(|u| !u.trim().is_empty()) {
+            facts.push(LineageFact {
+                uri: Some(url),
+                ..fact(FactKind::Dataset)
+            });
+        }
+    }
+    for layer in manifest
+        .children
+        .iter()
+        .filter(|l| l.media_type.starts_with(MODELPACK_DATASET))
+    {
+        let name = [MODELPACK_FILEPATH, "org.opencontainers.image.title"]
+            .iter()
+            .find_map(|k| layer.annotations.get(*k).cloned());
+        facts.push(LineageFact {
+            target: Some(LineageRef::InRepo(repo.clone(), layer.digest.clone())),
+            name,
+            ..fact(FactKind::Dataset)
+        });
+    }
+    facts
+}
+
+impl Registry {
+    /// A ModelKit's base: the version it names when this registry holds
+    /// it, else an external model known by the reference as written.
+    async fn modelkit_parent(&self, parent: KitParent) -> Result<LineageFact> {
+        let found = match self.stat_manifest(&parent.repo, &parent.reference).await {
+            Ok(stat) => Some(stat.digest),
+            Err(Error::ManifestUnknown(_) | Error::NameUnknown(_)) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(LineageFact {
+            relation: Some("derived".into()),
+            target: found.map(|d| LineageRef::InRepo(parent.repo, d)),
+            uri: Some(parent.written),
+            ..fact(FactKind::Parent)
+        })
+    }
 }
 
 impl Registry {
@@ -93,24 +156,22 @@ impl Registry {
             let bytes = self.small_blob(repo, &config.digest, config.size).await?;
             let parsed: ModelPackConfig = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::ManifestInvalid(format!("ModelPack config: {e}")))?;
-            if let Some(d) = parsed.descriptor
-                && !facts.iter().any(|f| f.kind == FactKind::Code)
-            {
-                facts.extend(code_fact(d.revision.as_deref(), d.source_url.as_deref()));
-            }
-            for layer in manifest
-                .children
-                .iter()
-                .filter(|l| l.media_type.contains(".dataset."))
-            {
-                facts.push(LineageFact {
-                    target: Some(LineageRef::InRepo(repo.clone(), layer.digest.clone())),
-                    name: layer
-                        .annotations
-                        .get("org.opencontainers.image.title")
-                        .cloned(),
-                    ..fact(FactKind::Dataset)
-                });
+            facts.extend(modelpack_facts(repo, parsed, manifest, &facts));
+        }
+        if let Some(config) = config.filter(|c| c.media_type == KITOPS_CONFIG) {
+            let bytes = self.small_blob(repo, &config.digest, config.size).await?;
+            let kitfile = Kitfile::parse(&bytes)
+                .map_err(|e| Error::ManifestInvalid(format!("Kitfile (ModelKit config): {e}")))?;
+            // Annotations that state the code win over the Kitfile's URL.
+            let has_code = facts.iter().any(|f| f.kind == FactKind::Code);
+            let stated = kitfile.facts(repo, &manifest.children);
+            facts.extend(
+                stated
+                    .into_iter()
+                    .filter(|f| !has_code || f.kind != FactKind::Code),
+            );
+            if let Some(parent) = kitfile.parent() {
+                facts.push(self.modelkit_parent(parent).await?);
             }
         }
         Ok((!facts.is_empty()).then(|| NewLineage {
