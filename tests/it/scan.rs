@@ -22,13 +22,18 @@ const PICKLE: &str = "application/octet-stream";
 
 /// The fixtures, by file name, made by Python in this test run.
 fn fixtures() -> HashMap<String, Vec<u8>> {
+    fixtures_by("python3", "tests/it/scan_fixtures.py")
+}
+
+/// What `script` writes into a fresh directory when `python` runs it.
+fn fixtures_by(python: &str, script: &str) -> HashMap<String, Vec<u8>> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scan_fixtures.py");
-    let out = std::process::Command::new("python3")
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = std::process::Command::new(python)
         .arg(&script)
         .arg(dir.path())
         .output()
-        .expect("python3 runs (test.sh installs it)");
+        .unwrap_or_else(|e| panic!("{python} runs (test.sh installs it): {e}"));
     assert!(
         out.status.success(),
         "{}",
@@ -46,6 +51,14 @@ fn fixtures() -> HashMap<String, Vec<u8>> {
             (name, std::fs::read(&path).expect("read"))
         })
         .collect()
+}
+
+/// Files written by NumPy, scikit-learn and joblib, made in this run by the
+/// Python that `TEST_PYTHON` names (test.sh installs the packages).
+fn ml_fixtures() -> HashMap<String, Vec<u8>> {
+    let python = std::env::var("TEST_PYTHON")
+        .expect("TEST_PYTHON names a Python with numpy, scikit-learn and joblib (test.sh sets it)");
+    fixtures_by(&python, "tests/it/scan_ml_fixtures.py")
 }
 
 /// Pushes a model version: `config` of `config_type`, then one layer per
@@ -272,6 +285,76 @@ async fn every_kind_of_pickle_is_read_and_classed() {
     assert!(
         metrics.contains("berth_scans_total{outcome=\"dangerous\"} 1"),
         "{metrics}"
+    );
+}
+
+// What ML engineers push: models saved by joblib (arrays raw in the stream,
+// aligned, compressed with zlib or gzip; object arrays as nested pickles),
+// by plain pickle, and NumPy's own files. Real models read clean; a call to
+// os.system hidden in a nested pickle, an .npz or the bytes of an array
+// that pickle.load (but not joblib.load) would run as opcodes is found.
+#[tokio::test]
+async fn files_saved_by_numpy_sklearn_and_joblib_are_read_as_their_loaders_read_them() {
+    let f = ml_fixtures();
+    let s = TestServer::start().await;
+    let clean = [
+        "pipeline.joblib",
+        "forest.joblib",
+        "forest-zlib.joblib",
+        "forest.joblib.gz",
+        "labels.joblib",
+        "pipeline.pkl",
+        "forest-p2.pkl",
+        "weights.npy",
+        "objects.npy",
+    ];
+    let dangerous = ["nested-evil.joblib", "evil.npz", "hidden-in-array.joblib"];
+    let files: Vec<(&str, &[u8])> = clean
+        .iter()
+        .chain(&dangerous)
+        .map(|n| (*n, f[*n].as_slice()))
+        .collect();
+    push_pickles(&s, "models/sklearn", "v1", &files).await;
+    let (report, _) = report(&s, "models/sklearn", "v1").await;
+
+    for name in clean {
+        let l = layer(&report, name);
+        assert_eq!(l["verdict"], "clean", "{name}: {l}");
+    }
+    let pipeline = imports(layer(&report, "pipeline.joblib"));
+    for expected in [
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.preprocessing._data.StandardScaler",
+    ] {
+        assert!(
+            pipeline.contains(&expected.to_owned()),
+            "{expected}: {pipeline:?}"
+        );
+    }
+    let forest = imports(layer(&report, "forest-zlib.joblib"));
+    assert!(
+        forest.contains(&"sklearn.ensemble._forest.RandomForestClassifier".to_owned()),
+        "{forest:?}"
+    );
+
+    for name in dangerous {
+        let l = layer(&report, name);
+        assert_eq!(l["verdict"], "dangerous", "{name}: {l}");
+    }
+    assert!(imports(layer(&report, "nested-evil.joblib")).contains(&"posix.system".to_owned()));
+    assert!(imports(layer(&report, "evil.npz")).contains(&"posix.system".to_owned()));
+    let hidden = layer(&report, "hidden-in-array.joblib");
+    assert!(
+        imports(hidden).contains(&"os.system".to_owned()),
+        "{hidden}"
+    );
+    assert!(
+        hidden["files"][0]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("pickle.load would run them")),
+        "{hidden}"
     );
 }
 

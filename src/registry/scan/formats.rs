@@ -160,10 +160,14 @@ impl<R: Read> Read for Budget<R> {
 enum Kind {
     Zip,
     Gzip,
+    /// A zlib stream, as `joblib.dump(..., compress=n)` writes by default.
+    Zlib,
     Tar,
     Npy,
     Safetensors,
-    Pickle { named: bool },
+    Pickle {
+        named: bool,
+    },
     Unreadable(&'static str),
     Other,
 }
@@ -180,6 +184,10 @@ fn detect(head: &[u8], hint: &Hint) -> Kind {
     }
     if head.starts_with(&[0x1f, 0x8b]) {
         return Kind::Gzip;
+    }
+    let named = PICKLE_NAMES.iter().any(|ext| name.ends_with(ext)) || media.contains("pickle");
+    if (named || name.ends_with(".z")) && is_zlib(head) {
+        return Kind::Zlib;
     }
     if head.len() >= 262 && &head[257..262] == b"ustar" {
         return Kind::Tar;
@@ -205,7 +213,6 @@ fn detect(head: &[u8], hint: &Hint) -> Kind {
     {
         return Kind::Safetensors;
     }
-    let named = PICKLE_NAMES.iter().any(|ext| name.ends_with(ext)) || media.contains("pickle");
     if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
         return Kind::Pickle { named };
     }
@@ -216,6 +223,13 @@ fn detect(head: &[u8], hint: &Hint) -> Kind {
         return Kind::Tar;
     }
     Kind::Other
+}
+
+/// A zlib header as zlib writes it (deflate, 32 KiB window: 0x78) with its
+/// check bits right. 'x' is no pickle opcode, so a pickle is never taken
+/// for one.
+fn is_zlib(head: &[u8]) -> bool {
+    head.len() >= 2 && head[0] == 0x78 && (0x7800 | u16::from(head[1])) % 31 == 0
 }
 
 fn looks_like_safetensors(head: &[u8], size: Option<u64>) -> bool {
@@ -264,7 +278,7 @@ impl Walk {
         let head = head(r, 512)?;
         let kind = detect(&head, &hint);
         let mut whole = Cursor::new(head).chain(r);
-        if matches!(kind, Kind::Zip | Kind::Gzip | Kind::Tar) {
+        if matches!(kind, Kind::Zip | Kind::Gzip | Kind::Zlib | Kind::Tar) {
             if self.depth >= MAX_DEPTH {
                 self.found(Found {
                     path,
@@ -279,11 +293,13 @@ impl Walk {
             let format = match kind {
                 Kind::Zip => "zip",
                 Kind::Gzip => "gzip",
+                Kind::Zlib => "zlib",
                 _ => "tar",
             };
             let done = match kind {
                 Kind::Zip => self.zip(&mut whole, &path),
                 Kind::Gzip => self.gzip(&mut whole, &path, &hint),
+                Kind::Zlib => self.zlib(&mut whole, &path, &hint),
                 _ => self.tar(&mut whole, &path),
             };
             self.depth -= 1;
@@ -402,6 +418,23 @@ impl Walk {
             Hint {
                 name,
                 media_type,
+                size: None,
+            },
+        )
+    }
+
+    fn zlib(&mut self, r: &mut dyn BufRead, path: &str, hint: &Hint) -> io::Result<()> {
+        let mut inner = self.budget(flate2::bufread::ZlibDecoder::new(r));
+        let name = match hint.name.to_ascii_lowercase().strip_suffix(".z") {
+            Some(stem) => hint.name[..stem.len()].to_owned(),
+            None => hint.name.clone(),
+        };
+        self.file(
+            &mut inner,
+            path.to_owned(),
+            Hint {
+                name,
+                media_type: hint.media_type.clone(),
                 size: None,
             },
         )

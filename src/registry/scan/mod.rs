@@ -6,11 +6,12 @@
 //! repositories, to refuse the push itself.
 //!
 //! formats.rs walks a layer (archives, PyTorch zips, NumPy, safetensors),
-//! pickle.rs reads opcodes, imports.rs classes what they import, report.rs
-//! is the document.
+//! pickle.rs reads opcodes (joblib.rs: the arrays joblib writes among them),
+//! imports.rs classes what they import, report.rs is the document.
 
 mod formats;
 mod imports;
+mod joblib;
 mod pickle;
 mod report;
 mod safetensors;
