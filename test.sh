@@ -50,13 +50,13 @@ trap cleanup EXIT
 
 # --- an S3 server on loopback ------------------------------------------------
 venv=${TEST_VENV:-$HOME/.cache/berth-test-venv}
-# NumPy, scikit-learn and joblib write the model files the pickle scanner
+# NumPy, scikit-learn, joblib and zstandard write the model files the pickle scanner
 # is tested on (tests/it/scan_ml_fixtures.py, run by TEST_PYTHON).
-if ! "$venv/bin/python" -c 'import moto.server, azure.storage.blob, numpy, sklearn, joblib' 2>/dev/null; then
-  echo "# installing moto (S3 server), the Azure SDK, numpy, scikit-learn and joblib into $venv"
+if ! "$venv/bin/python" -c 'import moto.server, azure.storage.blob, numpy, sklearn, joblib, zstandard' 2>/dev/null; then
+  echo "# installing moto (S3 server), the Azure SDK, numpy, scikit-learn, joblib and zstandard into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'moto[server]==5.2.5' 'azure-storage-blob==12.31.1' \
-    'numpy==2.1.3' 'scikit-learn==1.5.2' 'joblib==1.4.2'
+    'numpy==2.1.3' 'scikit-learn==1.5.2' 'joblib==1.4.2' 'zstandard==0.23.0'
 fi
 export TEST_PYTHON="$venv/bin/python"
 s3port=$(free_port)

@@ -307,8 +307,14 @@ async fn files_saved_by_numpy_sklearn_and_joblib_are_read_as_their_loaders_read_
         "forest-p2.pkl",
         "weights.npy",
         "objects.npy",
+        "pipeline.tar.zst",
     ];
-    let dangerous = ["nested-evil.joblib", "evil.npz", "hidden-in-array.joblib"];
+    let dangerous = [
+        "nested-evil.joblib",
+        "evil.npz",
+        "hidden-in-array.joblib",
+        "evil.tar.zst",
+    ];
     let files: Vec<(&str, &[u8])> = clean
         .iter()
         .chain(&dangerous)
@@ -333,6 +339,11 @@ async fn files_saved_by_numpy_sklearn_and_joblib_are_read_as_their_loaders_read_
             "{expected}: {pipeline:?}"
         );
     }
+    let zstd = imports(layer(&report, "pipeline.tar.zst"));
+    assert!(
+        zstd.contains(&"sklearn.pipeline.Pipeline".to_owned()),
+        "{zstd:?}"
+    );
     let forest = imports(layer(&report, "forest-zlib.joblib"));
     assert!(
         forest.contains(&"sklearn.ensemble._forest.RandomForestClassifier".to_owned()),
@@ -345,6 +356,7 @@ async fn files_saved_by_numpy_sklearn_and_joblib_are_read_as_their_loaders_read_
     }
     assert!(imports(layer(&report, "nested-evil.joblib")).contains(&"posix.system".to_owned()));
     assert!(imports(layer(&report, "evil.npz")).contains(&"posix.system".to_owned()));
+    assert!(imports(layer(&report, "evil.tar.zst")).contains(&"posix.system".to_owned()));
     let hidden = layer(&report, "hidden-in-array.joblib");
     assert!(
         imports(hidden).contains(&"os.system".to_owned()),

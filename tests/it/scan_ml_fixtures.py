@@ -1,6 +1,6 @@
-"""Writes pickle-scan fixtures made by NumPy, scikit-learn and joblib into the
+"""Writes pickle-scan fixtures made by NumPy, scikit-learn, joblib and zstandard into the
 directory given as argv[1]: the files ML engineers push. Run with the test
-venv's Python (test.sh installs the three packages; TEST_PYTHON names it).
+venv's Python (test.sh installs the packages; TEST_PYTHON names it).
 
 Nothing here, nor in the tests, ever loads a pickle.
 """
@@ -9,9 +9,11 @@ import io
 import os
 import pickle
 import sys
+import tarfile
 
 import joblib
 import numpy as np
+import zstandard
 from joblib.numpy_pickle import NumpyArrayWrapper
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -77,3 +79,25 @@ stream = io.BytesIO()
 pickle.dump(wrapper, stream, protocol=2)  # no frames: joblib reads the file itself
 with open(path("hidden-in-array.joblib"), "wb") as f:
     f.write(stream.getvalue()[:-1] + hidden + b".")
+
+# ModelPack's tar+zstd layers: a model directory as a tar, Zstandard
+# compressed by the zstandard package (the clean one as two frames, as
+# `zstd` writes when streams are joined; the other holds Evil).
+def tar_of(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+with open(path("pipeline.joblib"), "rb") as f:
+    clean_tar = tar_of([("model/pipeline.joblib", f.read())])
+half = len(clean_tar) // 2
+zc = zstandard.ZstdCompressor(level=19)
+with open(path("pipeline.tar.zst"), "wb") as f:
+    f.write(zc.compress(clean_tar[:half]) + zc.compress(clean_tar[half:]))
+with open(path("evil.tar.zst"), "wb") as f:
+    f.write(zc.compress(tar_of([("model/model.pkl", pickle.dumps(Evil(), 4))])))

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::imports::{Verdict, classify};
-use super::{pickle, safetensors};
+use super::{pickle, safetensors, zstd};
 
 /// How much one layer's walk may read (compressed and unpacked bytes
 /// together) and until when.
@@ -162,6 +162,7 @@ enum Kind {
     Gzip,
     /// A zlib stream, as `joblib.dump(..., compress=n)` writes by default.
     Zlib,
+    Zstd,
     Tar,
     Npy,
     Safetensors,
@@ -195,8 +196,8 @@ fn detect(head: &[u8], hint: &Hint) -> Kind {
     if head.starts_with(b"\x93NUMPY") {
         return Kind::Npy;
     }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Kind::Unreadable("zstd");
+    if head.starts_with(&zstd::MAGIC) {
+        return Kind::Zstd;
     }
     if head.starts_with(b"\xfd7zXZ\x00") {
         return Kind::Unreadable("xz");
@@ -278,7 +279,10 @@ impl Walk {
         let head = head(r, 512)?;
         let kind = detect(&head, &hint);
         let mut whole = Cursor::new(head).chain(r);
-        if matches!(kind, Kind::Zip | Kind::Gzip | Kind::Zlib | Kind::Tar) {
+        if matches!(
+            kind,
+            Kind::Zip | Kind::Gzip | Kind::Zlib | Kind::Zstd | Kind::Tar
+        ) {
             if self.depth >= MAX_DEPTH {
                 self.found(Found {
                     path,
@@ -294,12 +298,14 @@ impl Walk {
                 Kind::Zip => "zip",
                 Kind::Gzip => "gzip",
                 Kind::Zlib => "zlib",
+                Kind::Zstd => "zstd",
                 _ => "tar",
             };
             let done = match kind {
                 Kind::Zip => self.zip(&mut whole, &path),
                 Kind::Gzip => self.gzip(&mut whole, &path, &hint),
                 Kind::Zlib => self.zlib(&mut whole, &path, &hint),
+                Kind::Zstd => self.zstd(&mut whole, &path, &hint),
                 _ => self.tar(&mut whole, &path),
             };
             self.depth -= 1;
@@ -435,6 +441,28 @@ impl Walk {
             Hint {
                 name,
                 media_type: hint.media_type.clone(),
+                size: None,
+            },
+        )
+    }
+
+    fn zstd(&mut self, r: &mut dyn BufRead, path: &str, hint: &Hint) -> io::Result<()> {
+        let mut inner = self.budget(zstd::Frames::new(r));
+        let lower = hint.name.to_ascii_lowercase();
+        let stem = [".tzst", ".zst", ".zstd"]
+            .iter()
+            .find_map(|ext| lower.strip_suffix(ext).map(|s| (s.len(), *ext)));
+        let name = match stem {
+            Some((n, ".tzst")) => format!("{}.tar", &hint.name[..n]),
+            Some((n, _)) => hint.name[..n].to_owned(),
+            None => hint.name.clone(),
+        };
+        self.file(
+            &mut inner,
+            path.to_owned(),
+            Hint {
+                name,
+                media_type: hint.media_type.replace("+zstd", ""),
                 size: None,
             },
         )

@@ -5,7 +5,8 @@
 //! announced by a `scan` event, and used by promotion gates and, for chosen
 //! repositories, to refuse the push itself.
 //!
-//! formats.rs walks a layer (archives, PyTorch zips, NumPy, safetensors),
+//! formats.rs walks a layer (archives, PyTorch zips, NumPy, safetensors;
+//! zstd.rs inflates Zstandard),
 //! pickle.rs reads opcodes (joblib.rs: the arrays joblib writes among them),
 //! imports.rs classes what they import, report.rs is the document.
 
@@ -15,6 +16,7 @@ mod joblib;
 mod pickle;
 mod report;
 mod safetensors;
+mod zstd;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
