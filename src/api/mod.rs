@@ -65,7 +65,8 @@ pub fn router(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             authenticate,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(quiet_challenge));
     let tokens = Router::new()
         .route("/auth/token", get(token::get).post(token::post))
         .with_state(auth);
@@ -115,6 +116,21 @@ async fn authenticate(
     let mut response = next.run(request).await;
     if let Some(caller) = caller {
         response.extensions_mut().insert(caller);
+    }
+    response
+}
+
+/// A page's script asks with `X-Requested-With: XMLHttpRequest` (as the web
+/// UI does): its 401 carries no challenge, which in a browser would open
+/// the browser's own password dialog over the page's sign-in form.
+async fn quiet_challenge(request: Request, next: Next) -> Response {
+    let from_script = request
+        .headers()
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
+    let mut response = next.run(request).await;
+    if from_script && response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().remove(header::WWW_AUTHENTICATE);
     }
     response
 }

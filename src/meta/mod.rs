@@ -284,6 +284,37 @@ pub struct Referrer {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A repository as a listing of repositories shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSummary {
+    pub name: RepoName,
+    pub tags: u64,
+    pub manifests: u64,
+    /// Bytes of the blobs it may serve.
+    pub size: u64,
+    /// When its newest manifest was pushed.
+    pub last_push_ms: Option<i64>,
+    /// Media type and artifact type of its newest manifest that is not
+    /// attached to another (not a referrer).
+    pub latest: Option<(String, Option<String>)>,
+}
+
+/// A tag with what it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagDetail {
+    pub name: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    /// The manifest's bytes and the blobs it names.
+    pub size: u64,
+    /// When the tag last moved, and who moved it.
+    pub updated_at_ms: i64,
+    pub actor: Option<String>,
+    /// Whether it was ever promoted or rolled back: an environment tag.
+    pub environment: bool,
+}
+
 /// What became of a repository's set of tag names after a version of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagNameChanges {
@@ -494,6 +525,17 @@ pub trait ListingMeta {
     }
     /// Repository names in lexical order after `last`, at most `n`.
     fn catalog(&self, last: Option<&str>, n: usize) -> Result<Vec<RepoName>>;
+    /// Repositories whose names contain `contains`, in lexical order after
+    /// `last`, at most `n`, each with its counts, size and newest push.
+    fn repositories(
+        &self,
+        contains: &str,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<RepoSummary>>;
+    /// Tags of `repo` in lexical order after `last`, at most `n`, with what
+    /// each points at and its last move.
+    fn tag_details(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Vec<TagDetail>>;
     /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
     fn referrers(
         &self,
@@ -548,6 +590,8 @@ pub trait ReleaseMeta {
     fn record_event(&self, event: &NewEvent, actor: &Actor) -> Result<()>;
     /// Events after id `after`, oldest first, at most `n`.
     fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>>;
+    /// The promotions to `tag` that gates refused, newest first, at most `n`.
+    fn refusals(&self, repo: &RepoName, tag: &Tag, n: usize) -> Result<Vec<Event>>;
     /// Events after `after` not yet delivered: how far a webhook with that
     /// cursor lags.
     fn events_since(&self, after: i64) -> Result<u64>;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{ListingArea, Referrer, TagNameChange, TagNameChanges};
+use crate::meta::{ListingArea, Referrer, RepoSummary, TagDetail, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
 /// One page of a listing, with the key to continue after when there is more.
@@ -255,6 +255,58 @@ impl Registry {
             }
         }
         Ok(Page::from_overfetch(shown, n))
+    }
+
+    /// Repositories whose names contain `contains`, after `last`, only those
+    /// `visible` accepts, with their counts, size and newest push; and the
+    /// name to go on after when there are more.
+    pub async fn repository_summaries(
+        &self,
+        contains: String,
+        n: Option<usize>,
+        last: Option<String>,
+        visible: &(dyn Fn(&RepoName) -> bool + Send + Sync),
+    ) -> Result<(Vec<RepoSummary>, Option<String>)> {
+        let n = self.page_size(n);
+        let mut shown = Vec::new();
+        let mut after = last;
+        loop {
+            let (a, c) = (after.clone(), contains.clone());
+            let batch = self
+                .meta(move |m: &ListingArea| m.repositories(&c, a.as_deref(), n + 1))
+                .await?;
+            let exhausted = batch.len() <= n;
+            after = batch.last().map(|s| s.name.to_string());
+            shown.extend(batch.into_iter().filter(|s| visible(&s.name)));
+            if shown.len() > n || exhausted {
+                break;
+            }
+        }
+        let next = (shown.len() > n).then(|| {
+            shown.truncate(n);
+            shown.last().map(|s| s.name.to_string())
+        });
+        Ok((shown, next.flatten()))
+    }
+
+    /// Tags of `repo` after `last` with what each points at (NAME_UNKNOWN
+    /// for an unknown repository).
+    pub async fn tag_details(
+        &self,
+        repo: &RepoName,
+        n: Option<usize>,
+        last: Option<String>,
+    ) -> Result<Vec<TagDetail>> {
+        let n = self.page_size(n);
+        let (r, first) = (repo.clone(), last.is_none());
+        let tags = self
+            .meta(move |m: &ListingArea| m.tag_details(&r, last.as_deref(), n))
+            .await?;
+        if tags.is_empty() && first {
+            // No tags, or no repository: the listing says which.
+            self.list_tags(repo, Some(1), None).await?;
+        }
+        Ok(tags)
     }
 
     /// Manifests in `repo` whose subject is `subject`, optionally filtered by

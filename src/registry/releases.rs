@@ -11,7 +11,9 @@ use super::Registry;
 use super::release_notes::ReleaseNotes;
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
-use crate::meta::{Actor, EventAction, Expect, HistoryEntry, NewEvent, Operation, ReleaseArea};
+use crate::meta::{
+    Actor, Event, EventAction, Expect, HistoryEntry, NewEvent, Operation, ReleaseArea,
+};
 use crate::oci::{Digest, Manifest, Reference, RepoName, Tag};
 
 /// Artifact type of an evaluation report attached to a model.
@@ -371,6 +373,13 @@ impl Registry {
     ) -> Result<Vec<HistoryEntry>> {
         let (r, t) = (repo.clone(), tag.clone());
         self.meta(move |m: &ReleaseArea| m.tag_history(&r, &t, before, n))
+            .await
+    }
+
+    /// Promotions to `tag` that gates refused, newest first.
+    pub async fn refusals(&self, repo: &RepoName, tag: &Tag, n: usize) -> Result<Vec<Event>> {
+        let (r, t) = (repo.clone(), tag.clone());
+        self.meta(move |m: &ReleaseArea| m.refusals(&r, &t, n))
             .await
     }
 

@@ -983,3 +983,67 @@ async fn forged_and_expired_tokens_are_refused() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
     }
 }
+
+// What the web UI lists holds only what the caller may pull, says what the
+// caller may do, and a 401 asked for by a page's script carries no Basic
+// challenge (which would pop the browser's own password dialog).
+#[tokio::test]
+async fn repository_listings_show_only_what_the_caller_may_pull() {
+    let (s, _dir) = server(Anonymous::None).await;
+    for (user, repo) in [("alice", "team-a/m"), ("dave", "team-b/data")] {
+        assert_eq!(
+            push_image_as(&s, user, repo, "v1", 7).await,
+            StatusCode::CREATED
+        );
+    }
+    let names = |user: &'static str| {
+        let s = &s;
+        async move {
+            let r = as_user(s, user, Method::GET, "/api/v1/repositories")
+                .send()
+                .await
+                .expect("GET");
+            let body = json_body(r).await;
+            body["repositories"]
+                .as_array()
+                .expect("repositories")
+                .iter()
+                .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("dave").await, ["team-b/data"]);
+    assert_eq!(names("bob").await, ["team-a/m"]);
+    assert_eq!(names("root").await, ["team-a/m", "team-b/data"]);
+
+    let tags = |user: &'static str| {
+        as_user(&s, user, Method::GET, "/api/v1/repositories/team-a/m/tags").send()
+    };
+    assert_eq!(
+        tags("dave").await.expect("GET").status(),
+        StatusCode::FORBIDDEN
+    );
+    let may =
+        |body: serde_json::Value| (body["may"]["push"].clone(), body["may"]["promote"].clone());
+    let bob = json_body(tags("bob").await.expect("GET")).await;
+    assert_eq!(may(bob), (json!(false), json!(false)));
+    let alice = json_body(tags("alice").await.expect("GET")).await;
+    assert_eq!(alice["tags"][0]["name"], "v1");
+    assert_eq!(alice["tags"][0]["by"], "alice");
+    assert_eq!(may(alice), (json!(true), json!(true)));
+
+    let anonymous = s.get("/api/v1/repositories/team-a/m/tags").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        header(&anonymous, "www-authenticate").is_some(),
+        "clients get the challenge"
+    );
+    let from_script = s
+        .request(Method::GET, "/api/v1/repositories/team-a/m/tags")
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(from_script.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&from_script, "www-authenticate"), None);
+}

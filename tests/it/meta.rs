@@ -11,7 +11,7 @@ use berth::meta::postgres::Postgres;
 use berth::meta::sqlite::Sqlite;
 use berth::meta::{
     Actor, ChunkCommit, EventAction, Expect, FactKind, LineageFact, LineageRef, ListingMeta,
-    MetaStore, NewLineage, NewManifest, Operation, Traffic,
+    MetaStore, NewEvent, NewLineage, NewManifest, Operation, Traffic,
 };
 use berth::oci::{Digest, RepoName, Tag, UploadId};
 
@@ -40,6 +40,7 @@ fn suite(open: impl Fn() -> Arc<dyn MetaStore>) {
     manifests_need_their_blobs_and_tags_keep_history_and_events(open());
     lineage_is_recorded_with_the_manifest_and_found_both_ways(open());
     every_write_moves_the_generation(open());
+    repositories_and_tags_are_listed_with_what_they_hold(open());
 }
 
 /// Pushes a blob of `len` bytes into `r` through an upload session.
@@ -279,6 +280,98 @@ fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaSt
     assert_eq!(m.webhook_cursor("suite").expect("cursor"), 0);
     m.set_webhook_cursor("suite", rollback.id).expect("set");
     assert_eq!(m.webhook_cursor("suite").expect("cursor"), rollback.id);
+}
+
+fn repositories_and_tags_are_listed_with_what_they_hold(m: Arc<dyn MetaStore>) {
+    let r = repo("suite/listed/model");
+    let other = repo("suite/listed/image");
+    let config = push_blob(&*m, &r, "listed config", 7);
+    let mut v1 = manifest(&config, "listed v1");
+    v1.artifact_type = Some("application/vnd.example.model".into());
+    m.record_manifest(&r, &v1, &[tag("v1")], &[], &actor("ci"))
+        .expect("v1");
+    let mut eval = manifest(&config, "listed eval");
+    eval.subject = Some(v1.digest.clone());
+    m.record_manifest(&r, &eval, &[], &[], &actor("ci"))
+        .expect("eval");
+    let prod = tag("production");
+    m.set_tag(
+        &r,
+        &prod,
+        &v1.digest,
+        &Expect::Anything,
+        &[],
+        Operation::Promote,
+        &actor("alice"),
+    )
+    .expect("promote");
+    push_blob(&*m, &other, "listed layer", 3);
+
+    let listed = m
+        .repositories("suite/listed/", None, 10)
+        .expect("repositories");
+    let names: Vec<_> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["suite/listed/image", "suite/listed/model"]);
+    let model = &listed[1];
+    assert_eq!((model.tags, model.manifests, model.size), (2, 2, 7));
+    assert!(model.last_push_ms.is_some());
+    assert_eq!(
+        model.latest,
+        Some((v1.media_type.clone(), v1.artifact_type.clone())),
+        "the newest manifest that is not a referrer"
+    );
+    assert_eq!(
+        (listed[0].tags, listed[0].size, listed[0].latest.clone()),
+        (0, 3, None)
+    );
+    let after = m
+        .repositories("listed", Some("suite/listed/image"), 10)
+        .expect("page");
+    assert_eq!(after.len(), 1, "paging goes on after a name");
+    assert!(
+        m.repositories("no such name", None, 10)
+            .expect("none")
+            .is_empty()
+    );
+
+    let tags = m.tag_details(&r, None, 10).expect("tags");
+    let names: Vec<_> = tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["production", "v1"]);
+    let (p, v) = (&tags[0], &tags[1]);
+    assert_eq!(p.digest, v1.digest);
+    assert_eq!(p.size, 100 + 7, "the manifest and its blobs");
+    assert_eq!(p.artifact_type, v1.artifact_type);
+    assert_eq!((p.actor.as_deref(), p.environment), (Some("alice"), true));
+    assert_eq!((v.actor.as_deref(), v.environment), (Some("ci"), false));
+    assert_eq!(
+        m.tag_details(&r, Some("production"), 10)
+            .expect("page")
+            .len(),
+        1
+    );
+
+    for reason in ["accuracy 0.5 < 0.9", "dangerous imports"] {
+        let refusal = NewEvent {
+            action: EventAction::PromoteRefused,
+            repo: r.clone(),
+            digest: Some(v1.digest.clone()),
+            tag: Some(prod.clone()),
+            old_digest: None,
+        };
+        let who = Actor {
+            name: Some("bob".into()),
+            reason: Some(reason.into()),
+        };
+        m.record_event(&refusal, &who).expect("refusal");
+    }
+    let refused = m.refusals(&r, &prod, 10).expect("refusals");
+    let reasons: Vec<_> = refused.iter().map(|e| e.reason.as_deref()).collect();
+    assert_eq!(
+        reasons,
+        [Some("dangerous imports"), Some("accuracy 0.5 < 0.9")],
+        "newest first"
+    );
+    assert!(m.refusals(&r, &tag("v1"), 10).expect("none").is_empty());
 }
 
 fn lineage_is_recorded_with_the_manifest_and_found_both_ways(m: Arc<dyn MetaStore>) {

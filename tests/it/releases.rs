@@ -307,7 +307,10 @@ async fn a_gate_refuses_then_allows_a_promotion() {
         .status(),
         StatusCode::OK
     );
-    assert_eq!(current(&s, "models/gated", "production").await, Some(v1));
+    assert_eq!(
+        current(&s, "models/gated", "production").await,
+        Some(v1.clone())
+    );
 
     let events = json_body(s.get("/api/v1/events").await).await;
     let refused = events["events"].as_array().map_or(0, |e| {
@@ -316,6 +319,23 @@ async fn a_gate_refuses_then_allows_a_promotion() {
             .count()
     });
     assert_eq!(refused, 2, "refused promotions are recorded");
+    // And shown with the tag's history, newest first, with their reasons.
+    let r = s
+        .get("/api/v1/repositories/models/gated/tags/production/history")
+        .await;
+    let timeline = json_body(r).await;
+    let reasons: Vec<_> = timeline["refused"]
+        .as_array()
+        .expect("refused")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{timeline}");
+    assert!(
+        reasons[0].contains("auc >= 0.9 (measured 0.85)") && reasons[1].contains("latency"),
+        "{reasons:?}"
+    );
+    assert_eq!(timeline["refused"][0]["digest"], json!(v1));
 }
 
 // Live metrics past the rollback policy roll the environment tag back.

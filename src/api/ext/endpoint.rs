@@ -23,6 +23,10 @@ pub enum ExtEndpoint {
     History(RepoName, Tag),
     /// `repositories/<repository>/diff?from=&to=`
     Diff(RepoName),
+    /// `repositories?q=&n=&last=`: repositories with their counts and size.
+    Repositories,
+    /// `repositories/<repository>/tags?n=&last=`: tags with what they point at.
+    Tags(RepoName),
     /// `events?after=&n=`
     Events,
     /// `gc[?dry_run=true]`
@@ -57,6 +61,8 @@ impl ExtEndpoint {
             ExtEndpoint::Rollback(_) => "rollback",
             ExtEndpoint::History(..) => "history",
             ExtEndpoint::Diff(_) => "diff",
+            ExtEndpoint::Repositories => "repositories",
+            ExtEndpoint::Tags(_) => "tag_details",
             ExtEndpoint::Events => "events",
             ExtEndpoint::Gc => "gc",
             ExtEndpoint::ScanReport(..) => "scan_report",
@@ -79,6 +85,7 @@ impl ExtEndpoint {
             "events" => return Ok(ExtEndpoint::Events),
             "gc" => return Ok(ExtEndpoint::Gc),
             "scan" => return Ok(ExtEndpoint::ScanAll),
+            "repositories" => return Ok(ExtEndpoint::Repositories),
             _ => {}
         }
         if let Some(graph) = rest.strip_prefix("lineage/") {
@@ -102,6 +109,9 @@ impl ExtEndpoint {
         }
         if let Some(repo) = in_repo("/diff") {
             return Ok(ExtEndpoint::Diff(repo?));
+        }
+        if let Some(repo) = in_repo("/tags") {
+            return Ok(ExtEndpoint::Tags(repo?));
         }
         if let Some(before) = repo_path.strip_suffix("/scan") {
             if let Some((repo, reference)) = before.rsplit_once("/manifests/") {
@@ -145,10 +155,13 @@ impl ExtEndpoint {
             ExtEndpoint::Graph(repo, _)
             | ExtEndpoint::History(repo, _)
             | ExtEndpoint::Diff(repo)
+            | ExtEndpoint::Tags(repo)
             | ExtEndpoint::ScanReport(repo, _) => Scope::Repository(repo, Action::Pull),
             // A scan writes its report into the repository.
             ExtEndpoint::Scan(repo) => Scope::Repository(repo, Action::Push),
-            ExtEndpoint::Models | ExtEndpoint::Events => Scope::Filtered,
+            ExtEndpoint::Models | ExtEndpoint::Events | ExtEndpoint::Repositories => {
+                Scope::Filtered
+            }
             ExtEndpoint::Gc | ExtEndpoint::ScanAll => Scope::Admin,
         }
     }
@@ -198,6 +211,18 @@ mod tests {
                 Method::GET,
             ),
             ("/api/v1/gc", ExtEndpoint::Gc, "admin", Method::POST),
+            (
+                "/api/v1/repositories",
+                ExtEndpoint::Repositories,
+                "filtered",
+                Method::GET,
+            ),
+            (
+                "/api/v1/repositories/a/tags/tags",
+                ExtEndpoint::Tags(repo("a/tags")),
+                "pull",
+                Method::GET,
+            ),
             ("/api/v1/scan", ExtEndpoint::ScanAll, "admin", Method::POST),
             (
                 "/api/v1/repositories/models/churn/scan",

@@ -1,5 +1,6 @@
 //! Berth's own JSON API under `/api/v1/`: lineage, release history, promotion
-//! and rollback, events, garbage collection, pickle scans. Each path is parsed once into an
+//! and rollback, repositories and tags as the web UI lists them, events,
+//! garbage collection, pickle scans. Each path is parsed once into an
 //! [`ExtEndpoint`] that names its scope; errors use the same JSON error body
 //! as `/v2/`.
 
@@ -8,6 +9,7 @@ mod events;
 mod gc;
 mod lineage;
 mod releases;
+mod repositories;
 mod scan;
 
 use axum::Router;
@@ -61,6 +63,8 @@ async fn handle(
         ExtEndpoint::Rollback(repo) => releases::rollback(registry, repo, actor, body).await,
         ExtEndpoint::History(repo, tag) => releases::history(registry, repo, tag, &query).await,
         ExtEndpoint::Diff(repo) => releases::diff(registry, repo, &query).await,
+        ExtEndpoint::Repositories => repositories::list(registry, &access, &query).await,
+        ExtEndpoint::Tags(repo) => repositories::tags(registry, &access, repo, &query).await,
         ExtEndpoint::Events => events::list(registry, &access, &query).await,
         ExtEndpoint::Gc => gc::run(registry, &query).await,
         ExtEndpoint::ScanReport(repo, reference) => scan::report(registry, repo, reference).await,

@@ -1,5 +1,6 @@
 //! `/api/v1/repositories/{repository}/...`: promote, rollback, tag history
-//! (paginated, or `?at=` a time) and release notes between two versions.
+//! (paginated, or `?at=` a time; the first page also lists the promotions
+//! gates refused) and release notes between two versions.
 
 use axum::Json;
 use axum::body::Body;
@@ -112,9 +113,26 @@ pub async fn history(
     let entries = registry.tag_history(&repo, &tag, before, n + 1).await?;
     let more = entries.len() > n;
     let page: Vec<_> = entries.iter().take(n).map(history_json).collect();
-    let mut response =
-        Json(json!({ "repository": repo.as_str(), "tag": tag.as_str(), "history": page }))
-            .into_response();
+    let mut body = json!({ "repository": repo.as_str(), "tag": tag.as_str(), "history": page });
+    if before.is_none() {
+        // The promotions gates refused, which moved nothing, beside the moves.
+        let refused: Vec<_> = registry
+            .refusals(&repo, &tag, n)
+            .await?
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "digest": e.digest.as_ref().map(Digest::to_string),
+                    "at": rfc3339(e.at_ms),
+                    "actor": e.actor,
+                    "reason": e.reason,
+                })
+            })
+            .collect();
+        body["refused"] = json!(refused);
+    }
+    let mut response = Json(body).into_response();
     if more && let Some(last) = entries.get(n - 1) {
         let link = format!(
             "<{PREFIX}{repo}/tags/{tag}/history?n={n}&before={}>; rel=\"next\"",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{Conn, Postgres, col, digest_column, repo_column, to_u64};
 use crate::error::{Error, Result};
-use crate::meta::{ListingMeta, Referrer, TagNameChange, TagNameChanges};
+use crate::meta::{ListingMeta, Referrer, RepoSummary, TagDetail, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
 /// A repository exists once it holds content (a blob it may serve, or a
@@ -12,6 +12,32 @@ use crate::oci::{Digest, RepoName};
 /// opened in it: a push that was refused leaves no repository behind.
 const HOLDS_CONTENT: &str = "(EXISTS (SELECT 1 FROM repo_blobs b WHERE b.repo = repositories.name)
      OR EXISTS (SELECT 1 FROM manifests m WHERE m.repo = repositories.name))";
+
+/// A repository's counts, size and newest manifest, for [`ListingMeta::repositories`].
+const REPO_SUMMARY: &str = "SELECT repositories.name,
+        (SELECT COUNT(*) FROM tags t WHERE t.repo = repositories.name),
+        (SELECT COUNT(*) FROM manifests m WHERE m.repo = repositories.name),
+        (SELECT CAST(COALESCE(SUM(c.size), 0) AS BIGINT) FROM repo_blobs b
+           JOIN contents c ON c.digest = b.digest WHERE b.repo = repositories.name),
+        (SELECT MAX(m.created_at) FROM manifests m WHERE m.repo = repositories.name),
+        l.media_type, l.artifact_type
+   FROM repositories
+   LEFT JOIN manifests l ON l.repo = repositories.name AND l.digest = (
+        SELECT m.digest FROM manifests m WHERE m.repo = repositories.name AND m.subject IS NULL
+         ORDER BY m.created_at DESC, m.digest LIMIT 1)";
+
+/// A tag, its manifest, the blobs that manifest names and the tag's last
+/// move, for [`ListingMeta::tag_details`].
+const TAG_DETAIL: &str = "SELECT t.name, t.digest, m.media_type, m.artifact_type,
+        m.size + (SELECT CAST(COALESCE(SUM(c.size), 0) AS BIGINT) FROM manifest_refs x
+                   JOIN contents c ON c.digest = x.child
+                  WHERE x.repo = t.repo AND x.manifest = t.digest AND x.kind = 'blob'),
+        t.updated_at,
+        (SELECT h.actor FROM tag_history h WHERE h.repo = t.repo AND h.tag = t.name
+          ORDER BY h.id DESC LIMIT 1),
+        EXISTS (SELECT 1 FROM tag_history h WHERE h.repo = t.repo AND h.tag = t.name
+                 AND h.operation IN ('promote', 'rollback'))
+   FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest";
 
 /// Versions of a repository's tag names whose changes are kept (migration 0008).
 const CHANGES_KEPT: u64 = 1024;
@@ -99,6 +125,61 @@ impl ListingMeta for Postgres {
             )?
             .iter()
             .map(|r| repo_column(col(r, 0)?))
+            .collect()
+        })
+    }
+
+    fn repositories(
+        &self,
+        contains: &str,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<RepoSummary>> {
+        self.read(|c| {
+            c.query(
+                &format!(
+                    "{REPO_SUMMARY} WHERE repositories.name > $1 AND strpos(repositories.name, $2) > 0 AND
+                     {HOLDS_CONTENT} ORDER BY repositories.name LIMIT $3"
+                ),
+                &[&last.unwrap_or(""), &contains, &(n as i64)],
+            )?
+            .iter()
+            .map(|r| {
+                let media_type: Option<String> = col(r, 5)?;
+                Ok(RepoSummary {
+                    name: repo_column(col(r, 0)?)?,
+                    tags: to_u64(col(r, 1)?),
+                    manifests: to_u64(col(r, 2)?),
+                    size: to_u64(col::<i64>(r, 3)?),
+                    last_push_ms: col(r, 4)?,
+                    latest: media_type
+                        .map(|m| Ok::<_, Error>((m, col(r, 6)?)))
+                        .transpose()?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn tag_details(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Vec<TagDetail>> {
+        self.read(|c| {
+            c.query(
+                &format!("{TAG_DETAIL} WHERE t.repo = $1 AND t.name > $2 ORDER BY t.name LIMIT $3"),
+                &[&repo.as_str(), &last.unwrap_or(""), &(n as i64)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(TagDetail {
+                    name: col(r, 0)?,
+                    digest: digest_column(col(r, 1)?)?,
+                    media_type: col(r, 2)?,
+                    artifact_type: col(r, 3)?,
+                    size: to_u64(col::<i64>(r, 4)?),
+                    updated_at_ms: col(r, 5)?,
+                    actor: col(r, 6)?,
+                    environment: col(r, 7)?,
+                })
+            })
             .collect()
         })
     }

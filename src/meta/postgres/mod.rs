@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_tag_names.sql"),
     include_str!("migrations/0008_tag_name_changes.sql"),
     include_str!("migrations/0009_storage_state.sql"),
+    include_str!("migrations/0010_refusals.sql"),
 ];
 
 /// The notification every committed write sends is on this channel, named

@@ -30,6 +30,10 @@ fn history_entry(r: &Row) -> Result<HistoryEntry> {
     })
 }
 
+/// The columns [`event_entry`] reads, in its order.
+const EVENT_COLUMNS: &str =
+    "id, at, action, repo, digest, tag, media_type, size, actor, old_digest, reason";
+
 fn event_entry(r: &Row) -> Result<Event> {
     let digest = |i| -> Result<Option<Digest>> {
         col::<Option<String>>(r, i)?.map(digest_column).transpose()
@@ -157,9 +161,24 @@ impl ReleaseMeta for Postgres {
     fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>> {
         self.read(|c| {
             c.query(
-                "SELECT id, at, action, repo, digest, tag, media_type, size, actor, old_digest, reason
-                 FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"),
                 &[&after, &(n as i64)],
+            )?
+            .iter()
+            .map(event_entry)
+            .collect()
+        })
+    }
+
+    fn refusals(&self, repo: &RepoName, tag: &Tag, n: usize) -> Result<Vec<Event>> {
+        self.read(|c| {
+            c.query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE repo = $1 AND tag = $2 AND action = 'promote-refused'
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&repo.as_str(), &tag.as_str(), &(n as i64)],
             )?
             .iter()
             .map(event_entry)

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Sqlite, digest_column, repo_column, to_u64};
 use crate::error::{Error, Result};
-use crate::meta::{ListingMeta, Referrer, TagNameChange, TagNameChanges};
+use crate::meta::{ListingMeta, Referrer, RepoSummary, TagDetail, TagNameChange, TagNameChanges};
 use crate::oci::{Digest, RepoName};
 
 /// A repository exists once it holds content (a blob it may serve, or a
@@ -14,6 +14,32 @@ use crate::oci::{Digest, RepoName};
 /// opened in it: a push that was refused leaves no repository behind.
 const HOLDS_CONTENT: &str = "(EXISTS (SELECT 1 FROM repo_blobs b WHERE b.repo = repositories.name)
      OR EXISTS (SELECT 1 FROM manifests m WHERE m.repo = repositories.name))";
+
+/// A repository's counts, size and newest manifest, for [`ListingMeta::repositories`].
+const REPO_SUMMARY: &str = "SELECT repositories.name,
+        (SELECT COUNT(*) FROM tags t WHERE t.repo = repositories.name),
+        (SELECT COUNT(*) FROM manifests m WHERE m.repo = repositories.name),
+        (SELECT CAST(COALESCE(SUM(c.size), 0) AS BIGINT) FROM repo_blobs b
+           JOIN contents c ON c.digest = b.digest WHERE b.repo = repositories.name),
+        (SELECT MAX(m.created_at) FROM manifests m WHERE m.repo = repositories.name),
+        l.media_type, l.artifact_type
+   FROM repositories
+   LEFT JOIN manifests l ON l.repo = repositories.name AND l.digest = (
+        SELECT m.digest FROM manifests m WHERE m.repo = repositories.name AND m.subject IS NULL
+         ORDER BY m.created_at DESC, m.digest LIMIT 1)";
+
+/// A tag, its manifest, the blobs that manifest names and the tag's last
+/// move, for [`ListingMeta::tag_details`].
+const TAG_DETAIL: &str = "SELECT t.name, t.digest, m.media_type, m.artifact_type,
+        m.size + (SELECT CAST(COALESCE(SUM(c.size), 0) AS BIGINT) FROM manifest_refs x
+                   JOIN contents c ON c.digest = x.child
+                  WHERE x.repo = t.repo AND x.manifest = t.digest AND x.kind = 'blob'),
+        t.updated_at,
+        (SELECT h.actor FROM tag_history h WHERE h.repo = t.repo AND h.tag = t.name
+          ORDER BY h.id DESC LIMIT 1),
+        EXISTS (SELECT 1 FROM tag_history h WHERE h.repo = t.repo AND h.tag = t.name
+                 AND h.operation IN ('promote', 'rollback'))
+   FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest";
 
 /// Versions of a repository's tag names whose changes the triggers keep
 /// (migration 0008).
@@ -117,6 +143,59 @@ impl ListingMeta for Sqlite {
                 .query_map(params![last.unwrap_or(""), n as i64], |r| r.get(0))?
                 .collect::<Result<Vec<String>, _>>()?;
             names.into_iter().map(repo_column).collect()
+        })
+    }
+
+    fn repositories(
+        &self,
+        contains: &str,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<RepoSummary>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "{REPO_SUMMARY} WHERE repositories.name > ?1 AND instr(repositories.name, ?2) > 0 AND
+                 {HOLDS_CONTENT} ORDER BY repositories.name LIMIT ?3"
+            ))?
+            .query_map(params![last.unwrap_or(""), contains, n as i64], |r| {
+                Ok((|| {
+                    Ok::<_, Error>(RepoSummary {
+                        name: repo_column(r.get(0)?)?,
+                        tags: to_u64(r.get(1)?),
+                        manifests: to_u64(r.get(2)?),
+                        size: to_u64(r.get(3)?),
+                        last_push_ms: r.get(4)?,
+                        latest: r
+                            .get::<_, Option<String>>(5)?
+                            .map(|m| Ok::<_, rusqlite::Error>((m, r.get(6)?)))
+                            .transpose()?,
+                    })
+                })())
+            })?
+            .collect::<Result<Result<Vec<_>>, _>>()?
+        })
+    }
+
+    fn tag_details(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Vec<TagDetail>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "{TAG_DETAIL} WHERE t.repo = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3"
+            ))?
+            .query_map(params![repo.as_str(), last.unwrap_or(""), n as i64], |r| {
+                Ok((|| {
+                    Ok::<_, Error>(TagDetail {
+                        name: r.get(0)?,
+                        digest: digest_column(r.get(1)?)?,
+                        media_type: r.get(2)?,
+                        artifact_type: r.get(3)?,
+                        size: to_u64(r.get(4)?),
+                        updated_at_ms: r.get(5)?,
+                        actor: r.get(6)?,
+                        environment: r.get(7)?,
+                    })
+                })())
+            })?
+            .collect::<Result<Result<Vec<_>>, _>>()?
         })
     }
 

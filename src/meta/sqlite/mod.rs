@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_tag_names.sql"),
     include_str!("migrations/0008_tag_name_changes.sql"),
     include_str!("migrations/0009_storage_state.sql"),
+    include_str!("migrations/0010_refusals.sql"),
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;

@@ -160,29 +160,23 @@ impl ReleaseMeta for Sqlite {
 
     fn events_after(&self, after: i64, n: usize) -> Result<Vec<Event>> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT id, at, action, repo, digest, tag, media_type, size, actor, old_digest, reason
-                 FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![after, n as i64], |r| {
-                let text = |i| r.get::<_, String>(i);
-                let optional = |i| r.get::<_, Option<String>>(i);
-                let event = (|| {
-                    Ok::<_, Error>(Event {
-                        id: r.get(0)?,
-                        at_ms: r.get(1)?,
-                        action: word_column(text(2)?, EventAction::parse)?,
-                        repo: repo_column(text(3)?)?,
-                        digest: optional(4)?.map(digest_column).transpose()?,
-                        tag: optional(5)?.map(tag_column).transpose()?,
-                        media_type: r.get(6)?,
-                        size: r.get::<_, Option<i64>>(7)?.map(to_u64),
-                        actor: r.get(8)?,
-                        old_digest: optional(9)?.map(digest_column).transpose()?,
-                        reason: r.get(10)?,
-                    })
-                })();
-                Ok(event)
+            c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?
+            .query_map(params![after, n as i64], |r| Ok(event_entry(r)))?
+            .collect::<Result<Result<Vec<_>>, _>>()?
+        })
+    }
+
+    fn refusals(&self, repo: &RepoName, tag: &Tag, n: usize) -> Result<Vec<Event>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE repo = ?1 AND tag = ?2 AND action = 'promote-refused'
+                 ORDER BY id DESC LIMIT ?3"
+            ))?
+            .query_map(params![repo.as_str(), tag.as_str(), n as i64], |r| {
+                Ok(event_entry(r))
             })?
             .collect::<Result<Result<Vec<_>>, _>>()?
         })
@@ -218,4 +212,26 @@ impl ReleaseMeta for Sqlite {
             Ok(())
         })
     }
+}
+
+/// The columns [`event_entry`] reads, in its order.
+const EVENT_COLUMNS: &str =
+    "id, at, action, repo, digest, tag, media_type, size, actor, old_digest, reason";
+
+fn event_entry(r: &Row) -> Result<Event> {
+    let text = |i| r.get::<_, String>(i);
+    let optional = |i| r.get::<_, Option<String>>(i);
+    Ok(Event {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        action: word_column(text(2)?, EventAction::parse)?,
+        repo: repo_column(text(3)?)?,
+        digest: optional(4)?.map(digest_column).transpose()?,
+        tag: optional(5)?.map(tag_column).transpose()?,
+        media_type: r.get(6)?,
+        size: r.get::<_, Option<i64>>(7)?.map(to_u64),
+        actor: r.get(8)?,
+        old_digest: optional(9)?.map(digest_column).transpose()?,
+        reason: r.get(10)?,
+    })
 }
