@@ -9,6 +9,12 @@ pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.man
 /// The empty JSON blob `{}` that artifacts without a config point at.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+/// Config media types of container images (their layers are root file systems).
+pub const IMAGE_CONFIGS: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
 /// Whether a manifest is a single image/artifact or a list of manifests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManifestKind {

@@ -235,26 +235,14 @@ impl Registry {
         visible: &(dyn Fn(&RepoName) -> bool + Send + Sync),
     ) -> Result<Page> {
         let n = self.page_size(n);
-        let mut shown = Vec::new();
-        let mut after = last;
-        loop {
-            let a = after.clone();
-            let batch = self
-                .meta(move |m: &ListingArea| m.catalog(a.as_deref(), n + 1))
-                .await?;
-            let exhausted = batch.len() <= n;
-            after = batch.last().map(RepoName::to_string);
-            shown.extend(
-                batch
-                    .into_iter()
-                    .filter(|r| visible(r))
-                    .map(|r| r.to_string()),
-            );
-            if shown.len() > n || exhausted {
-                break;
-            }
-        }
-        Ok(Page::from_overfetch(shown, n))
+        let read = |m: &ListingArea, after: Option<&str>, k| m.catalog(after, k);
+        let shown = self
+            .visible_repositories(n, last, visible, read, |r| r)
+            .await?;
+        Ok(Page::from_overfetch(
+            shown.iter().map(RepoName::to_string).collect(),
+            n,
+        ))
     }
 
     /// Repositories whose names contain `contains`, after `last`, only those
@@ -268,25 +256,42 @@ impl Registry {
         visible: &(dyn Fn(&RepoName) -> bool + Send + Sync),
     ) -> Result<(Vec<RepoSummary>, Option<String>)> {
         let n = self.page_size(n);
-        let mut shown = Vec::new();
-        let mut after = last;
-        loop {
-            let (a, c) = (after.clone(), contains.clone());
-            let batch = self
-                .meta(move |m: &ListingArea| m.repositories(&c, a.as_deref(), n + 1))
-                .await?;
-            let exhausted = batch.len() <= n;
-            after = batch.last().map(|s| s.name.to_string());
-            shown.extend(batch.into_iter().filter(|s| visible(&s.name)));
-            if shown.len() > n || exhausted {
-                break;
-            }
-        }
+        let read =
+            move |m: &ListingArea, after: Option<&str>, k| m.repositories(&contains, after, k);
+        let mut shown = self
+            .visible_repositories(n, last, visible, read, |s| &s.name)
+            .await?;
         let next = (shown.len() > n).then(|| {
             shown.truncate(n);
             shown.last().map(|s| s.name.to_string())
         });
         Ok((shown, next.flatten()))
+    }
+
+    /// Reads repositories in batches after `last` with `read` until more
+    /// than `n` of them are `visible` or there are no more: a page cut only
+    /// after what the caller may not see is left out.
+    async fn visible_repositories<T: Send + 'static>(
+        &self,
+        n: usize,
+        mut after: Option<String>,
+        visible: &(dyn Fn(&RepoName) -> bool + Send + Sync),
+        read: impl Fn(&ListingArea, Option<&str>, usize) -> Result<Vec<T>> + Clone + Send + 'static,
+        name: fn(&T) -> &RepoName,
+    ) -> Result<Vec<T>> {
+        let mut shown = Vec::new();
+        loop {
+            let (a, read) = (after.clone(), read.clone());
+            let batch = self
+                .meta(move |m: &ListingArea| read(m, a.as_deref(), n + 1))
+                .await?;
+            let exhausted = batch.len() <= n;
+            after = batch.last().map(|t| name(t).to_string());
+            shown.extend(batch.into_iter().filter(|t| visible(name(t))));
+            if shown.len() > n || exhausted {
+                return Ok(shown);
+            }
+        }
     }
 
     /// Tags of `repo` after `last` with what each points at (NAME_UNKNOWN

@@ -61,10 +61,10 @@ pub async fn list(registry: &Registry, access: &Access, query: &Query) -> Result
     }
     let mut response = Json(Envelope::of(&events)).into_response();
     if more {
-        let link = format!("</api/v1/events?after={after}&n={n}>; rel=\"next\"");
-        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
-            response.headers_mut().insert(axum::http::header::LINK, v);
-        }
+        super::link_next(
+            &mut response,
+            &format!("/api/v1/events?after={after}&n={n}"),
+        );
     }
     Ok(response)
 }

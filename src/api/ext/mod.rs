@@ -73,6 +73,13 @@ async fn handle(
     }
 }
 
+/// Says where the next page is: `Link: <url>; rel="next"`.
+fn link_next(response: &mut Response, url: &str) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+        response.headers_mut().insert(axum::http::header::LINK, v);
+    }
+}
+
 /// A JSON request body, with errors in the API's error format.
 async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T> {
     let bytes = http_body_util::Limited::new(body, MAX_JSON_BODY)

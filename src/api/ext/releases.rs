@@ -134,13 +134,8 @@ pub async fn history(
     }
     let mut response = Json(body).into_response();
     if more && let Some(last) = entries.get(n - 1) {
-        let link = format!(
-            "<{PREFIX}{repo}/tags/{tag}/history?n={n}&before={}>; rel=\"next\"",
-            last.id
-        );
-        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
-            response.headers_mut().insert(axum::http::header::LINK, v);
-        }
+        let url = format!("{PREFIX}{repo}/tags/{tag}/history?n={n}&before={}", last.id);
+        super::link_next(&mut response, &url);
     }
     Ok(response)
 }

@@ -4,16 +4,17 @@
 //! sizes, last push, who moved each tag). Pages go on through `Link`.
 
 use axum::Json;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
+use super::link_next;
 use crate::api::query::Query;
 use crate::auth::{Access, Action};
 use crate::error::Result;
 use crate::meta::RepoSummary;
-use crate::oci::RepoName;
+use crate::oci::media_type::{IMAGE_CONFIGS, manifest_kind};
+use crate::oci::{ManifestKind, RepoName};
 use crate::registry::Registry;
 use crate::time::rfc3339;
 
@@ -108,23 +109,13 @@ fn summary_json(s: &RepoSummary) -> serde_json::Value {
 /// types: images are indexes and manifests whose config is an image
 /// config; artifacts naming a dataset are datasets; any other artifact is
 /// taken for a model (what else Berth is given to keep).
-pub fn kind(media_type: &str, artifact_type: Option<&str>) -> &'static str {
-    const IMAGE_CONFIGS: [&str; 2] = [
-        "application/vnd.oci.image.config.v1+json",
-        "application/vnd.docker.container.image.v1+json",
-    ];
+fn kind(media_type: &str, artifact_type: Option<&str>) -> &'static str {
     match artifact_type {
         None => "image",
         Some(a) if IMAGE_CONFIGS.contains(&a) => "image",
         Some(a) if a.contains("dataset") => "dataset",
-        Some(_) if media_type.contains("index") || media_type.contains("list") => "image",
+        Some(_) if manifest_kind(media_type) == Some(ManifestKind::Index) => "image",
         Some(_) => "model",
-    }
-}
-
-fn link_next(response: &mut Response, url: &str) {
-    if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
-        response.headers_mut().insert(header::LINK, v);
     }
 }
 

@@ -97,6 +97,28 @@ pub struct Hint {
     pub size: Option<u64>,
 }
 
+impl Hint {
+    /// The hint for what a compressed file holds: its name with the first
+    /// of `renames`' extensions it ends with (any case) replaced, e.g.
+    /// `.tgz` by `.tar`, and its media type without `codec` (`+gzip`).
+    fn inflated(&self, renames: &[(&str, &str)], codec: &str) -> Hint {
+        let lower = self.name.to_ascii_lowercase();
+        let name = renames
+            .iter()
+            .find_map(|(ext, with)| {
+                let stem = lower.strip_suffix(ext)?;
+                Some(format!("{}{with}", &self.name[..stem.len()]))
+            })
+            .unwrap_or_else(|| self.name.clone());
+        Hint {
+            name,
+            // Replacing "" by "" leaves it as it is.
+            media_type: self.media_type.replace(codec, ""),
+            size: None,
+        }
+    }
+}
+
 /// Walks `r`, a layer of `hint.size` bytes. An `Err` is the source
 /// failing; everything about the content is in [`Walked`].
 pub fn walk(r: &mut dyn Read, path: &str, hint: Hint, limits: Limits) -> io::Result<Walked> {
@@ -409,62 +431,26 @@ impl Walk {
 
     fn gzip(&mut self, r: &mut dyn BufRead, path: &str, hint: &Hint) -> io::Result<()> {
         let mut inner = self.budget(flate2::bufread::MultiGzDecoder::new(r));
-        let lower = hint.name.to_ascii_lowercase();
-        let name = if lower.ends_with(".tgz") {
-            format!("{}.tar", &hint.name[..hint.name.len() - 4])
-        } else if lower.ends_with(".gz") {
-            hint.name[..hint.name.len() - 3].to_owned()
-        } else {
-            hint.name.clone()
-        };
-        let media_type = hint.media_type.replace("+gzip", "");
-        self.file(
-            &mut inner,
-            path.to_owned(),
-            Hint {
-                name,
-                media_type,
-                size: None,
-            },
-        )
+        let hint = hint.inflated(&[(".tgz", ".tar"), (".gz", "")], "+gzip");
+        self.file(&mut inner, path.to_owned(), hint)
     }
 
     fn zlib(&mut self, r: &mut dyn BufRead, path: &str, hint: &Hint) -> io::Result<()> {
         let mut inner = self.budget(flate2::bufread::ZlibDecoder::new(r));
-        let name = match hint.name.to_ascii_lowercase().strip_suffix(".z") {
-            Some(stem) => hint.name[..stem.len()].to_owned(),
-            None => hint.name.clone(),
-        };
         self.file(
             &mut inner,
             path.to_owned(),
-            Hint {
-                name,
-                media_type: hint.media_type.clone(),
-                size: None,
-            },
+            hint.inflated(&[(".z", "")], ""),
         )
     }
 
     fn zstd(&mut self, r: &mut dyn BufRead, path: &str, hint: &Hint) -> io::Result<()> {
         let mut inner = self.budget(zstd::Frames::new(r));
-        let lower = hint.name.to_ascii_lowercase();
-        let stem = [".tzst", ".zst", ".zstd"]
-            .iter()
-            .find_map(|ext| lower.strip_suffix(ext).map(|s| (s.len(), *ext)));
-        let name = match stem {
-            Some((n, ".tzst")) => format!("{}.tar", &hint.name[..n]),
-            Some((n, _)) => hint.name[..n].to_owned(),
-            None => hint.name.clone(),
-        };
+        let renames = [(".tzst", ".tar"), (".zst", ""), (".zstd", "")];
         self.file(
             &mut inner,
             path.to_owned(),
-            Hint {
-                name,
-                media_type: hint.media_type.replace("+zstd", ""),
-                size: None,
-            },
+            hint.inflated(&renames, "+zstd"),
         )
     }
 

@@ -31,6 +31,7 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
 use crate::meta::{Actor, EventAction, NewEvent, ReleaseArea};
+use crate::oci::media_type::IMAGE_CONFIGS;
 use crate::oci::{Descriptor, Digest, Manifest, ManifestKind, Reference, RepoName, Tag};
 use crate::storage::StorageKey;
 
@@ -42,12 +43,6 @@ pub use report::{LayerReport, ScanReport};
 pub const SCAN_ARTIFACT: &str = "application/vnd.berth.scan.v1+json";
 /// Who a report's push and its event are recorded as.
 const SCANNER: &str = "berth-scan";
-/// Config media types of container images, whose layers are root file
-/// systems (scanned only with `images = true`).
-const IMAGE_CONFIGS: &[&str] = &[
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
 /// Documents Berth reads itself; never scanned.
 const OWN_DOCUMENTS: &[&str] = &[
     SCAN_ARTIFACT,
@@ -162,6 +157,7 @@ fn scanned(policy: &ScanPolicy, manifest: &Manifest) -> bool {
     if OWN_DOCUMENTS.contains(&artifact) {
         return false;
     }
+    // A container image's layers are root file systems: only with `images`.
     policy.images || !IMAGE_CONFIGS.contains(&artifact)
 }
 
