@@ -86,7 +86,11 @@ impl LocalDisk {
             let file = std::fs::OpenOptions::new().write(true).open(&from)?;
             // No write of a dropped request still going on (see open_file).
             file.lock()?;
-            if file.metadata()?.len() != len {
+            let have = file.metadata()?.len();
+            if have < len {
+                return Err(lost(&from, have, len));
+            }
+            if have != len {
                 file.set_len(len)?;
                 file.sync_all()?;
             }
@@ -379,6 +383,15 @@ async fn remove_durably(path: PathBuf) -> Result<()> {
 }
 
 /// Syncs a directory, so that the names in it survive a crash (blocking).
+/// An upload's file holding fewer bytes than its session counts (never
+/// extended with zeros to make up the difference).
+fn lost(path: &FsPath, have: u64, want: u64) -> Error {
+    Error::Internal(format!(
+        "upload file {} holds {have} bytes, its session counts {want}",
+        path.display()
+    ))
+}
+
 fn sync_dir_now(dir: &FsPath) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -522,6 +535,11 @@ impl Appender {
             self.open = None;
             return Ok(remove_if_present(&self.path)?);
         }
+        if self.open.is_none() && buf.is_empty() && matches!(then, Some(Last::Keep)) {
+            // An empty chunk: what came before is synced already, and the
+            // file may be gone with a finish that moved it into place.
+            return Ok(());
+        }
         let (file, created) = match &mut self.open {
             Some(open) => open,
             None => self.open.insert(self.open_file()?),
@@ -566,15 +584,28 @@ impl Appender {
                 std::fs::create_dir_all(dir)?;
             }
         }
-        let mut file = std::fs::OpenOptions::new()
+        // Only an upload's first bytes make its file: one past its start
+        // that is gone lost what the session counts.
+        let mut file = match std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
+            .create(self.offset == 0)
             .truncate(false)
-            .open(&self.path)?;
+            .open(&self.path)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.offset > 0 => {
+                return Err(lost(&self.path, 0, self.offset));
+            }
+            opened => opened?,
+        };
         // One writer of an upload's file at a time, even when a request was
         // dropped with a buffer still being written (that write ends, and
         // lets go of the lock, before anyone else truncates or appends).
         file.lock()?;
+        // Never fill a gap with zeros: bytes the session counts must be here.
+        let len = file.metadata()?.len();
+        if len < self.offset {
+            return Err(lost(&self.path, len, self.offset));
+        }
         file.set_len(self.offset)?;
         file.seek(std::io::SeekFrom::Start(self.offset))?;
         Ok((file, created))

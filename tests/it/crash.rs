@@ -146,6 +146,72 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
     finish_and_read_back(&berth.base, &loc, &bytes, first).await;
 }
 
+// A finish killed after it moved the upload's file to the blob's address and
+// before its commit leaves a session counting every byte and no file behind
+// it. The client's retry (an empty PUT) must record the blob in place; a chunk
+// sent past the end must fail, not fill the missing bytes with zeros.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_killed_after_moving_the_bytes_in_place_is_completed_by_the_retry() {
+    let (dir, port, mut berth, loc, data) = server_with_an_upload().await;
+    let client = reqwest::Client::new();
+    let bytes = blob(44, 300 * 1024);
+    let digest = sha256(&bytes);
+    let r = berth_patch(&client, &berth.base, &loc, 0, &bytes).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    berth.kill();
+    let hex = digest.trim_start_matches("sha256:");
+    let target = dir.path().join("blobs/sha256").join(&hex[..2]).join(hex);
+    std::fs::create_dir_all(target.parent().expect("parent")).expect("dir");
+    std::fs::rename(&data, &target).expect("move in place");
+
+    let berth = restart_with_upload_at(dir.path(), port, &loc, bytes.len(), &bytes).await;
+    let r = berth_patch(&client, &berth.base, &loc, bytes.len(), b"more").await;
+    assert!(
+        r.status().is_server_error(),
+        "a chunk after lost bytes: {}",
+        r.status()
+    );
+    assert!(
+        !data.exists(),
+        "no file made up to stand for the lost bytes"
+    );
+    let r = client
+        .put(format!(
+            "{}{}",
+            berth.base,
+            with_query(&loc, &format!("digest={digest}"))
+        ))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = client
+        .get(format!("{}/v2/crash/blobs/{digest}", berth.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(sha256(&got.bytes().await.expect("b")), digest);
+    drop(berth);
+    let (clean, report) = fsck(dir.path(), &[]);
+    assert!(clean, "fsck: {report}");
+}
+
+async fn berth_patch(
+    client: &reqwest::Client,
+    base: &str,
+    loc: &str,
+    from: usize,
+    part: &[u8],
+) -> reqwest::Response {
+    client
+        .patch(format!("{base}{loc}"))
+        .header("content-range", format!("{from}-{}", from + part.len() - 1))
+        .body(part.to_vec())
+        .send()
+        .await
+        .expect("PATCH")
+}
+
 /// Restarts berth on `dir` after a kill, and checks that the upload at `loc`
 /// survived holding its first `offset` bytes and that the blob of `bytes` is
 /// not visible.
