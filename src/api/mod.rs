@@ -12,6 +12,7 @@ mod request;
 pub mod responses;
 mod tags;
 mod token;
+mod ui;
 mod uploads;
 
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub fn router(registry: Registry, auth: Option<Arc<Auth>>) -> Router {
         .merge(ready)
         .merge(tokens)
         .merge(protected)
+        .merge(ui::router())
         .layer(axum::middleware::map_response(stamp_api_version))
 }
 
