@@ -6,7 +6,8 @@
 # on S3, the Docker engine (conformance/docker.sh, which installs and
 # starts its own dockerd) against the one on local disk, and power cuts
 # (conformance/powercut.sh, on a FUSE file system of its own), and three
-# replicas behind nginx (conformance/replicas.sh). Installs what it
+# replicas behind nginx (conformance/replicas.sh), and the web UI in
+# headless Chromium (conformance/ui.sh). Installs what it
 # needs on a fresh machine, including an S3 server (moto's server mode, from
 # PyPI), Azure's emulator (Azurite, from npm) and PostgreSQL (Debian), which
 # it starts on loopback.
@@ -145,3 +146,5 @@ echo "# three replicas on PostgreSQL and S3 behind nginx"
 conformance/replicas.sh ./target/release/berth
 
 conformance/auth.sh ./target/release/berth
+echo "# the web UI in headless Chromium"
+conformance/ui.sh ./target/release/berth

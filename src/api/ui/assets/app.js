@@ -2,7 +2,7 @@
 // "signed in as", and sends a page that gets a 401 to the sign-in form.
 
 import { Unauthorized, Failed, open, signIn, signOut, user } from "./api.js";
-import { h, field, message } from "./dom.js";
+import { append, h, field, message } from "./dom.js";
 import { repositories, repository } from "./repositories.js";
 import { version } from "./version.js";
 import { lineage } from "./lineage.js";
@@ -114,12 +114,12 @@ async function signInPage(main, _params, query) {
   h("button", { type: "submit" }, "Sign in"),
   status);
   const looking = !user() && (await anonymousAllowed());
-  main.append(
+  append(main, [
     h("h1", {}, "Sign in"),
     looking ? message("note", "Anyone may look here without signing in; sign in to see more or to promote.") : null,
     h("p", { class: "muted" }, "Your user name and password for this registry (the ones docker login takes). They are kept in this tab only."),
     form,
-  );
+  ]);
 }
 
 // Links within the UI change the page without reloading it.

@@ -47,7 +47,7 @@ export async function diff(main, [repo], query) {
         [...layerRows(notes.layers.added, "added"), ...layerRows(notes.layers.removed, "removed")])),
     section("Metrics", metrics.length
       ? table(null, ["Metric", "From", "To", "Change"], metrics.map(([k, m]) => [k, number(m.from), number(m.to),
-        h("span", { class: m.delta > 0 ? "up" : m.delta < 0 ? "down" : "" }, m.delta > 0 ? `+${number(m.delta)}` : number(m.delta))]))
+        m.delta > 0 ? `▲ +${number(m.delta)}` : m.delta < 0 ? `▼ ${number(m.delta)}` : "0"]))
       : h("p", { class: "muted" }, "No evaluation on both versions.")),
     section("Lineage", linRows.length ? table(null, ["What", "", "Which"], linRows) : h("p", { class: "muted" }, "No change.")),
     section("Annotations", annRows.length ? table(null, ["", "Key", "From", "To"], annRows) : h("p", { class: "muted" }, "No change.")),

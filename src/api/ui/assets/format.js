@@ -19,11 +19,14 @@ export function short(digest) {
   return hex ? `${alg}:${hex.slice(0, 12)}` : digest;
 }
 
+/** One formatter for every time on a page (making one per call is slow). */
+const LOCAL = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
 /** An RFC 3339 time, written in the reader's time zone. */
 export function when(iso) {
   if (!iso) return "";
   const t = new Date(iso);
-  return Number.isNaN(t.getTime()) ? iso : t.toLocaleString();
+  return Number.isNaN(t.getTime()) ? iso : LOCAL.format(t);
 }
 
 /** "3 minutes ago" and the like. */

@@ -6,6 +6,8 @@ import { h, table, message, field } from "./dom.js";
 import { bytes, short, when, ago } from "./format.js";
 
 const KINDS = ["image", "model", "dataset"];
+/** Tag rows drawn at once. */
+const TAG_PAGE = 250;
 
 export const repoUrl = (repo) => `/ui/r/${repo}`;
 export const versionUrl = (repo, reference) => `/ui/r/${repo}/-/v/${reference}`;
@@ -102,7 +104,7 @@ export async function repository(main, [repo]) {
     const qs = new URLSearchParams({ from: from.value, to: to.value });
     go(`/ui/r/${repo}/-/diff?${qs}`);
   });
-  const rows = tags.map((t) => ({
+  const row = (t) => ({
     attrs: { "data-tag": t.name },
     cells: [
       [h("a", { href: versionUrl(repo, t.name) }, t.name),
@@ -113,20 +115,46 @@ export async function repository(main, [repo]) {
       time(t.updated),
       t.by ?? "",
     ],
-  }));
-  const listing = table(`${tags.length} tag${tags.length === 1 ? "" : "s"}`,
-    ["Tag", "Digest", "Kind", "Size", "Updated", "By"], rows, { class: "tags" });
-  const body = listing.querySelector("tbody");
+  });
+  // Rows are drawn a page at a time: laying out thousands of table rows
+  // costs the browser seconds, and nobody reads them all; the filter
+  // searches every tag.
+  const listing = h("div", { class: "listing" });
+  const shown = h("p", { class: "muted", "aria-live": "polite" });
+  let matches = tags;
+  let limit = TAG_PAGE;
+  const draw = () => {
+    const rows = matches.slice(0, limit).map(row);
+    listing.replaceChildren(table(null, ["Tag", "Digest", "Kind", "Size", "Updated", "By"], rows, { class: "tags" }));
+    const all = `${tags.length} tag${tags.length === 1 ? "" : "s"}`;
+    shown.textContent = matches === tags
+      ? `Showing ${rows.length} of ${all}.`
+      : `${matches.length} of ${all} match; showing ${rows.length}.`;
+    if (rows.length < matches.length) {
+      listing.append(h("button", {
+        type: "button",
+        class: "more",
+        onclick: () => {
+          limit += TAG_PAGE;
+          draw();
+        },
+      }, `Show ${Math.min(TAG_PAGE, matches.length - rows.length)} more`));
+    }
+  };
   filter.addEventListener("input", () => {
     const part = filter.value.trim();
-    for (const tr of body.rows) tr.hidden = part !== "" && !tr.dataset.tag.includes(part);
+    matches = part ? tags.filter((t) => t.name.includes(part)) : tags;
+    limit = TAG_PAGE;
+    draw();
   });
+  draw();
   main.append(
     h("p", { class: "muted" }, may.promote
       ? "You may promote and roll back here."
       : "You may look here; promoting needs the promote right."),
     compare,
     h("div", { class: "filters" }, field("Filter tags", filter)),
+    shown,
     listing,
   );
 }
