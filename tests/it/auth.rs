@@ -22,7 +22,7 @@ fn rule(repos: &[&str], users: &[&str], actions: &[Action]) -> Rule {
 /// A server with users `USERS` (password: the name backwards) and rules:
 /// alice may do everything in team-a/**, bob may pull it, dave may push in
 /// team-b/**, pusher may push but not promote in team-a/**, root everything.
-async fn server(anonymous: Anonymous) -> (TestServer, tempfile::TempDir) {
+pub(crate) async fn server(anonymous: Anonymous) -> (TestServer, tempfile::TempDir) {
     server_with(anonymous, false).await
 }
 

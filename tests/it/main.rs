@@ -23,4 +23,5 @@ mod startup;
 mod storage;
 mod support;
 mod tags;
+mod ui;
 mod uploads;
