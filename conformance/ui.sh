@@ -51,15 +51,27 @@ op = ">="
 threshold = 0.85
 TOML
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$berth" serve --config "$work/berth.toml" --listen "127.0.0.1:$port" --data-dir "$work/data" 2>"$work/berth.log" &
-pid=$!
-for _ in $(seq 1 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/")" = 401 ] && break
-  sleep 0.1
-done
+# serve: berth on the data directory, once it is ready.
+serve() {
+  stop_pid "$pid"
+  "$berth" serve --config "$work/berth.toml" --listen "127.0.0.1:$port" --data-dir "$work/data" 2>>"$work/berth.log" &
+  pid=$!
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] && return 0
+    sleep 0.1
+  done
+  cat "$work/berth.log"
+  echo "0 passed, 1 failed"
+  exit 1
+}
 shots=${BERTH_UI_SCREENSHOTS:-$(cd "$here/.." && pwd)/target/ui-screenshots}
 mkdir -p "$shots"
+serve
 UI_NODE_MODULES="$modules" node "$here/ui/ui.test.mjs" "http://127.0.0.1:$port" "$shots"
 status=$?
+echo "# the same data with anonymous pull on"
+sed -i 's/^anonymous = "none"$/anonymous = "pull"/' "$work/berth.toml"
+serve
+UI_NODE_MODULES="$modules" node "$here/ui/anonymous.test.mjs" "http://127.0.0.1:$port" || status=1
 [ $status -eq 0 ] || { echo "# last lines of berth's log:"; tail -n 20 "$work/berth.log"; }
 exit $status

@@ -1,29 +1,11 @@
-// The web UI in headless Chromium: node ui.test.mjs BASE_URL SCREENSHOT_DIR
-// (UI_NODE_MODULES names where playwright-core is installed). Prints
-// "ok"/"FAIL" per check, the render times measured, and "N passed, N failed".
-import { createRequire } from "node:module";
+// The web UI in headless Chromium: node ui.test.mjs BASE_URL SCREENSHOT_DIR,
+// against a Berth with anonymous = "none". Prints "ok"/"FAIL" per check, the
+// render times measured, and "N passed, N failed".
 import { Client, seed } from "./seed.mjs";
+import { check, expect, finish, open } from "./harness.mjs";
 
-const require = createRequire(`${process.env.UI_NODE_MODULES ?? "."}/`);
-const { chromium } = require("playwright-core");
 const [base, shots] = process.argv.slice(2);
 const alice = new Client(base, "alice", "ecila");
-
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    console.log(`ok   ${name}`);
-    passed += 1;
-  } catch (e) {
-    console.log(`FAIL ${name}\n     ${String(e.message ?? e).split("\n").slice(0, 4).join("\n     ")}`);
-    failed += 1;
-  }
-}
-function expect(condition, what) {
-  if (!condition) throw new Error(what);
-}
 
 /** 5,000 tags in one repository (distinct manifests, 8 pushes at a time). */
 async function manyTags(c, repo, count) {
@@ -68,14 +50,7 @@ const seeded = await seed(alice);
 await manyTags(alice, "big/tags", 5000);
 await bigLineage(alice);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const page = await context.newPage();
-const errors = [];
-page.on("pageerror", (e) => errors.push(e.message));
+const { browser, page, errors } = await open();
 const at = (path) => page.goto(base + path);
 const text = (selector) => page.locator(selector).first().innerText();
 const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
@@ -306,5 +281,4 @@ console.log(`# measured: 5,000-tag repository page ${timings.tags} ms (all 5,000
   + ` filtering them ${timings.filter} ms, 200-node lineage page ${timings.lineage} ms`
   + " (from navigation to drawn, API calls included)");
 console.log(`# screenshots in ${shots}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish();

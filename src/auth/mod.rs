@@ -306,6 +306,14 @@ impl Access {
         }
     }
 
+    /// Whether anyone, signed in or not, may pull.
+    pub fn anonymous_pull(&self) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Checked(auth, _, _) => auth.config.anonymous == Anonymous::Pull,
+        }
+    }
+
     pub fn allows(&self, repo: &RepoName, action: Action) -> bool {
         match self {
             Access::Open => true,

@@ -66,3 +66,38 @@ async fn the_pages_are_served_without_credentials_and_revalidated_by_etag() {
     let r = s.get("/api/v1/repositories/team-a/model/tags").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+// What the page asks before it decides to show the sign-in form: /v2/
+// challenges every anonymous caller, even where anonymous pull is on.
+#[tokio::test]
+async fn the_session_says_who_is_signed_in_and_whether_anyone_may_look() {
+    let (s, _dir) = server(Anonymous::None).await;
+    let session = |user: Option<(&str, &str)>| {
+        let mut r = s.request(reqwest::Method::GET, "/api/v1/session");
+        if let Some((u, p)) = user {
+            r = r.basic_auth(u, Some(p));
+        }
+        r.send()
+    };
+    let anonymous = json_body(session(None).await.expect("GET")).await;
+    assert_eq!(
+        anonymous,
+        serde_json::json!({ "user": null, "authentication": true, "anonymousPull": false })
+    );
+    let alice = json_body(session(Some(("alice", "ecila"))).await.expect("GET")).await;
+    assert_eq!(alice["user"], "alice");
+    let wrong = session(Some(("alice", "wrong"))).await.expect("GET");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    let (open, _dir) = server(Anonymous::Pull).await;
+    let r = open.get("/api/v1/session").await;
+    assert_eq!(json_body(r).await["anonymousPull"], true);
+    assert_eq!(open.get("/v2/").await.status(), StatusCode::UNAUTHORIZED);
+
+    let none = TestServer::start().await;
+    let r = json_body(none.get("/api/v1/session").await).await;
+    assert_eq!(
+        r,
+        serde_json::json!({ "user": null, "authentication": false, "anonymousPull": true })
+    );
+}

@@ -37,6 +37,9 @@ pub enum ExtEndpoint {
     Scan(RepoName),
     /// `scan`: queue every version that has no report.
     ScanAll,
+    /// `session`: who the caller is, and whether anyone may look without
+    /// signing in (what the web UI needs to know before it asks).
+    Session,
 }
 
 /// What an endpoint needs of the caller.
@@ -68,6 +71,7 @@ impl ExtEndpoint {
             ExtEndpoint::ScanReport(..) => "scan_report",
             ExtEndpoint::Scan(_) => "scan",
             ExtEndpoint::ScanAll => "scan_all",
+            ExtEndpoint::Session => "session",
         }
     }
 
@@ -86,6 +90,7 @@ impl ExtEndpoint {
             "gc" => return Ok(ExtEndpoint::Gc),
             "scan" => return Ok(ExtEndpoint::ScanAll),
             "repositories" => return Ok(ExtEndpoint::Repositories),
+            "session" => return Ok(ExtEndpoint::Session),
             _ => {}
         }
         if let Some(graph) = rest.strip_prefix("lineage/") {
@@ -159,9 +164,10 @@ impl ExtEndpoint {
             | ExtEndpoint::ScanReport(repo, _) => Scope::Repository(repo, Action::Pull),
             // A scan writes its report into the repository.
             ExtEndpoint::Scan(repo) => Scope::Repository(repo, Action::Push),
-            ExtEndpoint::Models | ExtEndpoint::Events | ExtEndpoint::Repositories => {
-                Scope::Filtered
-            }
+            ExtEndpoint::Models
+            | ExtEndpoint::Events
+            | ExtEndpoint::Repositories
+            | ExtEndpoint::Session => Scope::Filtered,
             ExtEndpoint::Gc | ExtEndpoint::ScanAll => Scope::Admin,
         }
     }
@@ -214,6 +220,12 @@ mod tests {
             (
                 "/api/v1/repositories",
                 ExtEndpoint::Repositories,
+                "filtered",
+                Method::GET,
+            ),
+            (
+                "/api/v1/session",
+                ExtEndpoint::Session,
                 "filtered",
                 Method::GET,
             ),

@@ -11,6 +11,7 @@ mod lineage;
 mod releases;
 mod repositories;
 mod scan;
+mod session;
 
 use axum::Router;
 use axum::body::Body;
@@ -70,6 +71,7 @@ async fn handle(
         ExtEndpoint::ScanReport(repo, reference) => scan::report(registry, repo, reference).await,
         ExtEndpoint::Scan(repo) => scan::run(registry, repo, body).await,
         ExtEndpoint::ScanAll => scan::all(registry).await,
+        ExtEndpoint::Session => Ok(session::show(&access)),
     }
 }
 

@@ -21,10 +21,10 @@ function encode(name, password) {
   return btoa(String.fromCharCode(...bytes));
 }
 
-/** Checks the credentials against /v2/ and keeps them if they work. */
+/** Checks the credentials and keeps them if they work. */
 export async function signIn(name, password) {
   const token = encode(name, password);
-  const r = await fetch("/v2/", {
+  const r = await fetch("/api/v1/session", {
     headers: { authorization: `Basic ${token}`, "x-requested-with": "XMLHttpRequest" },
   });
   if (r.status === 401) return false;
@@ -37,10 +37,15 @@ export function signOut() {
   sessionStorage.removeItem(KEY);
 }
 
-/** Whether the registry asks anyone for credentials at all. */
-export async function open() {
-  const r = await fetch("/v2/", { headers: { "x-requested-with": "XMLHttpRequest" } });
-  return r.ok;
+/**
+ * What the registry says of an anonymous caller: { authentication,
+ * anonymousPull } (/v2/ challenges anonymous callers even when they may
+ * pull, so it cannot tell).
+ */
+export async function anonymousSession() {
+  const r = await fetch("/api/v1/session", { headers: { "x-requested-with": "XMLHttpRequest" } });
+  if (!r.ok) throw new Error(`the registry answered ${r.status}`);
+  return r.json();
 }
 
 /**

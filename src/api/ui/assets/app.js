@@ -1,7 +1,7 @@
 // The web UI's shell: routes /ui/... paths to pages, keeps the header's
 // "signed in as", and sends a page that gets a 401 to the sign-in form.
 
-import { Unauthorized, Failed, open, signIn, signOut, user } from "./api.js";
+import { Unauthorized, Failed, anonymousSession, signIn, signOut, user } from "./api.js";
 import { append, h, field, message } from "./dom.js";
 import { repositories, repository } from "./repositories.js";
 import { version } from "./version.js";
@@ -24,11 +24,16 @@ const ROUTES = [
 
 let rendering = 0;
 
-/** Whether /v2/ answers without credentials (asked once per page load). */
+/** What an anonymous caller may do (asked once per page load). */
 let anonymous = null;
-function anonymousAllowed() {
-  anonymous ??= open().catch(() => false);
+function anonymously() {
+  anonymous ??= anonymousSession().catch(() => ({ authentication: true, anonymousPull: false }));
   return anonymous;
+}
+
+async function anonymousAllowed() {
+  const session = await anonymously();
+  return !session.authentication || session.anonymousPull;
 }
 
 async function render() {
@@ -113,10 +118,11 @@ async function signInPage(main, _params, query) {
   field("Password", password),
   h("button", { type: "submit" }, "Sign in"),
   status);
-  const looking = !user() && (await anonymousAllowed());
+  const session = await anonymously();
   append(main, [
     h("h1", {}, "Sign in"),
-    looking ? message("note", "Anyone may look here without signing in; sign in to see more or to promote.") : null,
+    !session.authentication ? message("note", "This registry asks nobody to sign in.")
+      : session.anonymousPull ? message("note", "Anyone may look here without signing in; sign in to push or promote.") : null,
     h("p", { class: "muted" }, "Your user name and password for this registry (the ones docker login takes). They are kept in this tab only."),
     form,
   ]);
