@@ -119,6 +119,23 @@ pub struct NewManifest {
     pub lineage: Option<NewLineage>,
 }
 
+impl NewManifest {
+    /// Checks the blobs against what the repository holds (`held`: each
+    /// digest's size there): the first one missing or of another size than
+    /// its descriptor says is the refusal.
+    pub fn check_blobs(&self, held: impl Fn(&Digest) -> Option<u64>) -> Result<()> {
+        for (digest, claimed) in &self.blobs {
+            let size = held(digest).ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
+            if size != *claimed {
+                return Err(Error::ManifestInvalid(format!(
+                    "descriptor of {digest} says {claimed} bytes, the blob has {size}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An enum kept in the database and shown in the API as fixed words:
 /// `as_str`, `parse`, `Display` and serde all use the word.
 macro_rules! words {
@@ -391,6 +408,9 @@ pub enum Expect {
 pub trait BlobMeta {
     /// The blob's size if `repo` holds it.
     fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
+    /// The sizes of those of `digests` that `repo` holds (one look-up for
+    /// all of a manifest's layers).
+    fn repo_blobs(&self, repo: &RepoName, digests: &[Digest]) -> Result<BTreeMap<Digest, u64>>;
     /// Repositories holding `digest` (for automatic mounts), at most `limit`.
     fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>>;
     /// Lets `repo` serve a blob that `from` holds; the size, or `None` if `from` lacks it.

@@ -128,21 +128,14 @@ impl Registry {
     /// the size the manifest claims, and every child manifest. A manifest
     /// refused for these (the common refusal) leaves no object behind.
     async fn references_present(&self, repo: &RepoName, record: &NewManifest) -> Result<()> {
-        let (r, blobs) = (repo.clone(), record.blobs.clone());
-        self.meta(move |m: &BlobArea| {
-            for (digest, claimed) in &blobs {
-                let size = m
-                    .repo_blob(&r, digest)?
-                    .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
-                if size != *claimed {
-                    return Err(Error::ManifestInvalid(format!(
-                        "descriptor of {digest} says {claimed} bytes, the blob has {size}"
-                    )));
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        let (r, digests) = (
+            repo.clone(),
+            record.blobs.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
+        );
+        let held = self
+            .meta(move |m: &BlobArea| m.repo_blobs(&r, &digests))
+            .await?;
+        record.check_blobs(|d| held.get(d).copied())?;
         if record.manifests.is_empty() {
             return Ok(());
         }

@@ -1,6 +1,8 @@
 //! Which repository holds which blob.
 
-use super::{Conn, Postgres, col, ensure_repo, now_ms, to_u64};
+use std::collections::BTreeMap;
+
+use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_u64};
 use crate::error::Result;
 use crate::meta::BlobMeta;
 use crate::oci::{Digest, RepoName};
@@ -15,9 +17,33 @@ pub(super) fn held_size(c: &mut Conn, repo: &str, digest: &str) -> Result<Option
     row.map(|r| col::<i64>(&r, 0).map(to_u64)).transpose()
 }
 
+/// The sizes of those of `digests` that `repo` holds: one statement.
+pub(super) fn held_sizes(
+    c: &mut Conn,
+    repo: &str,
+    digests: &[Digest],
+) -> Result<BTreeMap<Digest, u64>> {
+    if digests.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let wanted: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    c.query(
+        "SELECT r.digest, c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+         WHERE r.repo = $1 AND r.digest = ANY($2) AND NOT c.corrupt",
+        &[&repo, &wanted],
+    )?
+    .iter()
+    .map(|r| Ok((digest_column(col(r, 0)?)?, to_u64(col::<i64>(r, 1)?))))
+    .collect()
+}
+
 impl BlobMeta for Postgres {
     fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
         self.read(|c| held_size(c, repo.as_str(), &digest.to_string()))
+    }
+
+    fn repo_blobs(&self, repo: &RepoName, digests: &[Digest]) -> Result<BTreeMap<Digest, u64>> {
+        self.read(|c| held_sizes(c, repo.as_str(), digests))
     }
 
     fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {

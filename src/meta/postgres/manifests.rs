@@ -50,16 +50,19 @@ impl ManifestMeta for Postgres {
                 ],
             )?;
             if inserted > 0 {
-                let children = m
+                // Every reference in one statement.
+                let (children, kinds): (Vec<String>, Vec<&str>) = m
                     .blobs
                     .iter()
-                    .map(|(d, _)| (d, "blob"))
-                    .chain(m.manifests.iter().map(|d| (d, "manifest")));
-                for (child, kind) in children {
+                    .map(|(d, _)| (d.to_string(), "blob"))
+                    .chain(m.manifests.iter().map(|d| (d.to_string(), "manifest")))
+                    .unzip();
+                if !children.is_empty() {
                     tx.execute(
                         "INSERT INTO manifest_refs (repo, manifest, child, kind)
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        &[&repo, &digest, &child.to_string(), &kind],
+                         SELECT $1, $2, child, kind FROM unnest($3::text[], $4::text[]) AS r(child, kind)
+                         ON CONFLICT DO NOTHING",
+                        &[&repo, &digest, &children, &kinds],
                     )?;
                 }
                 let pushed = EventRow {
@@ -197,21 +200,29 @@ impl ManifestMeta for Postgres {
 
 /// Inside the write transaction: every blob must be held by the repository with
 /// the size the manifest claims, and every child manifest must be there.
+/// Every blob and child manifest `m` names is held here with the size its
+/// descriptor claims: one statement each for all of them, however many
+/// layers (a round trip per layer is what a 100-layer push would wait on).
 fn check_references(tx: &mut Conn, repo: &str, m: &NewManifest) -> Result<()> {
-    for (digest, claimed) in &m.blobs {
-        let size = super::blobs::held_size(tx, repo, &digest.to_string())?
-            .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
-        if size != *claimed {
-            return Err(Error::ManifestInvalid(format!(
-                "descriptor of {digest} says {claimed} bytes, the blob has {size}"
-            )));
-        }
-    }
-    for digest in &m.manifests {
-        if !tx.exists(
-            "SELECT 1 FROM manifests WHERE repo = $1 AND digest = $2",
-            &[&repo, &digest.to_string()],
-        )? {
+    let digests: Vec<Digest> = m.blobs.iter().map(|(d, _)| d.clone()).collect();
+    let held = super::blobs::held_sizes(tx, repo, &digests)?;
+    m.check_blobs(|d| held.get(d).copied())?;
+    if !m.manifests.is_empty() {
+        let wanted: Vec<String> = m.manifests.iter().map(Digest::to_string).collect();
+        let held: std::collections::BTreeSet<String> = tx
+            .query(
+                "SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($2)",
+                &[&repo, &wanted],
+            )?
+            .iter()
+            .map(|r| col::<String>(r, 0))
+            .collect::<Result<_>>()?;
+        if let Some((digest, _)) = m
+            .manifests
+            .iter()
+            .zip(&wanted)
+            .find(|(_, t)| !held.contains(*t))
+        {
             return Err(Error::ManifestBlobUnknown(digest.clone()));
         }
     }

@@ -1,5 +1,7 @@
 //! Which repository holds which blob.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Sqlite, ensure_repo, exec, now_ms, to_u64};
@@ -19,9 +21,29 @@ pub(super) fn held_size(c: &Connection, repo: &str, digest: &str) -> Result<Opti
     Ok(size.map(to_u64))
 }
 
+/// The sizes of those of `digests` that `repo` holds (a cached statement per
+/// digest: in-process, a look-up costs microseconds).
+pub(super) fn held_sizes(
+    c: &Connection,
+    repo: &str,
+    digests: &[Digest],
+) -> Result<BTreeMap<Digest, u64>> {
+    let mut held = BTreeMap::new();
+    for d in digests {
+        if let Some(size) = held_size(c, repo, &d.to_string())? {
+            held.insert(d.clone(), size);
+        }
+    }
+    Ok(held)
+}
+
 impl BlobMeta for Sqlite {
     fn repo_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
         self.read(|c| held_size(c, repo.as_str(), &digest.to_string()))
+    }
+
+    fn repo_blobs(&self, repo: &RepoName, digests: &[Digest]) -> Result<BTreeMap<Digest, u64>> {
+        self.read(|c| held_sizes(c, repo.as_str(), digests))
     }
 
     fn repos_holding(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {

@@ -199,15 +199,9 @@ impl ManifestMeta for Sqlite {
 /// Inside the write transaction: every blob must be held by the repository with
 /// the size the manifest claims, and every child manifest must be there.
 fn check_references(tx: &Connection, repo: &str, m: &NewManifest) -> Result<()> {
-    for (digest, claimed) in &m.blobs {
-        let size = super::blobs::held_size(tx, repo, &digest.to_string())?
-            .ok_or_else(|| Error::ManifestBlobUnknown(digest.clone()))?;
-        if size != *claimed {
-            return Err(Error::ManifestInvalid(format!(
-                "descriptor of {digest} says {claimed} bytes, the blob has {size}"
-            )));
-        }
-    }
+    let digests: Vec<Digest> = m.blobs.iter().map(|(d, _)| d.clone()).collect();
+    let held = super::blobs::held_sizes(tx, repo, &digests)?;
+    m.check_blobs(|d| held.get(d).copied())?;
     let mut child = tx.prepare_cached("SELECT 1 FROM manifests WHERE repo = ?1 AND digest = ?2")?;
     for digest in &m.manifests {
         if !child.exists(params![repo, digest.to_string()])? {
