@@ -118,6 +118,8 @@ fn route_of(path: &str) -> &'static str {
         "/auth/token" => "token",
         p if p.starts_with("/v2") => "v2",
         p if p.starts_with("/api/v1") => "api",
+        "/" | "/ui" => "ui",
+        p if p.starts_with("/ui/") => "ui",
         _ => "other",
     }
 }
