@@ -130,7 +130,11 @@ impl Registry {
     async fn references_present(&self, repo: &RepoName, record: &NewManifest) -> Result<()> {
         let (r, digests) = (
             repo.clone(),
-            record.blobs.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
+            record
+                .blobs
+                .iter()
+                .map(|(d, _)| d.clone())
+                .collect::<Vec<_>>(),
         );
         let held = self
             .meta(move |m: &BlobArea| m.repo_blobs(&r, &digests))
