@@ -120,19 +120,7 @@ pub(crate) struct Conn {
     handle: Handle,
     /// Whether this transaction holds [`LOG_LOCK`].
     log_locked: bool,
-    /// A transaction's start not sent yet: it goes out with the first
-    /// statement, in the same round trip (see [`Conn::send`]).
-    pending: Option<Start>,
 }
-
-/// How a transaction starts: the advisory lock (a logged write), then BEGIN.
-struct Start {
-    lock: bool,
-    begin: String,
-}
-
-/// A start about to be sent: the lock's statement, prepared, and BEGIN.
-type Starting = (Option<Statement>, String);
 
 /// When a write's commit must reach the disk.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -157,69 +145,23 @@ impl Conn {
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
-        let (s, start) = self.prepared(sql)?;
-        self.send(start, self.client.query(&s, params))
+        let s = self.statement(sql)?;
+        self.wait(self.client.query(&s, params))
     }
 
     pub(crate) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
-        let (s, start) = self.prepared(sql)?;
-        self.send(start, self.client.query_opt(&s, params))
+        let s = self.statement(sql)?;
+        self.wait(self.client.query_opt(&s, params))
     }
 
     pub(crate) fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row> {
-        let (s, start) = self.prepared(sql)?;
-        self.send(start, self.client.query_one(&s, params))
+        let s = self.statement(sql)?;
+        self.wait(self.client.query_one(&s, params))
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
-        let (s, start) = self.prepared(sql)?;
-        self.send(start, self.client.execute(&s, params))
-    }
-
-    /// The statement for `sql`, and the transaction's start if it is still
-    /// to be sent (with the lock's statement, prepared, for a logged one).
-    fn prepared(&mut self, sql: &str) -> Result<(Statement, Option<Starting>)> {
         let s = self.statement(sql)?;
-        let start = match self.pending.take() {
-            None => None,
-            Some(Start { lock, begin }) => {
-                let lock = if lock {
-                    Some(self.statement("SELECT pg_advisory_lock($1)")?)
-                } else {
-                    None
-                };
-                Some((lock, begin))
-            }
-        };
-        Ok((s, start))
-    }
-
-    /// One round trip for `call`, and before it, in the same pipeline, the
-    /// transaction's start if it was still to be sent: the lock, BEGIN and
-    /// the first statement go out together and the server runs them in
-    /// order (the statement only after the lock is granted and the
-    /// transaction begun). A start that fails fails the call.
-    fn send<T>(
-        &self,
-        start: Option<Starting>,
-        call: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
-    ) -> Result<T> {
-        let Some((lock, begin)) = start else {
-            return self.wait(call);
-        };
-        let client = &self.client;
-        self.wait(async {
-            let locked = async {
-                match &lock {
-                    Some(l) => client.execute(l, &[&LOG_LOCK]).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            };
-            let (locked, begun, answer) = tokio::join!(locked, client.batch_execute(&begin), call);
-            locked?;
-            begun?;
-            answer
-        })
+        self.wait(self.client.execute(&s, params))
     }
 
     pub(crate) fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
@@ -400,7 +342,6 @@ async fn connect(
         statements: HashMap::new(),
         handle: handle.clone(),
         log_locked: false,
-        pending: None,
     })
 }
 
@@ -567,24 +508,21 @@ impl Postgres {
             attempt += 1;
             let mut lease = self.lease()?;
             let conn = lease.conn();
-            // The lock and BEGIN go out with the first statement (one round
-            // trip for all three); a write that sends no statement sends
-            // neither, and has nothing to commit.
-            conn.pending = Some(Start {
-                lock: logged,
-                begin: begin.clone(),
-            });
+            // Its own round trip: a query in the same batch would begin the
+            // transaction before its isolation level is set.
+            if logged {
+                conn.execute("SELECT pg_advisory_lock($1)", &[&LOG_LOCK])?;
+            }
+            if let Err(e) = conn.batch(begin) {
+                conn.unlock_log(logged);
+                return Err(e);
+            }
             conn.log_locked = logged;
-            let result = f(conn);
-            let begun = conn.pending.take().is_none();
-            let done = match result {
-                Ok(value) if begun => conn.batch("COMMIT").map(|()| value),
-                other => other,
-            };
-            if done.is_err() && begun && !conn.client.is_closed() {
+            let done = f(conn).and_then(|value| conn.batch("COMMIT").map(|()| value));
+            if done.is_err() && !conn.client.is_closed() {
                 let _ = conn.batch("ROLLBACK");
             }
-            conn.unlock_log(logged && begun);
+            conn.unlock_log(logged);
             match done {
                 Ok(value) => {
                     // After the commit: a reader that sees the new count sees the new rows.
