@@ -41,8 +41,10 @@ export async function version(main, [repo, reference]) {
   if (doc.layers) main.append(layers(repo, doc.layers));
   if (doc.config) main.append(await config(repo, doc.config));
   main.append(annotations(doc.annotations));
-  const late = [referrers(repo, digest), scanReport(repo, digest), evaluations(repo, digest),
-    promote(repo, digest)];
+  // The tag listing serves both the chart and the promote form: asked once.
+  const listing = all(`/api/v1/repositories/${repo}/tags?n=1000`, "tags", 1000);
+  const late = [referrers(repo, digest), scanReport(repo, digest), evaluations(repo, digest, listing),
+    promote(repo, digest, listing)];
   for (const part of late) {
     const slot = h("div", { class: "slot" }, h("p", { class: "muted" }, "Loading…"));
     main.append(slot);
@@ -183,8 +185,8 @@ async function scanReport(repo, digest) {
 }
 
 /** The evaluations of this repository's newest versions, as charts. */
-async function evaluations(repo, digest) {
-  const { items: tags } = await all(`/api/v1/repositories/${repo}/tags?n=1000`, "tags", 1000);
+async function evaluations(repo, digest, listing) {
+  const { items: tags } = await listing;
   // A version is named and dated by its first version tag (an environment
   // tag moves, so its time says nothing of when the version was made).
   const byDigest = new Map();
@@ -223,8 +225,8 @@ async function evaluations(repo, digest) {
 }
 
 /** The promote form, for a caller who may promote here. */
-async function promote(repo, digest) {
-  const { first, items: tags } = await all(`/api/v1/repositories/${repo}/tags?n=1000`, "tags", 1000);
+async function promote(repo, digest, listing) {
+  const { first, items: tags } = await listing;
   if (!first?.may?.promote) return null;
   const environments = tags.filter((t) => t.environment).map((t) => t.name);
   const to = h("input", { name: "to", list: "environments", required: true, value: environments[0] ?? "", autocomplete: "off" });
