@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_u64};
+use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_u64, values};
 use crate::error::Result;
 use crate::meta::BlobMeta;
 use crate::oci::{Digest, RepoName};
@@ -67,10 +67,10 @@ impl BlobMeta for Postgres {
                 return Ok(None);
             };
             ensure_repo(tx, repo.as_str())?;
-            tx.execute(
+            tx.defer(
                 "INSERT INTO repo_blobs (repo, digest, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-                &[&repo.as_str(), &d, &now_ms()],
+                values![repo.as_str().to_owned(), d.clone(), now_ms()],
             )?;
             Ok(Some(size))
         })

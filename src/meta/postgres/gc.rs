@@ -1,6 +1,6 @@
 //! Garbage collection and integrity checks over the metadata.
 
-use super::{Durability, Postgres, col, digest_column, to_u64};
+use super::{Durability, Postgres, col, digest_column, to_u64, values};
 use crate::error::Result;
 use crate::meta::{GcMeta, GcPolicy, IntegrityMeta};
 use crate::oci::{Digest, UploadId};
@@ -110,13 +110,13 @@ impl GcMeta for Postgres {
             for r in &rows {
                 let (repo, digest): (String, String) = (col(r, 0)?, col(r, 1)?);
                 if !dry_run {
-                    tx.execute(
+                    tx.defer(
                         "DELETE FROM lineage WHERE repo = $1 AND model = $2",
-                        &[&repo, &digest],
+                        values![repo.clone(), digest.clone()],
                     )?;
-                    tx.execute(
+                    tx.defer(
                         "DELETE FROM manifests WHERE repo = $1 AND digest = $2",
-                        &[&repo, &digest],
+                        values![repo.clone(), digest.clone()],
                     )?;
                 }
                 found.push((repo, digest_column(digest)?));
@@ -142,13 +142,19 @@ impl GcMeta for Postgres {
                 found.push((digest, size));
             }
             if !dry_run && !found.is_empty() {
-                let digests: Vec<&str> = found.iter().map(|(d, _)| d.as_str()).collect();
-                tx.execute("DELETE FROM repo_blobs WHERE digest = ANY($1)", &[&digests])?;
-                tx.execute("DELETE FROM contents WHERE digest = ANY($1)", &[&digests])?;
-                tx.execute(
+                let digests: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
+                tx.defer(
+                    "DELETE FROM repo_blobs WHERE digest = ANY($1)",
+                    values![digests.clone()],
+                )?;
+                tx.defer(
+                    "DELETE FROM contents WHERE digest = ANY($1)",
+                    values![digests.clone()],
+                )?;
+                tx.defer(
                     "INSERT INTO gc_tombstones (digest, at) SELECT d, $2 FROM unnest($1::text[]) d
                      ON CONFLICT (digest) DO UPDATE SET at = excluded.at",
-                    &[&digests, &now_ms],
+                    values![digests, now_ms],
                 )?;
             }
             found

@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::{Conn, Postgres, col, digest_column, repo_column, tag_column, word_column};
+use super::{Conn, Postgres, col, digest_column, repo_column, tag_column, values, word_column};
 use crate::error::{Error, Result};
 use crate::meta::{FactKind, LineageMeta, LineageRef, ManifestInfo, NewLineage, StoredFact};
 use crate::oci::Digest;
@@ -30,21 +30,21 @@ pub(super) fn record(tx: &mut Conn, repo: &str, origin: &str, lineage: &NewLinea
                 (Some(col::<String>(&row, 0)?), Some(r.to_string()))
             }
         };
-        tx.execute(
+        tx.defer(
             "INSERT INTO lineage (repo, origin, model, kind, relation, target, target_repo, uri, name, revision, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &repo,
-                &origin,
-                &model,
-                &fact.kind.as_str(),
-                &fact.relation,
-                &target,
-                &target_repo,
-                &fact.uri,
-                &fact.name,
-                &fact.revision,
-                &fact.detail,
+            values![
+                repo.to_owned(),
+                origin.to_owned(),
+                model.clone(),
+                fact.kind.as_str(),
+                fact.relation.clone(),
+                target,
+                target_repo,
+                fact.uri.clone(),
+                fact.name.clone(),
+                fact.revision.clone(),
+                fact.detail.clone(),
             ],
         )?;
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64};
+use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64, values};
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
 use crate::meta::{Actor, EventAction, ManifestMeta, NewManifest, Operation, StoredManifest};
@@ -29,10 +29,10 @@ impl ManifestMeta for Postgres {
             check_references(tx, repo, m)?;
             ensure_repo(tx, repo)?;
             let now = now_ms();
-            tx.execute(
+            tx.defer(
                 "INSERT INTO contents (digest, size, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-                &[&digest, &to_i64(m.size), &now],
+                values![digest.clone(), to_i64(m.size), now],
             )?;
             let inserted = tx.execute(
                 "INSERT INTO manifests
@@ -51,18 +51,18 @@ impl ManifestMeta for Postgres {
             )?;
             if inserted > 0 {
                 // Every reference in one statement.
-                let (children, kinds): (Vec<String>, Vec<&str>) = m
+                let (children, kinds): (Vec<String>, Vec<&'static str>) = m
                     .blobs
                     .iter()
                     .map(|(d, _)| (d.to_string(), "blob"))
                     .chain(m.manifests.iter().map(|d| (d.to_string(), "manifest")))
                     .unzip();
                 if !children.is_empty() {
-                    tx.execute(
+                    tx.defer(
                         "INSERT INTO manifest_refs (repo, manifest, child, kind)
                          SELECT $1, $2, child, kind FROM unnest($3::text[], $4::text[]) AS r(child, kind)
                          ON CONFLICT DO NOTHING",
-                        &[&repo, &digest, &children, &kinds],
+                        values![repo.to_owned(), digest.clone(), children, kinds],
                     )?;
                 }
                 let pushed = EventRow {
@@ -158,9 +158,9 @@ impl ManifestMeta for Postgres {
             }
             // A model version takes its lineage with it; facts it stated about
             // others go with it through the foreign key.
-            tx.execute(
+            tx.defer(
                 "DELETE FROM lineage WHERE repo = $1 AND model = $2",
-                &[&repo, &digest],
+                values![repo.to_owned(), digest.clone()],
             )?;
             let n = tx.execute(
                 "DELETE FROM manifests WHERE repo = $1 AND digest = $2",
@@ -250,30 +250,30 @@ pub(super) fn move_tag(
     }
     let now = now_ms();
     match to {
-        Some(digest) => tx.execute(
+        Some(digest) => tx.defer(
             "INSERT INTO tags (repo, name, digest, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (repo, name) DO UPDATE
                  SET digest = excluded.digest, updated_at = excluded.updated_at",
-            &[&repo, &tag, &digest, &now],
+            values![repo.to_owned(), tag.to_owned(), digest.to_owned(), now],
         )?,
-        None => tx.execute(
+        None => tx.defer(
             "DELETE FROM tags WHERE repo = $1 AND name = $2",
-            &[&repo, &tag],
+            values![repo.to_owned(), tag.to_owned()],
         )?,
     };
     tx.lock_log()?;
-    tx.execute(
+    tx.defer(
         "INSERT INTO tag_history (repo, tag, old_digest, new_digest, at, actor, operation, reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &repo,
-            &tag,
-            &from,
-            &to,
-            &now,
-            &actor.name,
-            &operation.as_str(),
-            &actor.reason,
+        values![
+            repo.to_owned(),
+            tag.to_owned(),
+            from.clone(),
+            to.map(str::to_owned),
+            now,
+            actor.name.clone(),
+            operation.as_str(),
+            actor.reason.clone(),
         ],
     )?;
     let action = match (operation, to) {
@@ -330,26 +330,26 @@ impl<'a> EventRow<'a> {
     }
 }
 
-/// Appends to the event log, its id drawn under the log's lock.
+/// Appends to the event log, its id drawn under the log's lock (deferred:
+/// it goes out with the write's next round trip).
 pub(super) fn event(tx: &mut Conn, e: &EventRow<'_>, actor: &Actor) -> Result<()> {
     tx.lock_log()?;
-    tx.execute(
+    tx.defer(
         "INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor, old_digest, reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &[
-            &now_ms(),
-            &e.action.as_str(),
-            &e.repo,
-            &e.digest,
-            &e.tag,
-            &e.media_type,
-            &e.size.map(to_i64),
-            &actor.name,
-            &e.old_digest,
-            &actor.reason,
+        values![
+            now_ms(),
+            e.action.as_str(),
+            e.repo.to_owned(),
+            e.digest.map(str::to_owned),
+            e.tag.map(str::to_owned),
+            e.media_type.map(str::to_owned),
+            e.size.map(to_i64),
+            actor.name.clone(),
+            e.old_digest.map(str::to_owned),
+            actor.reason.clone(),
         ],
-    )?;
-    Ok(())
+    )
 }
 
 /// Annotations as the database keeps them: a JSON object, or NULL for none.

@@ -20,6 +20,11 @@
 //!   advisory lock ([`LOG_LOCK`]) held from before BEGIN to after COMMIT:
 //!   ids become visible in order, so a reader paging with `after=` never
 //!   steps over one that commits later;
+//! - a write makes as few round trips as it can: the lock and BEGIN go out
+//!   with its first statement, statements whose answer it does not need are
+//!   deferred ([`Conn::defer`]) to go with the next one that it does, and
+//!   COMMIT (with the lock's release) takes whatever is left. The server runs
+//!   a pipeline in order, so this changes when bytes travel, not what runs;
 //! - migrations run under a session advisory lock ([`MIGRATION_LOCK`]): once,
 //!   however many replicas start together.
 
@@ -33,8 +38,12 @@ mod uploads;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::Duration;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
@@ -67,6 +76,11 @@ const CHANNEL_PREFIX: &str = "berth_changes";
 const MIGRATION_LOCK: i64 = 0x6265_7274_6801;
 const LOG_LOCK: i64 = 0x6265_7274_6802;
 const LEADER_LOCK: i64 = 0x6265_7274_6803;
+/// A logged write's end: the commit (or rollback), then the log's lock let go.
+static COMMIT_UNLOCK: LazyLock<String> =
+    LazyLock::new(|| format!("COMMIT; SELECT pg_advisory_unlock({LOG_LOCK})"));
+static ROLLBACK_UNLOCK: LazyLock<String> =
+    LazyLock::new(|| format!("ROLLBACK; SELECT pg_advisory_unlock({LOG_LOCK})"));
 /// A write that keeps failing to serialize gives up after this many tries.
 const WRITE_ATTEMPTS: u32 = 30;
 
@@ -77,8 +91,8 @@ pub struct Postgres {
     handle: Handle,
     /// `BEGIN ...` for each durability: it starts the transaction and sends
     /// the notification that goes with its commit.
-    begin_synced: String,
-    begin_deferred: String,
+    begin_synced: Arc<str>,
+    begin_deferred: Arc<str>,
     pool: Mutex<Pool>,
     /// Signalled when a connection is handed back or dropped.
     returned: Condvar,
@@ -120,7 +134,48 @@ pub(crate) struct Conn {
     handle: Handle,
     /// Whether this transaction holds [`LOG_LOCK`].
     log_locked: bool,
+    /// The transaction's start, not sent yet: it goes out with the first
+    /// round trip (see [`Conn::pipelined`]).
+    start: Option<Start>,
+    /// Whether the transaction's start has been sent.
+    begun: bool,
+    /// Statements waiting for the next round trip.
+    deferred: Vec<Deferred>,
 }
+
+/// How a transaction starts: the log's lock (a logged write), then BEGIN.
+struct Start {
+    lock: bool,
+    begin: Arc<str>,
+}
+
+/// A statement whose answer the write does not wait for, with its values.
+struct Deferred {
+    statement: Statement,
+    params: Vec<Value>,
+}
+
+/// A value a deferred statement keeps until it is sent (see [`values!`]).
+pub(crate) type Value = Box<dyn ToSql + Sync + Send>;
+
+/// What goes out ahead of a statement in its round trip.
+#[derive(Default)]
+struct Ahead {
+    lock: Option<Statement>,
+    begin: Option<Arc<str>>,
+    deferred: Vec<Deferred>,
+}
+
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
+type Sending<'a> = Pin<Box<dyn Future<Output = PgResult<()>> + 'a>>;
+
+/// Owned values for [`Conn::defer`]: `values![repo.to_owned(), now]`.
+macro_rules! values {
+    ($($v:expr),* $(,)?) => {
+        vec![$(Box::new($v) as $crate::meta::postgres::Value),*]
+    };
+}
+pub(crate) use values;
 
 /// When a write's commit must reach the disk.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -145,23 +200,97 @@ impl Conn {
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
-        let s = self.statement(sql)?;
-        self.wait(self.client.query(&s, params))
+        let (s, ahead) = self.prepared(sql)?;
+        self.pipelined(ahead, self.client.query(&s, params))
     }
 
     pub(crate) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
-        let s = self.statement(sql)?;
-        self.wait(self.client.query_opt(&s, params))
+        let (s, ahead) = self.prepared(sql)?;
+        self.pipelined(ahead, self.client.query_opt(&s, params))
     }
 
     pub(crate) fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row> {
-        let s = self.statement(sql)?;
-        self.wait(self.client.query_one(&s, params))
+        let (s, ahead) = self.prepared(sql)?;
+        self.pipelined(ahead, self.client.query_one(&s, params))
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
+        let (s, ahead) = self.prepared(sql)?;
+        self.pipelined(ahead, self.client.execute(&s, params))
+    }
+
+    /// Queues a statement whose only answer that matters is whether it
+    /// failed: it goes out with the write's next round trip (its next
+    /// statement, or the commit), and its failure is that round trip's.
+    pub(crate) fn defer(&mut self, sql: &str, params: Vec<Value>) -> Result<()> {
+        let statement = self.statement(sql)?;
+        self.deferred.push(Deferred { statement, params });
+        Ok(())
+    }
+
+    /// The statement for `sql`, and what must go out ahead of it.
+    fn prepared(&mut self, sql: &str) -> Result<(Statement, Ahead)> {
         let s = self.statement(sql)?;
-        self.wait(self.client.execute(&s, params))
+        Ok((s, self.ahead()?))
+    }
+
+    /// Takes what waits for the next round trip: the transaction's start
+    /// (with the lock's statement, prepared, for a logged one) and the
+    /// deferred statements.
+    fn ahead(&mut self) -> Result<Ahead> {
+        let mut ahead = Ahead {
+            deferred: std::mem::take(&mut self.deferred),
+            ..Ahead::default()
+        };
+        if let Some(Start { lock, begin }) = self.start.take() {
+            if lock {
+                ahead.lock = Some(self.statement("SELECT pg_advisory_lock($1)")?);
+            }
+            ahead.begin = Some(begin);
+            self.begun = true;
+        }
+        Ok(ahead)
+    }
+
+    /// One round trip: `ahead`, then `call`, sent together; the server runs
+    /// them in order (a statement only once the lock is granted and the
+    /// transaction begun). The first failure, in that order, is the answer:
+    /// a statement after a failed one fails only because the transaction
+    /// is aborted.
+    fn pipelined<T>(&self, ahead: Ahead, call: impl Future<Output = PgResult<T>>) -> Result<T> {
+        if ahead.lock.is_none() && ahead.begin.is_none() && ahead.deferred.is_empty() {
+            return self.wait(call);
+        }
+        let client = &self.client;
+        self.wait(async move {
+            let params: Vec<Vec<&(dyn ToSql + Sync)>> = ahead
+                .deferred
+                .iter()
+                .map(|d| {
+                    d.params
+                        .iter()
+                        .map(|p| &**p as &(dyn ToSql + Sync))
+                        .collect()
+                })
+                .collect();
+            let mut sending: Vec<Sending<'_>> = Vec::with_capacity(params.len() + 2);
+            if let Some(lock) = &ahead.lock {
+                sending.push(Box::pin(async move {
+                    client.execute(lock, &[&LOG_LOCK]).await.map(drop)
+                }));
+            }
+            if let Some(begin) = &ahead.begin {
+                sending.push(Box::pin(client.batch_execute(begin)));
+            }
+            for (d, p) in ahead.deferred.iter().zip(&params) {
+                sending.push(Box::pin(async move {
+                    client.execute(&d.statement, p).await.map(drop)
+                }));
+            }
+            let (before, answer) = futures_util::future::join(in_order(sending), call).await;
+            before?;
+            answer
+        })
     }
 
     pub(crate) fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
@@ -172,14 +301,42 @@ impl Conn {
         self.wait(self.client.batch_execute(sql))
     }
 
-    /// Lets go of [`LOG_LOCK`] after a logged transaction (if `logged`). A
-    /// connection that cannot is dropped by its lease, and the lock goes
-    /// with its session.
-    fn unlock_log(&mut self, logged: bool) {
-        self.log_locked = false;
-        if logged && !self.client.is_closed() {
-            let _ = self.batch(&format!("SELECT pg_advisory_unlock({LOG_LOCK})"));
+    /// Commits what the transaction did, with whatever is still deferred,
+    /// and lets go of [`LOG_LOCK`] in the same round trip. A transaction that
+    /// sent nothing has nothing to commit and took no lock.
+    fn commit(&mut self) -> Result<()> {
+        if !self.begun && self.deferred.is_empty() {
+            self.start = None;
+            return Ok(());
         }
+        let ahead = self.ahead()?;
+        let end = if self.log_locked {
+            COMMIT_UNLOCK.as_str()
+        } else {
+            "COMMIT"
+        };
+        self.pipelined(ahead, self.client.batch_execute(end))?;
+        self.begun = false;
+        self.log_locked = false;
+        Ok(())
+    }
+
+    /// After a write that failed: rolls back what was sent and lets go of
+    /// [`LOG_LOCK`]. A connection that cannot is dropped by its lease, and
+    /// the lock goes with its session.
+    fn abandon(&mut self) {
+        self.start = None;
+        self.deferred.clear();
+        if self.begun && !self.client.is_closed() {
+            let end = if self.log_locked {
+                ROLLBACK_UNLOCK.as_str()
+            } else {
+                "ROLLBACK"
+            };
+            let _ = self.batch(end);
+        }
+        self.begun = false;
+        self.log_locked = false;
     }
 
     /// One round trip, waited for on the runtime, and counted.
@@ -203,6 +360,31 @@ impl Conn {
             ))
         }
     }
+}
+
+/// Polls `sending` in order, each from its first poll (which is when
+/// tokio-postgres puts a request on the wire, so they go out in this
+/// order), to the end: the first failure in that order, if any.
+async fn in_order(mut sending: Vec<Sending<'_>>) -> PgResult<()> {
+    let mut answers: Vec<Option<PgResult<()>>> = sending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, answer) in sending.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(a) => *answer = Some(a),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    answers.into_iter().flatten().collect()
 }
 
 /// A connection lent by the pool, given back (or, if it broke, let go) when
@@ -342,6 +524,9 @@ async fn connect(
         statements: HashMap::new(),
         handle: handle.clone(),
         log_locked: false,
+        start: None,
+        begun: false,
+        deferred: Vec::new(),
     })
 }
 
@@ -403,11 +588,13 @@ impl Postgres {
             config,
             shown,
             handle,
-            begin_synced: format!("BEGIN ISOLATION LEVEL SERIALIZABLE; NOTIFY {channel}, '{me}'"),
+            begin_synced: format!("BEGIN ISOLATION LEVEL SERIALIZABLE; NOTIFY {channel}, '{me}'")
+                .into(),
             begin_deferred: format!(
                 "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off; \
                  NOTIFY {channel}, '{me}'"
-            ),
+            )
+            .into(),
             pool: Mutex::new(Pool {
                 idle: vec![first],
                 open: 1,
@@ -464,7 +651,13 @@ impl Postgres {
     /// sees what was committed when it began).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.lease()?;
-        f(lease.conn())
+        let conn = lease.conn();
+        let value = f(conn)?;
+        if !conn.deferred.is_empty() {
+            let ahead = conn.ahead()?;
+            conn.pipelined(ahead, std::future::ready(PgResult::Ok(())))?;
+        }
+        Ok(value)
     }
 
     /// Runs `f` as one atomic write and returns once it is durable: its
@@ -508,21 +701,16 @@ impl Postgres {
             attempt += 1;
             let mut lease = self.lease()?;
             let conn = lease.conn();
-            // Its own round trip: a query in the same batch would begin the
-            // transaction before its isolation level is set.
-            if logged {
-                conn.execute("SELECT pg_advisory_lock($1)", &[&LOG_LOCK])?;
-            }
-            if let Err(e) = conn.batch(begin) {
-                conn.unlock_log(logged);
-                return Err(e);
-            }
+            // The lock and BEGIN go out with the first round trip.
+            conn.start = Some(Start {
+                lock: logged,
+                begin: Arc::clone(begin),
+            });
             conn.log_locked = logged;
-            let done = f(conn).and_then(|value| conn.batch("COMMIT").map(|()| value));
-            if done.is_err() && !conn.client.is_closed() {
-                let _ = conn.batch("ROLLBACK");
+            let done = f(conn).and_then(|value| conn.commit().map(|()| value));
+            if done.is_err() {
+                conn.abandon();
             }
-            conn.unlock_log(logged);
             match done {
                 Ok(value) => {
                     // After the commit: a reader that sees the new count sees the new rows.
@@ -648,13 +836,13 @@ fn poisoned() -> Error {
 /// Milliseconds since the Unix epoch, the database's time unit.
 pub(crate) use crate::time::now_ms;
 
-/// Creates the repository row if it is new.
+/// Creates the repository row if it is new (deferred: it goes out with the
+/// write's next round trip).
 pub(crate) fn ensure_repo(c: &mut Conn, repo: &str) -> Result<()> {
-    c.execute(
+    c.defer(
         "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&repo, &now_ms()],
-    )?;
-    Ok(())
+        values![repo.to_owned(), now_ms()],
+    )
 }
 
 /// Column `i` of a row, typed.

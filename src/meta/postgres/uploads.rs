@@ -1,6 +1,8 @@
 //! Upload sessions: offset, running hash state and the stored parts.
 
-use super::{Conn, Durability, Postgres, col, ensure_repo, now_ms, repo_column, to_i64, to_u64};
+use super::{
+    Conn, Durability, Postgres, col, ensure_repo, now_ms, repo_column, to_i64, to_u64, values,
+};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
@@ -15,36 +17,33 @@ fn insert_upload(
     finishing: Option<&str>,
 ) -> Result<()> {
     ensure_repo(tx, repo.as_str())?;
-    tx.execute(
+    tx.defer(
         "INSERT INTO uploads (id, repo, received, hash_state, created_at, updated_at, owner, finishing)
          VALUES ($1, $2, 0, $3, $4, $4, $5, $6)",
-        &[
-            &id.as_str(),
-            &repo.as_str(),
-            &hash_state,
-            &now_ms(),
-            &owner,
-            &finishing,
+        values![
+            id.as_str().to_owned(),
+            repo.as_str().to_owned(),
+            hash_state.to_vec(),
+            now_ms(),
+            owner.map(str::to_owned),
+            finishing.map(str::to_owned),
         ],
-    )?;
-    Ok(())
+    )
 }
 
-/// `Busy` while garbage collection is removing `digest`.
-fn refuse_if_collecting(tx: &mut Conn, digest: &str) -> Result<()> {
-    if tx.exists("SELECT 1 FROM gc_tombstones WHERE digest = $1", &[&digest])? {
-        return Err(Error::Busy(format!("{digest} is being garbage-collected")));
-    }
-    Ok(())
-}
-
-/// The size of `digest` if its content is stored and sound.
-fn sound_size(tx: &mut Conn, digest: &str) -> Result<Option<u64>> {
-    let row = tx.query_opt(
-        "SELECT size FROM contents WHERE digest = $1 AND NOT corrupt",
+/// The size of `digest` if its content is stored and sound; `Busy` while
+/// garbage collection is removing it. One statement; the write's deferred
+/// statements go with it.
+fn sound_size_unless_collecting(tx: &mut Conn, digest: &str) -> Result<Option<u64>> {
+    let row = tx.query_one(
+        "SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1),
+                (SELECT size FROM contents WHERE digest = $1 AND NOT corrupt)",
         &[&digest],
     )?;
-    row.map(|r| col::<i64>(&r, 0).map(to_u64)).transpose()
+    if col::<bool>(&row, 0)? {
+        return Err(Error::Busy(format!("{digest} is being garbage-collected")));
+    }
+    Ok(col::<Option<i64>>(&row, 1)?.map(to_u64))
 }
 
 /// Marks session `id` as finishing `digest` (only if it belongs to
@@ -58,16 +57,24 @@ fn mark_finishing(
     empty_in: Option<&RepoName>,
 ) -> Result<Option<Option<u64>>> {
     let d = digest.to_string();
-    let n = tx.execute(
-        "UPDATE uploads SET finishing = $2
-         WHERE id = $1 AND ($3::text IS NULL OR (repo = $3 AND received = 0))",
+    // One statement: the mark, whether GC is taking the digest, its size.
+    let row = tx.query_one(
+        "WITH marked AS (
+             UPDATE uploads SET finishing = $2
+             WHERE id = $1 AND ($3::text IS NULL OR (repo = $3 AND received = 0))
+             RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM marked),
+                EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $2),
+                (SELECT size FROM contents WHERE digest = $2 AND NOT corrupt)",
         &[&id.as_str(), &d, &empty_in.map(RepoName::as_str)],
     )?;
-    if n == 0 {
+    if !col::<bool>(&row, 0)? {
         return Ok(None);
     }
-    refuse_if_collecting(tx, &d)?;
-    sound_size(tx, &d).map(Some)
+    if col::<bool>(&row, 1)? {
+        return Err(Error::Busy(format!("{d} is being garbage-collected")));
+    }
+    Ok(Some(col::<Option<i64>>(&row, 2)?.map(to_u64)))
 }
 
 impl UploadMeta for Postgres {
@@ -138,10 +145,10 @@ impl UploadMeta for Postgres {
                 return Ok(false);
             }
             for (name, size) in chunk.new_parts {
-                tx.execute(
+                tx.defer(
                     "INSERT INTO upload_parts (upload_id, seq, name, size)
                      VALUES ($1, (SELECT COUNT(*) FROM upload_parts WHERE upload_id = $1), $2, $3)",
-                    &[&id.as_str(), name, &to_i64(*size)],
+                    values![id.as_str().to_owned(), name.clone(), to_i64(*size)],
                 )?;
             }
             Ok(true)
@@ -175,9 +182,8 @@ impl UploadMeta for Postgres {
     ) -> Result<Option<u64>> {
         let d = digest.to_string();
         self.write_with(Durability::Deferred, |tx| {
-            refuse_if_collecting(tx, &d)?;
             insert_upload(tx, id, repo, owner, hash_state, Some(&d))?;
-            sound_size(tx, &d)
+            sound_size_unless_collecting(tx, &d)
         })
     }
 
@@ -185,22 +191,23 @@ impl UploadMeta for Postgres {
         let d = digest.to_string();
         self.write(|tx| {
             let repo = tx
-                .query_opt("SELECT repo FROM uploads WHERE id = $1", &[&id.as_str()])?
+                .query_opt(
+                    "DELETE FROM uploads WHERE id = $1 RETURNING repo",
+                    &[&id.as_str()],
+                )?
                 .ok_or(Error::BlobUploadUnknown)?;
             let repo: String = col(&repo, 0)?;
             let now = now_ms();
-            tx.execute(
+            tx.defer(
                 "INSERT INTO contents (digest, size, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (digest) DO UPDATE SET corrupt = false WHERE $4",
-                &[&d, &to_i64(size), &now, &stored],
+                values![d.clone(), to_i64(size), now, stored],
             )?;
-            tx.execute(
+            tx.defer(
                 "INSERT INTO repo_blobs (repo, digest, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-                &[&repo, &d, &now],
-            )?;
-            tx.execute("DELETE FROM uploads WHERE id = $1", &[&id.as_str()])?;
-            Ok(())
+                values![repo, d.clone(), now],
+            )
         })
     }
 
