@@ -6,8 +6,8 @@
 //! Run: `cargo bench --bench registry` (about six minutes). Knobs:
 //! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10),
 //! `BENCH_BLOB_MIB` (default 1024), `BENCH_ONLY` (a comma-separated subset
-//! of `big`, `small`, `lookups`, `tags`; default all). The table is also
-//! written to `target/bench-registry.md`.
+//! of `big`, `small`, `layers`, `lookups`, `tags`; default all). The table
+//! is also written to `target/bench-registry.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -224,6 +224,56 @@ async fn list_tags_timed(c: &reqwest::Client, base: &str, expected: usize) -> f6
     let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
     assert_eq!(v["tags"].as_array().map(Vec::len), Some(expected));
     took
+}
+
+/// Pushes `layers` small blobs and a config to `repo` once, then puts
+/// `count` image manifests naming all of them (each made unique by an
+/// annotation) with `conc` clients: manifests per second and the p50 of a
+/// PUT (ms). The blobs' pushes are not timed.
+async fn push_manifests(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    layers: usize,
+    count: usize,
+    conc: usize,
+) -> (f64, f64) {
+    let seeds = (0..=layers as u64).map(|n| {
+        let mut v = vec![0u8; 1024];
+        v[..8].copy_from_slice(&(n + 7_000_000).to_le_bytes());
+        v
+    });
+    let digests: Vec<String> =
+        futures_util::stream::iter(seeds.map(|b| push_small(c, base, repo, b)))
+            .buffered(8)
+            .collect()
+            .await;
+    let descriptor =
+        |mt: &str, d: &str| format!(r#"{{"mediaType":"{mt}","digest":"{d}","size":1024}}"#);
+    let layer_list: Vec<String> = digests[1..]
+        .iter()
+        .map(|d| descriptor("application/vnd.oci.image.layer.v1.tar", d))
+        .collect();
+    let head = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}],"annotations":{{"n":""#,
+        descriptor("application/vnd.oci.image.config.v1+json", &digests[0]),
+        layer_list.join(",")
+    );
+    let started = Instant::now();
+    let mut took: Vec<f64> = futures_util::stream::iter((0..count).map(|n| {
+        let body = Bytes::from(format!("{head}{n}\"}}}}"));
+        async move {
+            let t = Instant::now();
+            put_manifest(c, base, repo, &format!("v{n}"), body).await;
+            t.elapsed().as_secs_f64() * 1e3
+        }
+    }))
+    .buffer_unordered(conc)
+    .collect()
+    .await;
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    took.sort_by(|a, b| a.total_cmp(b));
+    (rate, took[took.len() / 2])
 }
 
 // ---------------------------------------------------------------- machine limits
@@ -518,6 +568,41 @@ async fn main() {
                 );
                 moved += 5.0 * gb;
                 cpu_per_gb[i].push((s.cpu_seconds() - cpu0) / moved);
+            }
+            if selected("layers") {
+                for layers in [2, 100] {
+                    let cpu0 = s.cpu_seconds();
+                    let (rate, p50) = push_manifests(
+                        &c,
+                        &s.base,
+                        &format!("layers{layers}-{rep}"),
+                        layers,
+                        1000,
+                        8,
+                    )
+                    .await;
+                    let cpu = s.cpu_seconds() - cpu0;
+                    let name = format!("1,000 manifests of {layers} layers, c8");
+                    row(&mut rows, &name, "manifests/s", true, i, rate);
+                    row(
+                        &mut rows,
+                        &format!("  p50, {layers} layers"),
+                        "ms",
+                        false,
+                        i,
+                        p50,
+                    );
+                    // CPU of the blobs' pushes included: 101 blobs of 1 KiB
+                    // at most, against 1,000 manifests.
+                    row(
+                        &mut rows,
+                        &format!("  server CPU ms per manifest, {layers} layers"),
+                        "ms",
+                        false,
+                        i,
+                        cpu * 1e3 / 1000.0,
+                    );
+                }
             }
             if !selected("small") {
                 continue;

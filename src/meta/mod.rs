@@ -687,14 +687,17 @@ pub trait IntegrityMeta {
     fn knows_content(&self, digest: &Digest) -> Result<bool>;
 }
 
-/// A number that changes whenever a write is committed to the database. An
-/// answer read while it stood is still right while it stands: the registry
-/// keeps manifest look-ups and tag pages in memory keyed by it, and trusts
-/// nothing else to invalidate them. So the contract is the database's, not
-/// the process's: SQLite, owned by one `berth serve`, counts its own commits;
-/// an implementation shared by several processes must move it on their
-/// commits too (PostgreSQL: a NOTIFY with each commit, counted on receipt),
-/// or those caches would serve what another replica changed.
+/// A number that changes whenever a write of manifests or tags (or anything
+/// else an answer kept in memory depends on) is committed to the database.
+/// An answer read while it stood is still right while it stands: the
+/// registry keeps manifest look-ups and tag pages in memory keyed by it, and
+/// trusts nothing else to invalidate them. So the contract is the
+/// database's, not the process's: SQLite, owned by one `berth serve`, counts
+/// its own commits (all of them); an implementation shared by several
+/// processes must move it on their commits too (PostgreSQL: a NOTIFY with
+/// each such commit, counted on receipt), or those caches would serve what
+/// another replica changed. Writes of upload sessions and of the blobs a
+/// repository holds change no such answer and may leave it.
 pub trait Changes {
     fn generation(&self) -> u64;
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_u64, values};
+use super::{Conn, Durability, Postgres, col, digest_column, ensure_repo, now_ms, to_u64, values};
 use crate::error::Result;
 use crate::meta::BlobMeta;
 use crate::oci::{Digest, RepoName};
@@ -62,7 +62,7 @@ impl BlobMeta for Postgres {
 
     fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<Option<u64>> {
         let d = digest.to_string();
-        self.write(|tx| {
+        self.write_quiet(Durability::Synced, |tx| {
             let Some(size) = held_size(tx, from.as_str(), &d)? else {
                 return Ok(None);
             };

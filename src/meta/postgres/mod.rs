@@ -89,10 +89,11 @@ pub struct Postgres {
     /// The URL without its password, for messages.
     shown: String,
     handle: Handle,
-    /// `BEGIN ...` for each durability: it starts the transaction and sends
-    /// the notification that goes with its commit.
-    begin_synced: Arc<str>,
-    begin_deferred: Arc<str>,
+    /// `BEGIN ...` for each durability (the index), announced or not: it
+    /// starts the transaction and, for an announced write, sends the
+    /// notification that goes with its commit.
+    begin_announced: [Arc<str>; 2],
+    begin_quiet: [Arc<str>; 2],
     pool: Mutex<Pool>,
     /// Signalled when a connection is handed back or dropped.
     returned: Condvar,
@@ -181,10 +182,10 @@ pub(crate) use values;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Durability {
     /// Before the write returns.
-    Synced,
+    Synced = 0,
     /// Soon after (`synchronous_commit = off`): for state whose loss in a
     /// database crash costs nothing acknowledged (see `UploadMeta`).
-    Deferred,
+    Deferred = 1,
 }
 
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -588,13 +589,9 @@ impl Postgres {
             config,
             shown,
             handle,
-            begin_synced: format!("BEGIN ISOLATION LEVEL SERIALIZABLE; NOTIFY {channel}, '{me}'")
-                .into(),
-            begin_deferred: format!(
-                "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off; \
-                 NOTIFY {channel}, '{me}'"
-            )
-            .into(),
+            begin_announced: [Durability::Synced, Durability::Deferred]
+                .map(|d| begin_sql(d, Some((&channel, &me)))),
+            begin_quiet: [Durability::Synced, Durability::Deferred].map(|d| begin_sql(d, None)),
             pool: Mutex::new(Pool {
                 idle: vec![first],
                 open: 1,
@@ -664,7 +661,7 @@ impl Postgres {
     /// changes are kept only if it returns Ok. `f` may run more than once
     /// (a transaction that could not be serialized is tried again).
     pub(crate) fn write<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
-        self.transact(Durability::Synced, false, f)
+        self.transact(Durability::Synced, true, false, f)
     }
 
     /// [`Self::write`] with a choice of when the commit must be durable.
@@ -673,7 +670,21 @@ impl Postgres {
         durability: Durability,
         f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
-        self.transact(durability, false, f)
+        self.transact(durability, true, false, f)
+    }
+
+    /// [`Self::write_with`] for a write that changes nothing a replica
+    /// keeps in memory (upload sessions, the blobs a repository holds): it
+    /// sends no notification. That matters beyond the message: PostgreSQL
+    /// makes every notifying commit in the database take turns, holding a
+    /// lock through the commit's flush to disk, so notifying writes never
+    /// share a flush (group commit) and wait on each other.
+    pub(crate) fn write_quiet<T>(
+        &self,
+        durability: Durability,
+        f: impl FnMut(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
+        self.transact(durability, false, false, f)
     }
 
     /// [`Self::write`] for a write that appends to the event log or the tag
@@ -683,19 +694,22 @@ impl Postgres {
     /// snapshot that holds every write before it, which spares them the
     /// serialization failures of racing on the same rows.
     pub(crate) fn write_logged<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
-        self.transact(Durability::Synced, true, f)
+        self.transact(Durability::Synced, true, true, f)
     }
 
     fn transact<T>(
         &self,
         durability: Durability,
+        announced: bool,
         logged: bool,
         mut f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
-        let begin = match durability {
-            Durability::Synced => &self.begin_synced,
-            Durability::Deferred => &self.begin_deferred,
+        let begins = if announced {
+            &self.begin_announced
+        } else {
+            &self.begin_quiet
         };
+        let begin = &begins[durability as usize];
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -713,8 +727,11 @@ impl Postgres {
             }
             match done {
                 Ok(value) => {
-                    // After the commit: a reader that sees the new count sees the new rows.
-                    self.changes.bump();
+                    // After the commit: a reader that sees the new count
+                    // sees the new rows. A quiet write changed nothing kept.
+                    if announced {
+                        self.changes.bump();
+                    }
                     return Ok(value);
                 }
                 Err(e) if !retryable(&e) || attempt >= WRITE_ATTEMPTS => return Err(e),
@@ -732,6 +749,19 @@ impl Postgres {
     pub fn shown_url(&self) -> &str {
         &self.shown
     }
+}
+
+/// The statements that begin a write of `durability`, with a NOTIFY on
+/// `(channel, sender)` when it is announced.
+fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
+    let mut sql = String::from("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    if durability == Durability::Deferred {
+        sql.push_str("; SET LOCAL synchronous_commit = off");
+    }
+    if let Some((channel, me)) = notify {
+        sql.push_str(&format!("; NOTIFY {channel}, '{me}'"));
+    }
+    sql.into()
 }
 
 /// Applies the migrations not yet recorded, holding [`MIGRATION_LOCK`] so
