@@ -17,6 +17,11 @@ pub(super) fn held_size(c: &mut Conn, repo: &str, digest: &str) -> Result<Option
     row.map(|r| col::<i64>(&r, 0).map(to_u64)).transpose()
 }
 
+/// The blobs of `$2` that repository `$1` holds, with their sizes.
+pub(super) const HELD_SIZES: &str = "SELECT r.digest, c.size FROM repo_blobs r
+     JOIN contents c ON c.digest = r.digest
+     WHERE r.repo = $1 AND r.digest = ANY($2) AND NOT c.corrupt";
+
 /// The sizes of those of `digests` that `repo` holds: one statement.
 pub(super) fn held_sizes(
     c: &mut Conn,
@@ -27,14 +32,10 @@ pub(super) fn held_sizes(
         return Ok(BTreeMap::new());
     }
     let wanted: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    c.query(
-        "SELECT r.digest, c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
-         WHERE r.repo = $1 AND r.digest = ANY($2) AND NOT c.corrupt",
-        &[&repo, &wanted],
-    )?
-    .iter()
-    .map(|r| Ok((digest_column(col(r, 0)?)?, to_u64(col::<i64>(r, 1)?))))
-    .collect()
+    c.query(HELD_SIZES, &[&repo, &wanted])?
+        .iter()
+        .map(|r| Ok((digest_column(col(r, 0)?)?, to_u64(col::<i64>(r, 1)?))))
+        .collect()
 }
 
 impl BlobMeta for Postgres {
@@ -62,7 +63,7 @@ impl BlobMeta for Postgres {
 
     fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<Option<u64>> {
         let d = digest.to_string();
-        self.write_quiet(Durability::Synced, |tx| {
+        self.write_upload(Durability::Synced, |tx| {
             let Some(size) = held_size(tx, from.as_str(), &d)? else {
                 return Ok(None);
             };

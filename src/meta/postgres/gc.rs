@@ -53,7 +53,7 @@ impl GcMeta for Postgres {
 
     fn clear_tombstones(&self, digests: &[Digest]) -> Result<()> {
         let digests: Vec<String> = digests.iter().map(Digest::to_string).collect();
-        self.write(|tx| {
+        self.write_gc(|tx| {
             tx.execute(
                 "DELETE FROM gc_tombstones WHERE digest = ANY($1)",
                 &[&digests],
@@ -68,7 +68,7 @@ impl GcMeta for Postgres {
         batch: usize,
         dry_run: bool,
     ) -> Result<Vec<(UploadId, Vec<u8>)>> {
-        self.write(|tx| {
+        self.write_gc(|tx| {
             let sql = if dry_run {
                 "SELECT id, storage_state FROM uploads WHERE updated_at < $1
                  ORDER BY updated_at LIMIT $2"
@@ -97,7 +97,7 @@ impl GcMeta for Postgres {
         if !policy.delete_untagged {
             return Ok(Vec::new());
         }
-        self.write(|tx| {
+        self.write_gc(|tx| {
             let rows = tx.query(
                 UNNEEDED_MANIFESTS,
                 &[
@@ -131,7 +131,7 @@ impl GcMeta for Postgres {
         policy: &GcPolicy,
         dry_run: bool,
     ) -> Result<Vec<(Digest, u64)>> {
-        self.write(|tx| {
+        self.write_gc(|tx| {
             let rows = tx.query(
                 UNNEEDED_CONTENTS,
                 &[&(now_ms - policy.grace_ms), &(policy.batch as i64)],
@@ -188,7 +188,7 @@ impl IntegrityMeta for Postgres {
 
     fn mark_corrupt(&self, digest: &Digest) -> Result<()> {
         let d = digest.to_string();
-        self.write(|tx| {
+        self.write_gc(|tx| {
             tx.execute(
                 "UPDATE contents SET corrupt = true WHERE digest = $1",
                 &[&d],

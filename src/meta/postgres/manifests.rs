@@ -1,7 +1,9 @@
 //! Manifests, their references, tags, and the tag history and events that every
 //! change writes in the same transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio_postgres::Row;
 
 use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64, values};
 use crate::error::{Error, Result};
@@ -22,11 +24,27 @@ impl ManifestMeta for Postgres {
         let digest = m.digest.to_string();
         let annotations = annotations_text(&m.annotations)?;
         let subject = m.subject.as_ref().map(Digest::to_string);
+        let blobs: Vec<String> = m.blobs.iter().map(|(d, _)| d.to_string()).collect();
+        let children: Vec<String> = m.manifests.iter().map(Digest::to_string).collect();
+        let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+        // Three round trips under the log's lock: the checks; the row and
+        // where the tags point now; the rest with the commit.
         self.write_logged(|tx| {
-            if tx.exists("SELECT 1 FROM gc_tombstones WHERE digest = $1", &[&digest])? {
+            let checked = tx.query_all(&[
+                (
+                    "SELECT 1 FROM gc_tombstones WHERE digest = $1",
+                    &[&digest],
+                ),
+                (super::blobs::HELD_SIZES, &[&repo, &blobs]),
+                (
+                    "SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($2)",
+                    &[&repo, &children],
+                ),
+            ])?;
+            if !checked[0].is_empty() {
                 return Err(Error::Busy(format!("{digest} is being garbage-collected")));
             }
-            check_references(tx, repo, m)?;
+            check_references(m, &checked[1], &checked[2])?;
             ensure_repo(tx, repo)?;
             let now = now_ms();
             tx.defer(
@@ -34,22 +52,29 @@ impl ManifestMeta for Postgres {
                  ON CONFLICT DO NOTHING",
                 values![digest.clone(), to_i64(m.size), now],
             )?;
-            let inserted = tx.execute(
-                "INSERT INTO manifests
-                 (repo, digest, media_type, artifact_type, subject, size, annotations, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                &[
-                    &repo,
-                    &digest,
-                    &m.media_type,
-                    &m.artifact_type,
-                    &subject,
-                    &to_i64(m.size),
-                    &annotations,
-                    &now,
-                ],
-            )?;
-            if inserted > 0 {
+            let size = to_i64(m.size);
+            let answers = tx.query_all(&[
+                (
+                    "INSERT INTO manifests
+                     (repo, digest, media_type, artifact_type, subject, size, annotations, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+                    &[
+                        &repo,
+                        &digest,
+                        &m.media_type,
+                        &m.artifact_type,
+                        &subject,
+                        &size,
+                        &annotations,
+                        &now,
+                    ],
+                ),
+                (
+                    "SELECT name, digest FROM tags WHERE repo = $1 AND name = ANY($2)",
+                    &[&repo, &names],
+                ),
+            ])?;
+            if !answers[0].is_empty() {
                 // Every reference in one statement.
                 let (children, kinds): (Vec<String>, Vec<&'static str>) = m
                     .blobs
@@ -75,11 +100,17 @@ impl ManifestMeta for Postgres {
                     super::lineage::record(tx, repo, &digest, lineage)?;
                 }
             }
+            let current: BTreeMap<String, String> = answers[1]
+                .iter()
+                .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+                .collect::<Result<_>>()?;
             for tag in tags {
-                move_tag(
+                let from = current.get(tag.as_str()).cloned();
+                move_tag_from(
                     tx,
                     repo,
                     tag.as_str(),
+                    from,
                     Some(&digest),
                     immutable,
                     Operation::Push,
@@ -198,35 +229,24 @@ impl ManifestMeta for Postgres {
     }
 }
 
-/// Inside the write transaction: every blob must be held by the repository with
-/// the size the manifest claims, and every child manifest must be there.
-/// Every blob and child manifest `m` names is held here with the size its
-/// descriptor claims: one statement each for all of them, however many
-/// layers (a round trip per layer is what a 100-layer push would wait on).
-fn check_references(tx: &mut Conn, repo: &str, m: &NewManifest) -> Result<()> {
-    let digests: Vec<Digest> = m.blobs.iter().map(|(d, _)| d.clone()).collect();
-    let held = super::blobs::held_sizes(tx, repo, &digests)?;
-    m.check_blobs(|d| held.get(d).copied())?;
-    if !m.manifests.is_empty() {
-        let wanted: Vec<String> = m.manifests.iter().map(Digest::to_string).collect();
-        let held: std::collections::BTreeSet<String> = tx
-            .query(
-                "SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($2)",
-                &[&repo, &wanted],
-            )?
-            .iter()
-            .map(|r| col::<String>(r, 0))
-            .collect::<Result<_>>()?;
-        if let Some((digest, _)) = m
-            .manifests
-            .iter()
-            .zip(&wanted)
-            .find(|(_, t)| !held.contains(*t))
-        {
-            return Err(Error::ManifestBlobUnknown(digest.clone()));
-        }
+/// Inside the write transaction: every blob `m` names is held by the
+/// repository with the size its descriptor claims (`held`: digest and size
+/// rows), and every child manifest is there (`children`: digest rows).
+fn check_references(m: &NewManifest, held: &[Row], children: &[Row]) -> Result<()> {
+    let held: BTreeMap<String, u64> = held
+        .iter()
+        .map(|r| Ok((col(r, 0)?, to_u64(col::<i64>(r, 1)?))))
+        .collect::<Result<_>>()?;
+    m.check_blobs(|d| held.get(&d.to_string()).copied())?;
+    let children: BTreeSet<String> = children.iter().map(|r| col(r, 0)).collect::<Result<_>>()?;
+    match m
+        .manifests
+        .iter()
+        .find(|d| !children.contains(&d.to_string()))
+    {
+        Some(digest) => Err(Error::ManifestBlobUnknown(digest.clone())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Points `tag` at `to` (or removes it, for `None`) and records the move in the
@@ -242,6 +262,21 @@ pub(super) fn move_tag(
     actor: &Actor,
 ) -> Result<bool> {
     let from = current_tag(tx, repo, tag)?;
+    move_tag_from(tx, repo, tag, from, to, immutable, operation, actor)
+}
+
+/// [`move_tag`] for a tag known to point at `from` now.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn move_tag_from(
+    tx: &mut Conn,
+    repo: &str,
+    tag: &str,
+    from: Option<String>,
+    to: Option<&str>,
+    immutable: &[Glob],
+    operation: Operation,
+    actor: &Actor,
+) -> Result<bool> {
     if from.as_deref() == to {
         return Ok(false);
     }

@@ -7,9 +7,16 @@
 //! statements.
 //!
 //! What makes several replicas behave as one process on SQLite:
-//! - every write is one SERIALIZABLE transaction, retried on a
-//!   serialization failure or deadlock, so writes behave as if taken one at
-//!   a time (SQLite's single writer);
+//! - every write is one transaction, retried on a serialization failure or
+//!   deadlock. Writes of manifests, tags and everything else are
+//!   SERIALIZABLE, so they behave as if taken one at a time (SQLite's single
+//!   writer). Writes on the upload side (sessions, finished blobs, mounts)
+//!   are READ COMMITTED, where row locks and `ON CONFLICT` keep their
+//!   compare-and-swaps right, and take a shared advisory lock
+//!   ([`GC_LOCK`]) that garbage collection's writes take exclusively: what
+//!   serializability gave them against a collection, taking turns gives
+//!   them, without the false conflicts SERIALIZABLE finds between
+//!   concurrent pushes touching the same index pages;
 //! - each write sends a NOTIFY (on [`CHANNEL_PREFIX`] and the schema) with
 //!   its commit; every replica
 //!   listens and moves its [`Changes::generation`] on each, so caches keyed
@@ -38,7 +45,7 @@ mod uploads;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use std::future::Future;
@@ -76,11 +83,7 @@ const CHANNEL_PREFIX: &str = "berth_changes";
 const MIGRATION_LOCK: i64 = 0x6265_7274_6801;
 const LOG_LOCK: i64 = 0x6265_7274_6802;
 const LEADER_LOCK: i64 = 0x6265_7274_6803;
-/// A logged write's end: the commit (or rollback), then the log's lock let go.
-static COMMIT_UNLOCK: LazyLock<String> =
-    LazyLock::new(|| format!("COMMIT; SELECT pg_advisory_unlock({LOG_LOCK})"));
-static ROLLBACK_UNLOCK: LazyLock<String> =
-    LazyLock::new(|| format!("ROLLBACK; SELECT pg_advisory_unlock({LOG_LOCK})"));
+const GC_LOCK: i64 = 0x6265_7274_6804;
 /// A write that keeps failing to serialize gives up after this many tries.
 const WRITE_ATTEMPTS: u32 = 30;
 
@@ -89,11 +92,11 @@ pub struct Postgres {
     /// The URL without its password, for messages.
     shown: String,
     handle: Handle,
-    /// `BEGIN ...` for each durability (the index), announced or not: it
-    /// starts the transaction and, for an announced write, sends the
-    /// notification that goes with its commit.
-    begin_announced: [Arc<str>; 2],
-    begin_quiet: [Arc<str>; 2],
+    /// `BEGIN ...` for each durability (the index): SERIALIZABLE with the
+    /// notification that goes with its commit, or (upload side) READ
+    /// COMMITTED and unannounced.
+    begin_serial: [Arc<str>; 2],
+    begin_upload: [Arc<str>; 2],
     pool: Mutex<Pool>,
     /// Signalled when a connection is handed back or dropped.
     returned: Condvar,
@@ -133,8 +136,8 @@ pub(crate) struct Conn {
     trips: Arc<AtomicU64>,
     statements: HashMap<String, Statement>,
     handle: Handle,
-    /// Whether this transaction holds [`LOG_LOCK`].
-    log_locked: bool,
+    /// The lock this transaction holds (or will, once its start is sent).
+    turns: Turns,
     /// The transaction's start, not sent yet: it goes out with the first
     /// round trip (see [`Conn::pipelined`]).
     start: Option<Start>,
@@ -144,10 +147,46 @@ pub(crate) struct Conn {
     deferred: Vec<Deferred>,
 }
 
-/// How a transaction starts: the log's lock (a logged write), then BEGIN.
+/// How a transaction starts: its lock, if it takes one, then BEGIN.
 struct Start {
-    lock: bool,
+    turns: Turns,
     begin: Arc<str>,
+}
+
+/// The session advisory lock a write holds from before BEGIN to after its
+/// commit, and so who it takes turns with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Turns {
+    /// None: SERIALIZABLE sorts it out.
+    Free,
+    /// [`LOG_LOCK`]: with every other write of events or tag history.
+    Log,
+    /// [`GC_LOCK`], shared: with garbage collection (upload-side writes).
+    BesideGc,
+    /// [`GC_LOCK`], exclusive: with every upload-side write.
+    Gc,
+}
+
+impl Turns {
+    /// The statement that takes the lock (its key as `$1`).
+    fn take(self) -> Option<(&'static str, i64)> {
+        match self {
+            Turns::Free => None,
+            Turns::Log => Some(("SELECT pg_advisory_lock($1)", LOG_LOCK)),
+            Turns::BesideGc => Some(("SELECT pg_advisory_lock_shared($1)", GC_LOCK)),
+            Turns::Gc => Some(("SELECT pg_advisory_lock($1)", GC_LOCK)),
+        }
+    }
+
+    /// `end` (COMMIT or ROLLBACK), then the lock let go.
+    fn end(self, end: &str) -> String {
+        match self {
+            Turns::Free => end.to_owned(),
+            Turns::Log => format!("{end}; SELECT pg_advisory_unlock({LOG_LOCK})"),
+            Turns::BesideGc => format!("{end}; SELECT pg_advisory_unlock_shared({GC_LOCK})"),
+            Turns::Gc => format!("{end}; SELECT pg_advisory_unlock({GC_LOCK})"),
+        }
+    }
 }
 
 /// A statement whose answer the write does not wait for, with its values.
@@ -162,13 +201,13 @@ pub(crate) type Value = Box<dyn ToSql + Sync + Send>;
 /// What goes out ahead of a statement in its round trip.
 #[derive(Default)]
 struct Ahead {
-    lock: Option<Statement>,
+    lock: Option<(Statement, i64)>,
     begin: Option<Arc<str>>,
     deferred: Vec<Deferred>,
 }
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
-type Sending<'a> = Pin<Box<dyn Future<Output = PgResult<()>> + 'a>>;
+type Sending<'a, T = ()> = Pin<Box<dyn Future<Output = PgResult<T>> + 'a>>;
 
 /// Owned values for [`Conn::defer`]: `values![repo.to_owned(), now]`.
 macro_rules! values {
@@ -220,6 +259,23 @@ impl Conn {
         self.pipelined(ahead, self.client.execute(&s, params))
     }
 
+    /// Several statements in one round trip, answered in order: for reads
+    /// that do not depend on each other's answers.
+    pub(crate) fn query_all(&mut self, batch: &[(&str, Params<'_>)]) -> Result<Vec<Vec<Row>>> {
+        let statements = batch
+            .iter()
+            .map(|(sql, _)| self.statement(sql))
+            .collect::<Result<Vec<_>>>()?;
+        let ahead = self.ahead()?;
+        let client = &self.client;
+        let calls = statements
+            .iter()
+            .zip(batch)
+            .map(|(s, (_, params))| Box::pin(client.query(s, params)) as Sending<'_, Vec<Row>>)
+            .collect();
+        self.pipelined(ahead, in_order(calls))
+    }
+
     /// Queues a statement whose only answer that matters is whether it
     /// failed: it goes out with the write's next round trip (its next
     /// statement, or the commit), and its failure is that round trip's.
@@ -243,9 +299,9 @@ impl Conn {
             deferred: std::mem::take(&mut self.deferred),
             ..Ahead::default()
         };
-        if let Some(Start { lock, begin }) = self.start.take() {
-            if lock {
-                ahead.lock = Some(self.statement("SELECT pg_advisory_lock($1)")?);
+        if let Some(Start { turns, begin }) = self.start.take() {
+            if let Some((sql, key)) = turns.take() {
+                ahead.lock = Some((self.statement(sql)?, key));
             }
             ahead.begin = Some(begin);
             self.begun = true;
@@ -275,9 +331,9 @@ impl Conn {
                 })
                 .collect();
             let mut sending: Vec<Sending<'_>> = Vec::with_capacity(params.len() + 2);
-            if let Some(lock) = &ahead.lock {
+            if let Some((lock, key)) = &ahead.lock {
                 sending.push(Box::pin(async move {
-                    client.execute(lock, &[&LOG_LOCK]).await.map(drop)
+                    client.execute(lock, &[key]).await.map(drop)
                 }));
             }
             if let Some(begin) = &ahead.begin {
@@ -303,7 +359,7 @@ impl Conn {
     }
 
     /// Commits what the transaction did, with whatever is still deferred,
-    /// and lets go of [`LOG_LOCK`] in the same round trip. A transaction that
+    /// and lets go of its lock in the same round trip. A transaction that
     /// sent nothing has nothing to commit and took no lock.
     fn commit(&mut self) -> Result<()> {
         if !self.begun && self.deferred.is_empty() {
@@ -311,33 +367,25 @@ impl Conn {
             return Ok(());
         }
         let ahead = self.ahead()?;
-        let end = if self.log_locked {
-            COMMIT_UNLOCK.as_str()
-        } else {
-            "COMMIT"
-        };
-        self.pipelined(ahead, self.client.batch_execute(end))?;
+        let end = self.turns.end("COMMIT");
+        self.pipelined(ahead, self.client.batch_execute(&end))?;
         self.begun = false;
-        self.log_locked = false;
+        self.turns = Turns::Free;
         Ok(())
     }
 
     /// After a write that failed: rolls back what was sent and lets go of
-    /// [`LOG_LOCK`]. A connection that cannot is dropped by its lease, and
-    /// the lock goes with its session.
+    /// its lock. A connection that cannot is dropped by its lease, and the
+    /// lock goes with its session.
     fn abandon(&mut self) {
         self.start = None;
         self.deferred.clear();
         if self.begun && !self.client.is_closed() {
-            let end = if self.log_locked {
-                ROLLBACK_UNLOCK.as_str()
-            } else {
-                "ROLLBACK"
-            };
-            let _ = self.batch(end);
+            let end = self.turns.end("ROLLBACK");
+            let _ = self.batch(&end);
         }
         self.begun = false;
-        self.log_locked = false;
+        self.turns = Turns::Free;
     }
 
     /// One round trip, waited for on the runtime, and counted.
@@ -353,7 +401,7 @@ impl Conn {
     /// the log's lock (be a [`Postgres::write_logged`] one), or ids could
     /// become visible out of order.
     pub(crate) fn lock_log(&mut self) -> Result<()> {
-        if self.log_locked {
+        if self.turns == Turns::Log {
             Ok(())
         } else {
             Err(Error::Internal(
@@ -365,9 +413,9 @@ impl Conn {
 
 /// Polls `sending` in order, each from its first poll (which is when
 /// tokio-postgres puts a request on the wire, so they go out in this
-/// order), to the end: the first failure in that order, if any.
-async fn in_order(mut sending: Vec<Sending<'_>>) -> PgResult<()> {
-    let mut answers: Vec<Option<PgResult<()>>> = sending.iter().map(|_| None).collect();
+/// order), to the end: every answer, or the first failure in that order.
+async fn in_order<T>(mut sending: Vec<Sending<'_, T>>) -> PgResult<Vec<T>> {
+    let mut answers: Vec<Option<PgResult<T>>> = sending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut waiting = false;
         for (future, answer) in sending.iter_mut().zip(answers.iter_mut()) {
@@ -524,7 +572,7 @@ async fn connect(
         trips: Arc::clone(trips),
         statements: HashMap::new(),
         handle: handle.clone(),
-        log_locked: false,
+        turns: Turns::Free,
         start: None,
         begun: false,
         deferred: Vec::new(),
@@ -589,9 +637,9 @@ impl Postgres {
             config,
             shown,
             handle,
-            begin_announced: [Durability::Synced, Durability::Deferred]
+            begin_serial: [Durability::Synced, Durability::Deferred]
                 .map(|d| begin_sql(d, Some((&channel, &me)))),
-            begin_quiet: [Durability::Synced, Durability::Deferred].map(|d| begin_sql(d, None)),
+            begin_upload: [Durability::Synced, Durability::Deferred].map(|d| begin_sql(d, None)),
             pool: Mutex::new(Pool {
                 idle: vec![first],
                 open: 1,
@@ -661,7 +709,7 @@ impl Postgres {
     /// changes are kept only if it returns Ok. `f` may run more than once
     /// (a transaction that could not be serialized is tried again).
     pub(crate) fn write<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
-        self.transact(Durability::Synced, true, false, f)
+        self.transact(Durability::Synced, Turns::Free, f)
     }
 
     /// [`Self::write`] with a choice of when the commit must be durable.
@@ -670,21 +718,21 @@ impl Postgres {
         durability: Durability,
         f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
-        self.transact(durability, true, false, f)
+        self.transact(durability, Turns::Free, f)
     }
 
-    /// [`Self::write_with`] for a write that changes nothing a replica
-    /// keeps in memory (upload sessions, the blobs a repository holds): it
-    /// sends no notification. That matters beyond the message: PostgreSQL
-    /// makes every notifying commit in the database take turns, holding a
-    /// lock through the commit's flush to disk, so notifying writes never
-    /// share a flush (group commit) and wait on each other.
-    pub(crate) fn write_quiet<T>(
+    /// A write on the upload side (sessions, finished blobs, mounts): READ
+    /// COMMITTED, beside garbage collection ([`Turns::BesideGc`]), and
+    /// unannounced, as it changes nothing a replica keeps in memory. The
+    /// last matters beyond the message: PostgreSQL makes every notifying
+    /// commit in the database take turns, holding a lock through the
+    /// commit's flush to disk, so notifying writes never share a flush.
+    pub(crate) fn write_upload<T>(
         &self,
         durability: Durability,
         f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
-        self.transact(durability, false, false, f)
+        self.transact(durability, Turns::BesideGc, f)
     }
 
     /// [`Self::write`] for a write that appends to the event log or the tag
@@ -694,20 +742,27 @@ impl Postgres {
     /// snapshot that holds every write before it, which spares them the
     /// serialization failures of racing on the same rows.
     pub(crate) fn write_logged<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
-        self.transact(Durability::Synced, true, true, f)
+        self.transact(Durability::Synced, Turns::Log, f)
+    }
+
+    /// [`Self::write`] for garbage collection's sweeps: no upload-side write
+    /// runs meanwhile ([`Turns::Gc`]), and the sweep's snapshot, taken after
+    /// the lock, holds every one committed before.
+    pub(crate) fn write_gc<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+        self.transact(Durability::Synced, Turns::Gc, f)
     }
 
     fn transact<T>(
         &self,
         durability: Durability,
-        announced: bool,
-        logged: bool,
+        turns: Turns,
         mut f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
-        let begins = if announced {
-            &self.begin_announced
+        let upload_side = turns == Turns::BesideGc;
+        let begins = if upload_side {
+            &self.begin_upload
         } else {
-            &self.begin_quiet
+            &self.begin_serial
         };
         let begin = &begins[durability as usize];
         let mut attempt = 0;
@@ -717,10 +772,10 @@ impl Postgres {
             let conn = lease.conn();
             // The lock and BEGIN go out with the first round trip.
             conn.start = Some(Start {
-                lock: logged,
+                turns,
                 begin: Arc::clone(begin),
             });
-            conn.log_locked = logged;
+            conn.turns = turns;
             let done = f(conn).and_then(|value| conn.commit().map(|()| value));
             if done.is_err() {
                 conn.abandon();
@@ -728,8 +783,8 @@ impl Postgres {
             match done {
                 Ok(value) => {
                     // After the commit: a reader that sees the new count
-                    // sees the new rows. A quiet write changed nothing kept.
-                    if announced {
+                    // sees the new rows. The upload side changed nothing kept.
+                    if !upload_side {
                         self.changes.bump();
                     }
                     return Ok(value);
@@ -751,10 +806,15 @@ impl Postgres {
     }
 }
 
-/// The statements that begin a write of `durability`, with a NOTIFY on
-/// `(channel, sender)` when it is announced.
+/// The statements that begin a write of `durability`: SERIALIZABLE with a
+/// NOTIFY on `(channel, sender)`, or without one READ COMMITTED (the upload
+/// side).
 fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
-    let mut sql = String::from("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    let mut sql = String::from(if notify.is_some() {
+        "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    } else {
+        "BEGIN ISOLATION LEVEL READ COMMITTED"
+    });
     if durability == Durability::Deferred {
         sql.push_str("; SET LOCAL synchronous_commit = off");
     }

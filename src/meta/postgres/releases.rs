@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::manifests::{EventRow, current_tag, event, move_tag};
+use super::manifests::{EventRow, current_tag, event, move_tag_from};
 use super::{Postgres, col, digest_column, now_ms, repo_column, tag_column, to_u64, word_column};
 use crate::error::{Error, Result};
 use crate::glob::Glob;
@@ -82,7 +82,16 @@ impl ReleaseMeta for Postgres {
                     current: current.unwrap_or_else(|| "nothing".into()),
                 });
             }
-            move_tag(tx, repo, tag, Some(&to), immutable, operation, actor)?;
+            move_tag_from(
+                tx,
+                repo,
+                tag,
+                current.clone(),
+                Some(&to),
+                immutable,
+                operation,
+                actor,
+            )?;
             current.map(digest_column).transpose()
         })
     }

@@ -85,7 +85,7 @@ impl UploadMeta for Postgres {
         owner: Option<&str>,
         hash_state: &[u8],
     ) -> Result<()> {
-        self.write_quiet(Durability::Deferred, |tx| {
+        self.write_upload(Durability::Deferred, |tx| {
             insert_upload(tx, id, repo, owner, hash_state, None)
         })
     }
@@ -127,7 +127,7 @@ impl UploadMeta for Postgres {
         expected_offset: u64,
         chunk: &ChunkCommit<'_>,
     ) -> Result<bool> {
-        self.write_quiet(Durability::Synced, |tx| {
+        self.write_upload(Durability::Synced, |tx| {
             let moved = tx.execute(
                 "UPDATE uploads SET received = received + $3, hash_state = $4, updated_at = $5,
                         storage_state = $6
@@ -156,7 +156,7 @@ impl UploadMeta for Postgres {
     }
 
     fn begin_finish(&self, id: &UploadId, digest: &Digest) -> Result<Option<u64>> {
-        self.write_quiet(Durability::Deferred, |tx| {
+        self.write_upload(Durability::Deferred, |tx| {
             mark_finishing(tx, id, digest, None)?.ok_or(Error::BlobUploadUnknown)
         })
     }
@@ -167,7 +167,7 @@ impl UploadMeta for Postgres {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<Option<u64>>> {
-        self.write_quiet(Durability::Deferred, |tx| {
+        self.write_upload(Durability::Deferred, |tx| {
             mark_finishing(tx, id, digest, Some(repo))
         })
     }
@@ -181,7 +181,7 @@ impl UploadMeta for Postgres {
         digest: &Digest,
     ) -> Result<Option<u64>> {
         let d = digest.to_string();
-        self.write_quiet(Durability::Deferred, |tx| {
+        self.write_upload(Durability::Deferred, |tx| {
             insert_upload(tx, id, repo, owner, hash_state, Some(&d))?;
             sound_size_unless_collecting(tx, &d)
         })
@@ -189,7 +189,7 @@ impl UploadMeta for Postgres {
 
     fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64, stored: bool) -> Result<()> {
         let d = digest.to_string();
-        self.write_quiet(Durability::Synced, |tx| {
+        self.write_upload(Durability::Synced, |tx| {
             let repo = tx
                 .query_opt(
                     "DELETE FROM uploads WHERE id = $1 RETURNING repo",
@@ -212,7 +212,7 @@ impl UploadMeta for Postgres {
     }
 
     fn cancel_upload(&self, id: &UploadId) -> Result<bool> {
-        self.write_quiet(Durability::Synced, |tx| {
+        self.write_upload(Durability::Synced, |tx| {
             Ok(tx.execute("DELETE FROM uploads WHERE id = $1", &[&id.as_str()])? > 0)
         })
     }
