@@ -359,27 +359,19 @@ impl Conn {
     }
 
     /// Commits what the transaction did, with whatever is still deferred,
-    /// and lets go of its lock in the same round trip: whether there was
-    /// anything to commit (a transaction that sent nothing took no lock).
-    fn commit(&mut self) -> Result<bool> {
+    /// and lets go of its lock in the same round trip. A transaction that
+    /// sent nothing has nothing to commit and took no lock.
+    fn commit(&mut self) -> Result<()> {
         if !self.begun && self.deferred.is_empty() {
             self.start = None;
-            return Ok(false);
+            return Ok(());
         }
         let ahead = self.ahead()?;
         let end = self.turns.end("COMMIT");
         self.pipelined(ahead, self.client.batch_execute(&end))?;
         self.begun = false;
         self.turns = Turns::Free;
-        Ok(true)
-    }
-
-    /// Returns once everything this session committed is on disk: a
-    /// commit with a transaction id of its own, synced, flushes the log
-    /// through its own record and so through every one before it (and
-    /// writers waiting together share the flush).
-    fn flush(&mut self) -> Result<()> {
-        self.batch("SELECT pg_current_xact_id()")
+        Ok(())
     }
 
     /// After a write that failed: rolls back what was sent and lets go of
@@ -772,17 +764,7 @@ impl Postgres {
         } else {
             &self.begin_serial
         };
-        // A logged write commits without waiting for the disk, lets go of
-        // the log's lock, and then waits for the flush: writers taking turns
-        // on the lock do not take turns on the disk too (SQLite's log is
-        // synced outside its writer's lock the same way). It is answered
-        // only once durable; others may see it a flush earlier.
-        let flush_after = turns == Turns::Log && durability == Durability::Synced;
-        let begin = &begins[if flush_after {
-            Durability::Deferred
-        } else {
-            durability
-        } as usize];
+        let begin = &begins[durability as usize];
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -794,19 +776,16 @@ impl Postgres {
                 begin: Arc::clone(begin),
             });
             conn.turns = turns;
-            let done = f(conn).and_then(|value| conn.commit().map(|c| (value, c)));
+            let done = f(conn).and_then(|value| conn.commit().map(|()| value));
             if done.is_err() {
                 conn.abandon();
             }
             match done {
-                Ok((value, committed)) => {
+                Ok(value) => {
                     // After the commit: a reader that sees the new count
                     // sees the new rows. The upload side changed nothing kept.
                     if !upload_side {
                         self.changes.bump();
-                    }
-                    if flush_after && committed {
-                        conn.flush()?;
                     }
                     return Ok(value);
                 }
