@@ -161,29 +161,32 @@ pub(crate) enum Turns {
     Free,
     /// [`LOG_LOCK`]: with every other write of events or tag history.
     Log,
-    /// [`GC_LOCK`], shared: with garbage collection (upload-side writes).
+    /// [`GC_LOCK`], shared, for the transaction: with garbage collection
+    /// (upload-side writes; READ COMMITTED, so each statement's snapshot
+    /// comes after the lock, which can then be taken inside the
+    /// transaction and goes with its end).
     BesideGc,
     /// [`GC_LOCK`], exclusive: with every upload-side write.
     Gc,
 }
 
 impl Turns {
-    /// The statement that takes the lock (its key as `$1`).
-    fn take(self) -> Option<(&'static str, i64)> {
+    /// The statement that takes the lock (its key as `$1`), and whether it
+    /// goes after BEGIN (else before).
+    fn take(self) -> Option<(&'static str, i64, bool)> {
         match self {
             Turns::Free => None,
-            Turns::Log => Some(("SELECT pg_advisory_lock($1)", LOG_LOCK)),
-            Turns::BesideGc => Some(("SELECT pg_advisory_lock_shared($1)", GC_LOCK)),
-            Turns::Gc => Some(("SELECT pg_advisory_lock($1)", GC_LOCK)),
+            Turns::Log => Some(("SELECT pg_advisory_lock($1)", LOG_LOCK, false)),
+            Turns::BesideGc => Some(("SELECT pg_advisory_xact_lock_shared($1)", GC_LOCK, true)),
+            Turns::Gc => Some(("SELECT pg_advisory_lock($1)", GC_LOCK, false)),
         }
     }
 
     /// `end` (COMMIT or ROLLBACK), then the lock let go.
     fn end(self, end: &str) -> String {
         match self {
-            Turns::Free => end.to_owned(),
+            Turns::Free | Turns::BesideGc => end.to_owned(),
             Turns::Log => format!("{end}; SELECT pg_advisory_unlock({LOG_LOCK})"),
-            Turns::BesideGc => format!("{end}; SELECT pg_advisory_unlock_shared({GC_LOCK})"),
             Turns::Gc => format!("{end}; SELECT pg_advisory_unlock({GC_LOCK})"),
         }
     }
@@ -201,7 +204,8 @@ pub(crate) type Value = Box<dyn ToSql + Sync + Send>;
 /// What goes out ahead of a statement in its round trip.
 #[derive(Default)]
 struct Ahead {
-    lock: Option<(Statement, i64)>,
+    /// The lock's statement, its key, and whether it goes after BEGIN.
+    lock: Option<(Statement, i64, bool)>,
     begin: Option<Arc<str>>,
     deferred: Vec<Deferred>,
 }
@@ -300,8 +304,8 @@ impl Conn {
             ..Ahead::default()
         };
         if let Some(Start { turns, begin }) = self.start.take() {
-            if let Some((sql, key)) = turns.take() {
-                ahead.lock = Some((self.statement(sql)?, key));
+            if let Some((sql, key, inside)) = turns.take() {
+                ahead.lock = Some((self.statement(sql)?, key, inside));
             }
             ahead.begin = Some(begin);
             self.begun = true;
@@ -331,14 +335,21 @@ impl Conn {
                 })
                 .collect();
             let mut sending: Vec<Sending<'_>> = Vec::with_capacity(params.len() + 2);
-            if let Some((lock, key)) = &ahead.lock {
-                sending.push(Box::pin(async move {
-                    client.execute(lock, &[key]).await.map(drop)
-                }));
-            }
+            let lock = ahead.lock.as_ref().map(|(lock, key, inside)| {
+                let taking: Sending<'_> =
+                    Box::pin(async move { client.execute(lock, &[key]).await.map(drop) });
+                (taking, *inside)
+            });
+            let (before, after) = match lock {
+                Some((taking, true)) => (None, Some(taking)),
+                Some((taking, false)) => (Some(taking), None),
+                None => (None, None),
+            };
+            sending.extend(before);
             if let Some(begin) = &ahead.begin {
                 sending.push(Box::pin(client.batch_execute(begin)));
             }
+            sending.extend(after);
             for (d, p) in ahead.deferred.iter().zip(&params) {
                 sending.push(Box::pin(async move {
                     client.execute(&d.statement, p).await.map(drop)
