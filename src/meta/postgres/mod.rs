@@ -73,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_tag_name_changes.sql"),
     include_str!("migrations/0009_storage_state.sql"),
     include_str!("migrations/0010_refusals.sql"),
+    include_str!("migrations/0011_refs_without_child_index.sql"),
 ];
 
 /// The notification every committed write sends is on this channel, named

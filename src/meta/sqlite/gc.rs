@@ -31,11 +31,13 @@ LIMIT ?3";
 
 /// Content that nothing needs: no manifest points at it or is it, no lineage
 /// fact names it, no upload is finishing it, and neither it nor any
-/// repository's link to it is younger than the grace period.
+/// repository's link to it is younger than the grace period. What manifests
+/// point at is gathered once per query (`NOT IN` a subquery that does not
+/// depend on the row): references are not indexed by child.
 const UNNEEDED_CONTENTS: &str = "
 SELECT c.digest, c.size FROM contents c
 WHERE c.created_at < ?1
-  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.child = c.digest)
+  AND c.digest NOT IN (SELECT child FROM manifest_refs)
   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
   AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_tag_name_changes.sql"),
     include_str!("migrations/0009_storage_state.sql"),
     include_str!("migrations/0010_refusals.sql"),
+    include_str!("migrations/0011_refs_without_child_index.sql"),
 ];
 /// Page cache of each reader connection, in KiB (SQLite's negative cache_size).
 const READER_CACHE_KIB: i64 = -512;
