@@ -154,8 +154,10 @@ struct Start {
     begin: Arc<str>,
 }
 
-/// The session advisory lock a write holds from before BEGIN to after its
-/// commit, and so who it takes turns with.
+/// The advisory lock a write holds, and so who it takes turns with: a
+/// session lock from before BEGIN to after its commit (so that a
+/// SERIALIZABLE snapshot comes after the lock), or for the upload side one
+/// that goes with the transaction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Turns {
     /// None: SERIALIZABLE sorts it out.
@@ -264,8 +266,8 @@ impl Conn {
         self.pipelined(ahead, self.client.execute(&s, params))
     }
 
-    /// Several statements in one round trip, answered in order: for reads
-    /// that do not depend on each other's answers.
+    /// Several statements in one round trip, answered in order: for
+    /// statements that do not depend on each other's answers.
     pub(crate) fn query_all(&mut self, batch: &[(&str, Params<'_>)]) -> Result<Vec<Vec<Row>>> {
         let statements = batch
             .iter()
