@@ -711,12 +711,9 @@ impl Postgres {
     pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.lease()?;
         let conn = lease.conn();
-        let value = f(conn)?;
-        if !conn.deferred.is_empty() {
-            let ahead = conn.ahead()?;
-            conn.pipelined(ahead, std::future::ready(PgResult::Ok(())))?;
-        }
-        Ok(value)
+        let value = f(conn);
+        debug_assert!(conn.deferred.is_empty(), "a read deferred a statement");
+        value
     }
 
     /// Runs `f` as one atomic write and returns once it is durable: its

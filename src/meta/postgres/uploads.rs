@@ -6,6 +6,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
+use tokio_postgres::Row;
 
 /// A new session, optionally already finishing a digest.
 fn insert_upload(
@@ -31,25 +32,25 @@ fn insert_upload(
     )
 }
 
-/// The size of `digest` if its content is stored and sound; `Busy` while
-/// garbage collection is removing it. One statement; the write's deferred
-/// statements go with it.
-fn sound_size_unless_collecting(tx: &mut Conn, digest: &str) -> Result<Option<u64>> {
-    let row = tx.query_one(
-        "SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1),
-                (SELECT size FROM contents WHERE digest = $1 AND NOT corrupt)",
-        &[&digest],
-    )?;
-    if col::<bool>(&row, 0)? {
+/// Whether garbage collection is removing `$1`, and its size if its
+/// content is stored and sound.
+const SOUND_SIZE: &str = "SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1),
+        (SELECT size FROM contents WHERE digest = $1 AND NOT corrupt)";
+
+/// [`SOUND_SIZE`]'s answer for `digest`: its size if stored and sound;
+/// `Busy` while garbage collection is removing it.
+fn sound_size(row: &Row, digest: &str) -> Result<Option<u64>> {
+    if col::<bool>(row, 0)? {
         return Err(Error::Busy(format!("{digest} is being garbage-collected")));
     }
-    Ok(col::<Option<i64>>(&row, 1)?.map(to_u64))
+    Ok(col::<Option<i64>>(row, 1)?.map(to_u64))
 }
 
 /// Marks session `id` as finishing `digest` (only if it belongs to
 /// `empty_in` and holds no bytes yet, when given): `None` if no session was
 /// marked, else the stored size of `digest`, if any. `Busy` while garbage
 /// collection removes `digest` (the mark is then rolled back with the write).
+/// One round trip: the mark, then [`SOUND_SIZE`].
 fn mark_finishing(
     tx: &mut Conn,
     id: &UploadId,
@@ -57,24 +58,22 @@ fn mark_finishing(
     empty_in: Option<&RepoName>,
 ) -> Result<Option<Option<u64>>> {
     let d = digest.to_string();
-    // One statement: the mark, whether GC is taking the digest, its size.
-    let row = tx.query_one(
-        "WITH marked AS (
-             UPDATE uploads SET finishing = $2
+    let answers = tx.query_all(&[
+        (
+            "UPDATE uploads SET finishing = $2
              WHERE id = $1 AND ($3::text IS NULL OR (repo = $3 AND received = 0))
-             RETURNING 1)
-         SELECT EXISTS (SELECT 1 FROM marked),
-                EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $2),
-                (SELECT size FROM contents WHERE digest = $2 AND NOT corrupt)",
-        &[&id.as_str(), &d, &empty_in.map(RepoName::as_str)],
-    )?;
-    if !col::<bool>(&row, 0)? {
+             RETURNING 1",
+            &[&id.as_str(), &d, &empty_in.map(RepoName::as_str)],
+        ),
+        (SOUND_SIZE, &[&d]),
+    ])?;
+    if answers[0].is_empty() {
         return Ok(None);
     }
-    if col::<bool>(&row, 1)? {
-        return Err(Error::Busy(format!("{d} is being garbage-collected")));
-    }
-    Ok(Some(col::<Option<i64>>(&row, 2)?.map(to_u64)))
+    let row = answers[1]
+        .first()
+        .ok_or_else(|| Error::Internal("a one-row query answered none".into()))?;
+    sound_size(row, &d).map(Some)
 }
 
 impl UploadMeta for Postgres {
@@ -183,7 +182,9 @@ impl UploadMeta for Postgres {
         let d = digest.to_string();
         self.write_upload(Durability::Deferred, |tx| {
             insert_upload(tx, id, repo, owner, hash_state, Some(&d))?;
-            sound_size_unless_collecting(tx, &d)
+            // One round trip: the deferred inserts, then the check.
+            let row = tx.query_one(SOUND_SIZE, &[&d])?;
+            sound_size(&row, &d)
         })
     }
 
