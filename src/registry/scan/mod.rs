@@ -241,18 +241,34 @@ impl Registry {
 
     /// The latest report on a version, or whether one is on its way.
     pub async fn scan_status(&self, repo: &RepoName, digest: &Digest) -> Result<ScanStatus> {
-        let referrers = self
-            .list_referrers(repo, digest, Some(SCAN_ARTIFACT.to_owned()))
-            .await?;
-        if let Some(latest) = referrers.last() {
-            let report = self.read_report(repo, &latest.digest).await?;
-            return Ok(ScanStatus::Done(Box::new(report), latest.digest.clone()));
+        if let Some(done) = self.latest_report(repo, digest).await? {
+            return Ok(done);
         }
         let key = (repo.clone(), digest.clone());
         if self.scans.pending.lock().expect("scans").contains(&key) {
             return Ok(ScanStatus::Pending);
         }
-        Ok(ScanStatus::Absent)
+        // A scan leaves `pending` only once its report is committed: one
+        // that finished since the look above has its report there now.
+        Ok(self
+            .latest_report(repo, digest)
+            .await?
+            .unwrap_or(ScanStatus::Absent))
+    }
+
+    /// The latest report attached to a version, if any.
+    async fn latest_report(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ScanStatus>> {
+        let referrers = self
+            .list_referrers(repo, digest, Some(SCAN_ARTIFACT.to_owned()))
+            .await?;
+        let Some(latest) = referrers.last() else {
+            return Ok(None);
+        };
+        let report = self.read_report(repo, &latest.digest).await?;
+        Ok(Some(ScanStatus::Done(
+            Box::new(report),
+            latest.digest.clone(),
+        )))
     }
 
     async fn read_report(&self, repo: &RepoName, report: &Digest) -> Result<ScanReport> {
