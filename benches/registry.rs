@@ -490,6 +490,18 @@ async fn main() {
             speed,
             "GB/s",
         ));
+        // Issue 21's goals for a push: 75% of the lesser of the two, and
+        // server CPU within 1.5 times sha256's own.
+        limits.push((
+            "  push goal: 75% of the lesser of sha256 and O_DIRECT".to_owned(),
+            0.75 * speed.min(limits[0].1),
+            "GB/s",
+        ));
+        limits.push((
+            "  CPU goal: 1.5 times sha256's seconds per GB".to_owned(),
+            1.5 / limits[0].1,
+            "s",
+        ));
     }
     let file = scratch.path().join("static.bin");
     std::fs::write(&file, &data).expect("static file");
@@ -583,6 +595,15 @@ async fn main() {
                     );
                     moved += gb;
                 }
+                let pushed = s.cpu_seconds() - cpu0;
+                row(
+                    &mut rows,
+                    "  server CPU seconds per GB pushed",
+                    "s",
+                    false,
+                    i,
+                    pushed / moved,
+                );
                 let pull_url = format!(
                     "{}/v2/big/blobs/{}",
                     s.base,

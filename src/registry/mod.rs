@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod events;
 pub mod fsck;
 pub mod gc;
+mod hashing;
 pub mod lineage;
 pub mod listing;
 pub mod manifest_cache;

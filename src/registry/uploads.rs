@@ -10,6 +10,7 @@ use sha2::Sha256;
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 
 use super::Registry;
+use super::hashing::{hash_aside, hashed};
 use crate::error::{Error, Result};
 use crate::meta::{BlobArea, ChunkCommit, UploadArea, UploadSession};
 use crate::oci::{Algorithm, Digest, RepoName, UploadId};
@@ -413,8 +414,9 @@ impl Registry {
     {
         let target = StorageKey::Blob(digest.clone());
         let mut writer = self.blobs.blob_writer(id, &target).await?;
-        let mut hasher = Sha256::new();
-        let len = writer.take(body.boxed(), &mut |c| hasher.update(c)).await?;
+        let (body, hasher) = hash_aside(body.boxed(), Sha256::new());
+        let len = writer.take(body, &mut |_| {}).await?;
+        let hasher = hashed(hasher).await?;
         let verified = ChunkRange::check_len(range, len).and_then(|()| {
             check_digest(
                 &Digest::from_output(Algorithm::Sha256, &hasher.finalize()),
@@ -485,23 +487,27 @@ impl Registry {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         ChunkRange::check_start(range, session.offset)?;
-        let mut hasher = restore_state(&session.hash_state)?;
+        let (body, hasher) = hash_aside(body.boxed(), restore_state(&session.hash_state)?);
         let before = storage_state(&session);
         let chunk = self
             .blobs
-            .append(id, session.offset, &before, body.boxed(), &mut |c| {
-                hasher.update(c)
-            })
+            .append(id, session.offset, &before, body, &mut |_| {})
             .await?;
         let after = before.advanced(&chunk);
-        let committed = match ChunkRange::check_len(range, chunk.len) {
-            Ok(()) => self.commit_chunk(id, session.offset, &chunk, &hasher).await,
-            Err(e) => Err(e),
+        let committed = async {
+            ChunkRange::check_len(range, chunk.len)?;
+            let hasher = hashed(hasher).await?;
+            self.commit_chunk(id, session.offset, &chunk, &hasher)
+                .await
+                .map(|()| hasher)
         };
-        if let Err(e) = committed {
-            self.blobs.release(id, &after, &before).await;
-            return Err(e);
-        }
+        let hasher = match committed.await {
+            Ok(hasher) => hasher,
+            Err(e) => {
+                self.blobs.release(id, &after, &before).await;
+                return Err(e);
+            }
+        };
         self.blobs.release(id, &before, &after).await;
         session.offset += chunk.len;
         session.hash_state = save_state(&hasher);

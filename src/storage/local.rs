@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use super::direct::{DirectFile, Staged};
 use super::{
     Appended, Area, Assembled, BlobWriter, Body, Listed, Observe, Storage, StorageKey, UploadState,
 };
@@ -19,7 +20,11 @@ use crate::error::{Error, Result};
 use crate::oci::UploadId;
 
 /// Bytes gathered before each write of an in-place upload.
-const APPEND_BUFFER: usize = 1024 * 1024;
+const APPEND_BUFFER: usize = 4 * 1024 * 1024;
+/// Bodies up to this size are gathered in a plain buffer and written
+/// through the page cache in one go; larger ones in aligned buffers whose
+/// whole blocks go around it (see [`Staged`]).
+const SMALL_BODY: usize = 256 * 1024;
 /// Bytes written to an in-place upload between starts of writeback.
 const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
@@ -27,7 +32,13 @@ const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 /// small reads (object_store's local reader uses 8 KiB).
 const LOCAL_READ_CHUNK: usize = 1024 * 1024;
 /// Chunks read ahead of the socket per pull.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
+/// How far ahead of a large read the disk is asked to fetch (posix_fadvise
+/// WILLNEED), in steps: the kernel's own readahead of a file that is not in
+/// the page cache (a blob written around it, or after a restart) reads it at
+/// a fifth of what the disk gives here.
+const PREFETCH: u64 = 32 * 1024 * 1024;
+const PREFETCH_STEP: u64 = 8 * 1024 * 1024;
 
 /// Files under one directory (the data directory by default).
 #[derive(Debug, Clone)]
@@ -64,13 +75,16 @@ impl LocalDisk {
             file: Some(Appender {
                 path: self.upload_file(upload),
                 offset,
+                at: offset,
                 resumable,
                 open: None,
                 unsynced: 0,
                 writing_back: Arc::default(),
             }),
             in_flight: None,
-            buf: Vec::new(),
+            buf: Staged::small(),
+            spare: None,
+            offset,
             written: 0,
             scratch: (!resumable).then(|| self.upload_file(upload)),
         }
@@ -419,8 +433,12 @@ struct InPlaceWriter {
     file: Option<Appender>,
     /// The write of the previous buffer, going on while the next one fills:
     /// receiving and hashing overlap with writing.
-    in_flight: Option<tokio::task::JoinHandle<Result<Appender>>>,
-    buf: Vec<u8>,
+    in_flight: Option<tokio::task::JoinHandle<Result<(Appender, Staged)>>>,
+    buf: Staged,
+    /// The buffer last written, for the next one to fill.
+    spare: Option<Staged>,
+    /// Where in the file this writer began.
+    offset: u64,
     written: u64,
     /// The file, when it is scratch space to remove on giving up (not a
     /// resumable upload's).
@@ -457,14 +475,23 @@ impl InPlaceWriter {
         Ok(self.written)
     }
 
-    /// Adds `chunk`, writing once a buffer is full.
-    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(chunk);
-        self.written += chunk.len() as u64;
-        if self.buf.len() >= APPEND_BUFFER {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(APPEND_BUFFER));
-            let file = self.appender().await?;
-            self.in_flight = Some(tokio::task::spawn_blocking(move || file.write(&full, None)));
+    /// Adds `chunk`, writing each buffer that fills.
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<()> {
+        while !chunk.is_empty() {
+            if !self.buf.is_aligned() && self.buf.len() + chunk.len() > SMALL_BODY {
+                let at = self.offset + self.written - self.buf.len() as u64;
+                self.buf = self.buf.realigned(APPEND_BUFFER, at);
+            }
+            let took = self.buf.fill(chunk, APPEND_BUFFER);
+            self.written += took as u64;
+            chunk = &chunk[took..];
+            if self.buf.len() == APPEND_BUFFER {
+                let at = self.offset + self.written;
+                let next = Staged::aligned(APPEND_BUFFER, at, self.spare.take());
+                let full = std::mem::replace(&mut self.buf, next);
+                let file = self.appender().await?;
+                self.in_flight = Some(tokio::task::spawn_blocking(move || file.write(full, None)));
+            }
         }
         Ok(())
     }
@@ -473,8 +500,11 @@ impl InPlaceWriter {
     /// bytes written.
     async fn finish(mut self, last: Last) -> Result<u64> {
         let file = self.appender().await?;
-        let (buf, written) = (std::mem::take(&mut self.buf), self.written);
-        blocking("write", move || file.write(&buf, Some(last))).await?;
+        let (buf, written) = (
+            std::mem::replace(&mut self.buf, Staged::small()),
+            self.written,
+        );
+        blocking("write", move || file.write(buf, Some(last))).await?;
         Ok(written)
     }
 
@@ -493,9 +523,11 @@ impl InPlaceWriter {
     /// The file, once the write in flight (if any) is done.
     async fn appender(&mut self) -> Result<Appender> {
         if let Some(write) = self.in_flight.take() {
-            return write
+            let (file, spare) = write
                 .await
-                .map_err(|e| Error::Internal(format!("write task: {e}")))?;
+                .map_err(|e| Error::Internal(format!("write task: {e}")))??;
+            self.spare = Some(spare);
+            return Ok(file);
         }
         self.file
             .take()
@@ -509,8 +541,10 @@ struct Appender {
     path: PathBuf,
     offset: u64,
     resumable: bool,
+    /// Where the next write goes.
+    at: u64,
     /// The file, and whether this append created it.
-    open: Option<(std::fs::File, bool)>,
+    open: Option<(DirectFile, bool)>,
     /// Bytes written since writeback was last started.
     unsynced: u64,
     /// Whether a writeback started by [`Appender::start_writeback`] runs.
@@ -522,12 +556,12 @@ impl Appender {
     /// it (a resumable upload's new file synced into its directory), moves it
     /// into place, or removes it. A failure cuts the file back to `offset`
     /// (blocking).
-    fn write(mut self, buf: &[u8], then: Option<Last>) -> Result<Appender> {
-        let written = self.try_write(buf, then);
+    fn write(mut self, buf: Staged, then: Option<Last>) -> Result<(Appender, Staged)> {
+        let written = self.try_write(buf.bytes(), then);
         if written.is_err() {
             self.cut();
         }
-        written.map(|()| self)
+        written.map(|()| (self, buf))
     }
 
     fn try_write(&mut self, buf: &[u8], then: Option<Last>) -> Result<()> {
@@ -544,10 +578,12 @@ impl Appender {
             Some(open) => open,
             None => self.open.insert(self.open_file()?),
         };
-        file.write_all(buf)?;
+        let buffered = file.write_at(buf, self.at)?;
+        self.at += buf.len() as u64;
+        let file = file.file();
         match then {
             None => {
-                self.unsynced += buf.len() as u64;
+                self.unsynced += buffered as u64;
                 if self.unsynced >= WRITEBACK_EVERY {
                     self.unsynced = 0;
                     self.start_writeback();
@@ -574,8 +610,7 @@ impl Appender {
     /// Opens the file (creating it, and its directory, if need be: durably
     /// if resumable) and locks it, at `offset`, dropping anything past it
     /// (what a failed chunk left).
-    fn open_file(&self) -> Result<(std::fs::File, bool)> {
-        use std::io::Seek;
+    fn open_file(&self) -> Result<(DirectFile, bool)> {
         let created = !self.path.exists();
         if let Some(dir) = self.path.parent() {
             if self.resumable {
@@ -586,7 +621,7 @@ impl Appender {
         }
         // Only an upload's first bytes make its file: one past its start
         // that is gone lost what the session counts.
-        let mut file = match std::fs::OpenOptions::new()
+        let file = match std::fs::OpenOptions::new()
             .write(true)
             .create(self.offset == 0)
             .truncate(false)
@@ -607,8 +642,7 @@ impl Appender {
             return Err(lost(&self.path, len, self.offset));
         }
         file.set_len(self.offset)?;
-        file.seek(std::io::SeekFrom::Start(self.offset))?;
-        Ok((file, created))
+        Ok((DirectFile::new(file), created))
     }
 
     /// Starts writing what is written so far to the disk, without waiting
@@ -625,7 +659,7 @@ impl Appender {
             return;
         }
         let running = Arc::clone(&self.writing_back);
-        match file.try_clone() {
+        match file.file().try_clone() {
             Ok(file) => {
                 runtime.spawn_blocking(move || {
                     // Only a head start: the final sync reports any failure.
@@ -640,7 +674,7 @@ impl Appender {
     /// Cuts the file back to where this append began (best effort).
     fn cut(&self) {
         if let Some((file, _)) = &self.open {
-            let _ = file.set_len(self.offset);
+            let _ = file.file().set_len(self.offset);
         }
     }
 }
@@ -669,7 +703,7 @@ async fn read_local(path: PathBuf, range: Option<Range<u64>>) -> Result<Body<'st
     let range = range.unwrap_or(0..len);
     let chunk = LOCAL_READ_CHUNK as u64;
     let starts = (range.start..range.end).step_by(LOCAL_READ_CHUNK);
-    let end = range.end;
+    let (start, end) = (range.start, range.end);
     let stream = futures_util::stream::iter(starts)
         .map(move |at| {
             let file = Arc::clone(&file);
@@ -677,15 +711,43 @@ async fn read_local(path: PathBuf, range: Option<Range<u64>>) -> Result<Body<'st
             // buffers allocated on the many blocking threads would each leave
             // their memory in that thread's malloc arena.
             let buf = vec![0u8; usize::try_from((end - at).min(chunk)).unwrap_or(0)];
-            blocking("read", move || read_chunk(&file, at, buf))
+            let ahead = prefetch(start, at, end);
+            blocking("read", move || read_chunk(&file, at, buf, ahead))
         })
         .buffered(READ_AHEAD);
     Ok(stream.boxed())
 }
 
-/// Fills `buf` from `at`.
-fn read_chunk(file: &std::fs::File, at: u64, mut buf: Vec<u8>) -> Result<Bytes> {
+/// What to ask the disk for before reading the chunk at `at` of a read of
+/// `start..end`: the first [`PREFETCH`] bytes at the start, then the next
+/// step at each step, so each byte is asked for once; nothing for a read of
+/// one chunk.
+fn prefetch(start: u64, at: u64, end: u64) -> Option<Range<u64>> {
+    if end - start <= LOCAL_READ_CHUNK as u64 {
+        return None;
+    }
+    let from = match at - start {
+        0 => at,
+        gone if gone % PREFETCH_STEP == 0 => at + PREFETCH - PREFETCH_STEP,
+        _ => return None,
+    };
+    let to = (at + PREFETCH).min(end);
+    (from < to).then_some(from..to)
+}
+
+/// Fills `buf` from `at`, first asking the disk for `ahead` (a hint: a
+/// refusal changes nothing).
+fn read_chunk(
+    file: &std::fs::File,
+    at: u64,
+    mut buf: Vec<u8>,
+    ahead: Option<Range<u64>>,
+) -> Result<Bytes> {
     use std::os::unix::fs::FileExt;
+    if let Some(ahead) = ahead {
+        let len = std::num::NonZeroU64::new(ahead.end - ahead.start);
+        let _ = rustix::fs::fadvise(file, ahead.start, len, rustix::fs::Advice::WillNeed);
+    }
     match file.read_exact_at(&mut buf, at) {
         Ok(()) => Ok(Bytes::from(buf)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::from(
@@ -709,12 +771,15 @@ mod tests {
         let appender = || Appender {
             path: root.path().join("upload"),
             offset: 0,
+            at: 0,
             resumable: false,
             open: None,
             unsynced: 0,
             writing_back: Arc::default(),
         };
-        let first = appender().write(b"first", None).expect("first write");
+        let mut first = Staged::small();
+        first.fill(b"first", 5);
+        let first = appender().write(first, None).expect("first write");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
             let next = appender();
@@ -732,6 +797,22 @@ mod tests {
             let opened = rx.recv().ok().flatten().expect("opened");
             assert!(opened >= released);
         });
+    }
+
+    #[test]
+    fn a_large_read_asks_for_each_byte_ahead_once() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(prefetch(0, 0, MIB), None, "one chunk: nothing");
+        let (start, end) = (5, 5 + 100 * MIB + 7);
+        let asked: Vec<_> = (start..end)
+            .step_by(MIB as usize)
+            .filter_map(|at| prefetch(start, at, end))
+            .collect();
+        assert_eq!(asked[0], start..start + PREFETCH);
+        for pair in asked.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start, "{asked:?}");
+        }
+        assert_eq!(asked.last().map(|r| r.end), Some(end));
     }
 
     #[test]

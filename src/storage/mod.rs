@@ -10,6 +10,7 @@
 //! visible at a content key until it is complete.
 
 pub mod backend;
+mod direct;
 mod key;
 mod local;
 mod object;

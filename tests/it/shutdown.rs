@@ -56,8 +56,8 @@ async fn an_idle_server_stops_on_sigterm_within_200_ms() {
 
 /// A quarter of the in-flight test's blob: more than the server buffers
 /// before it writes.
-const QUARTER: usize = 1536 * 1024;
-const RANGE: &str = "0-6291455";
+const QUARTER: usize = 3 * 1024 * 1024;
+const RANGE: &str = "0-12582911";
 
 /// The bytes written so far to upload files under the data directory.
 fn upload_bytes(dir: &std::path::Path) -> u64 {
