@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 
 use super::Registry;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::IntegrityArea;
 use crate::oci::{Algorithm, Digest};
 use crate::storage::{Area, StorageKey};
@@ -58,6 +58,7 @@ impl Registry {
             ..FsckReport::default()
         };
         let total = self.meta(|m: &IntegrityArea| m.contents_count()).await?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut after: Option<String> = None;
         loop {
             let a = after.clone();
@@ -66,8 +67,22 @@ impl Registry {
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.0.to_string());
-            for (digest, size, _) in page {
-                match self.rehash(&digest).await? {
+            let rehashed: Vec<_> = futures_util::stream::iter(page)
+                .map(|(digest, size, _)| {
+                    let registry = self.clone();
+                    // A task each, so that every core hashes.
+                    tokio::spawn(async move {
+                        let found = registry.rehash(&digest).await;
+                        (digest, size, found)
+                    })
+                })
+                .buffered(workers)
+                .collect()
+                .await;
+            for joined in rehashed {
+                let (digest, size, found) =
+                    joined.map_err(|e| Error::Internal(format!("fsck task: {e}")))?;
+                match found? {
                     None => report.missing.push(digest.to_string()),
                     Some((actual, len)) if actual != digest || len != size => {
                         report.corrupt.push(digest.to_string());
