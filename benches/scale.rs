@@ -2,7 +2,7 @@
 //! little, same binary, same run. The large store holds 100,000 blobs,
 //! 20,000 manifests in 1,000 repositories (each tagged), a repository with
 //! 50,000 tags, 10,000 lineage edges (parent chains of 20 versions) and the
-//! events all that made; the small one the same shapes at a hundredth
+//! events all that made; the small one the same shapes at a tenth
 //! (`BENCH_SCALE_DIV` divides the large store too, for a quick run). Both
 //! are filled through the HTTP API, then measured alike: manifest GET by tag
 //! at c64, a page of tags and of the catalog, small pushes, promotions,
@@ -213,6 +213,14 @@ async fn fill(c: &reqwest::Client, base: &str, shape: &Shape) -> String {
     format!("{repo}@{}", last.expect("a chain"))
 }
 
+/// Shows the server's peak memory so far, to tell which phase set it.
+fn note_peak(store: &Store, phase: &str) {
+    eprintln!(
+        "  peak memory after {phase}: {:.1} MiB",
+        store.server().peak_rss_mib()
+    );
+}
+
 /// Milliseconds each call of `f` took: median and p99 over `n` calls.
 async fn timed<F, Fut>(n: usize, mut f: F) -> (f64, f64)
 where
@@ -255,6 +263,7 @@ async fn measure(
     let t = Instant::now();
     post_ok(c, &gc, String::new()).await;
     out.push(("GC, nothing to free".into(), t.elapsed().as_secs_f64(), "s"));
+    note_peak(store, "gc");
     let (rps, _, p99) = load(
         c,
         reqwest::Method::GET,
@@ -265,6 +274,7 @@ async fn measure(
     .await;
     out.push(("manifest GET by tag, c64".into(), rps, "req/s"));
     out.push(("  its p99".into(), p99, "ms"));
+    note_peak(store, "the GET load");
 
     let middle = format!("t{:05}", shape.tags / 2);
     let page = format!("{base}/v2/tagged/tags/list?n=100&last={middle}");
@@ -302,6 +312,7 @@ async fn measure(
     let lineage = format!("{base}/api/v1/lineage/{repo}/{digest}?direction=upstream&depth=5");
     let (p50, _) = timed(50, |_| get_ok(c, &lineage).map(drop)).await;
     out.push(("lineage query, depth 5, p50".into(), p50, "ms"));
+    note_peak(store, "listings, promotions and lineage");
 
     // A tenth of the versions untagged and deleted: their blobs are garbage.
     let doomed: Vec<(String, usize)> = (0..shape.repos)
@@ -330,6 +341,7 @@ async fn measure(
         .buffer_unordered(FILL_CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
+    note_peak(store, "deletes");
     let t = Instant::now();
     let report = post_ok(c, &gc, String::new()).await;
     let took = t.elapsed().as_secs_f64();
@@ -341,6 +353,7 @@ async fn measure(
     );
     out.push(("GC, 10% of the versions deleted".into(), took, "s"));
     out.push(("  per blob freed".into(), took * 1e3 / freed.max(1.0), "ms"));
+    note_peak(store, "gc");
 
     let t = Instant::now();
     futures_util::stream::iter(0..1000u32)
@@ -408,7 +421,7 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build()
         .expect("client");
-    let shapes = [Shape::divided(100 * div), Shape::divided(div)];
+    let shapes = [Shape::divided(10 * div), Shape::divided(div)];
     let mut columns = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
         let name = if i == 0 { "small" } else { "large" };
@@ -418,6 +431,7 @@ async fn main() {
         let filled = t.elapsed().as_secs_f64();
         let counts = counts(&store.dir.path().join("berth.db"));
         eprintln!("{name} store filled in {filled:.0} s: {counts}");
+        note_peak(&store, "filling");
         let measured = measure(&c, &mut store, shape, &chain_end, secs).await;
         columns.push((name, counts, measured));
     }

@@ -657,14 +657,53 @@ pub trait GcMeta {
         policy: &GcPolicy,
         dry_run: bool,
     ) -> Result<Vec<(String, Digest)>>;
-    /// Content no manifest, lineage fact or recent push needs; its rows are
+    /// Content no manifest, lineage fact or recent push needs, oldest first
+    /// from `from` on (which moves past what was taken); its rows are
     /// removed and tombstoned unless `dry_run`. Returns digests and sizes.
     fn sweep_contents(
         &self,
         now_ms: i64,
         policy: &GcPolicy,
         dry_run: bool,
+        from: &mut SweepCursor,
     ) -> Result<Vec<(Digest, u64)>>;
+}
+
+/// Where a collection's sweep of contents stands: the age and digest of the
+/// last content it took. Each batch starts there rather than walking again
+/// all the older content that was kept (which made a collection freeing a
+/// lot quadratic in the store's size); content that becomes garbage behind
+/// it waits for the next collection.
+#[derive(Debug, Clone)]
+pub struct SweepCursor {
+    pub created_at: i64,
+    pub digest: String,
+}
+
+/// Contents a sweep took (digest, size, created_at), `from` moved past the
+/// last of them.
+pub(crate) fn taken(
+    rows: Vec<(String, i64, i64)>,
+    from: &mut SweepCursor,
+) -> Result<Vec<(Digest, u64)>> {
+    if let Some((digest, _, created_at)) = rows.last() {
+        *from = SweepCursor {
+            created_at: *created_at,
+            digest: digest.clone(),
+        };
+    }
+    rows.into_iter()
+        .map(|(d, size, _)| Ok((digest_column(d)?, to_u64(size))))
+        .collect()
+}
+
+impl Default for SweepCursor {
+    fn default() -> Self {
+        SweepCursor {
+            created_at: i64::MIN,
+            digest: String::new(),
+        }
+    }
 }
 
 /// What `fsck` reads and repairs.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::{GcArea, GcPolicy};
+use crate::meta::{GcArea, GcPolicy, SweepCursor};
 use crate::oci::Digest;
 use crate::storage::{StorageKey, UploadState};
 use crate::time::now_ms;
@@ -108,11 +108,16 @@ impl Registry {
             }
         }
 
+        let mut cursor = SweepCursor::default();
         loop {
-            let (p, now) = (policy.clone(), now_ms());
-            let swept = self
-                .meta(move |m: &GcArea| m.sweep_contents(now, &p, dry_run))
+            let (p, now, mut from) = (policy.clone(), now_ms(), cursor.clone());
+            let (swept, reached) = self
+                .meta(move |m: &GcArea| {
+                    let swept = m.sweep_contents(now, &p, dry_run, &mut from)?;
+                    Ok((swept, from))
+                })
                 .await?;
+            cursor = reached;
             if swept.is_empty() {
                 break;
             }
@@ -142,9 +147,11 @@ impl Registry {
 
     /// Deletes tombstoned objects, then the tombstones of those that went.
     async fn delete_contents(&self, digests: Vec<Digest>, report: &mut GcReport) -> Result<()> {
+        let keys: Vec<StorageKey> = digests.iter().cloned().map(StorageKey::Blob).collect();
+        let outcomes = self.blobs.delete_many(&keys).await;
         let mut gone = Vec::with_capacity(digests.len());
-        for d in digests {
-            match self.blobs.delete(&StorageKey::Blob(d.clone())).await {
+        for (d, outcome) in digests.into_iter().zip(outcomes) {
+            match outcome {
                 Ok(()) => gone.push(d),
                 Err(e) => report.errors.push(format!("{d}: {e}")),
             }

@@ -33,6 +33,9 @@ pub use object::ObjectStorage;
 use crate::error::Result;
 use crate::oci::UploadId;
 
+/// Deletes in flight at once in [`Storage::delete_many`].
+const DELETES_IN_FLIGHT: usize = 8;
+
 /// A body being streamed in or out.
 pub type Body<'a> = BoxStream<'a, Result<Bytes>>;
 /// Shown every piece of a body as it is written (the caller hashes there).
@@ -53,6 +56,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn put_small(&self, key: &StorageKey, bytes: Bytes) -> Result<()>;
     /// Deletes an object; one that is already gone is not an error.
     async fn delete(&self, key: &StorageKey) -> Result<()>;
+    /// Deletes many objects, each as [`Storage::delete`] does (a few at a
+    /// time); the outcome of each, in order.
+    async fn delete_many(&self, keys: &[StorageKey]) -> Vec<Result<()>> {
+        futures_util::stream::iter(0..keys.len())
+            .map(|i| self.delete(&keys[i]))
+            .buffered(DELETES_IN_FLIGHT)
+            .collect()
+            .await
+    }
     /// Every object in `area`, for integrity checks.
     async fn list(&self, area: Area) -> Result<Vec<Listed>>;
     /// Deletes one object that [`Storage::list`] gave.

@@ -62,6 +62,15 @@ impl Storage for Observed {
         self.done("delete", start, self.inner.delete(key).await)
     }
 
+    async fn delete_many(&self, keys: &[StorageKey]) -> Vec<Result<()>> {
+        let start = Instant::now();
+        let outcomes = self.inner.delete_many(keys).await;
+        outcomes
+            .into_iter()
+            .map(|outcome| self.done("delete", start, outcome))
+            .collect()
+    }
+
     async fn list(&self, area: Area) -> Result<Vec<Listed>> {
         let start = Instant::now();
         self.done("list", start, self.inner.list(area).await)

@@ -2,7 +2,7 @@
 
 use super::{Durability, Postgres, col, digest_column, to_u64, values};
 use crate::error::Result;
-use crate::meta::{GcMeta, GcPolicy, IntegrityMeta};
+use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, SweepCursor, taken};
 use crate::oci::{Digest, UploadId};
 
 /// Manifests that nothing keeps: untagged, not an index entry, not a referrer
@@ -33,14 +33,15 @@ LIMIT $3";
 /// point at is gathered once per query (`NOT IN` a subquery that does not
 /// depend on the row): references are not indexed by child.
 const UNNEEDED_CONTENTS: &str = "
-SELECT c.digest, c.size FROM contents c
+SELECT c.digest, c.size, c.created_at FROM contents c
 WHERE c.created_at < $1
   AND c.digest NOT IN (SELECT child FROM manifest_refs)
   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
   AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)
   AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= $1)
-ORDER BY c.created_at
+  AND c.created_at >= $3 AND (c.created_at > $3 OR c.digest > $4)
+ORDER BY c.created_at, c.digest
 LIMIT $2";
 
 impl GcMeta for Postgres {
@@ -132,19 +133,26 @@ impl GcMeta for Postgres {
         now_ms: i64,
         policy: &GcPolicy,
         dry_run: bool,
+        from: &mut SweepCursor,
     ) -> Result<Vec<(Digest, u64)>> {
-        self.write_gc(|tx| {
+        let start = from.clone();
+        let found = self.write_gc(|tx| {
             let rows = tx.query(
                 UNNEEDED_CONTENTS,
-                &[&(now_ms - policy.grace_ms), &(policy.batch as i64)],
+                &[
+                    &(now_ms - policy.grace_ms),
+                    &(policy.batch as i64),
+                    &start.created_at,
+                    &start.digest,
+                ],
             )?;
             let mut found = Vec::with_capacity(rows.len());
             for r in &rows {
-                let (digest, size): (String, i64) = (col(r, 0)?, col(r, 1)?);
-                found.push((digest, size));
+                let (digest, size, at): (String, i64, i64) = (col(r, 0)?, col(r, 1)?, col(r, 2)?);
+                found.push((digest, size, at));
             }
             if !dry_run && !found.is_empty() {
-                let digests: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
+                let digests: Vec<String> = found.iter().map(|(d, _, _)| d.clone()).collect();
                 tx.defer(
                     "DELETE FROM repo_blobs WHERE digest = ANY($1)",
                     values![digests.clone()],
@@ -159,11 +167,9 @@ impl GcMeta for Postgres {
                     values![digests, now_ms],
                 )?;
             }
-            found
-                .into_iter()
-                .map(|(d, size)| Ok((digest_column(d)?, to_u64(size))))
-                .collect()
-        })
+            Ok(found)
+        })?;
+        taken(found, from)
     }
 }
 

@@ -4,7 +4,7 @@ use rusqlite::{Connection, params};
 
 use super::{Sqlite, digest_column, to_u64};
 use crate::error::Result;
-use crate::meta::{GcMeta, GcPolicy, IntegrityMeta};
+use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, SweepCursor, taken};
 use crate::oci::{Digest, UploadId};
 
 /// Manifests that nothing keeps: untagged, not an index entry, not a referrer
@@ -35,14 +35,15 @@ LIMIT ?3";
 /// point at is gathered once per query (`NOT IN` a subquery that does not
 /// depend on the row): references are not indexed by child.
 const UNNEEDED_CONTENTS: &str = "
-SELECT c.digest, c.size FROM contents c
+SELECT c.digest, c.size, c.created_at FROM contents c
 WHERE c.created_at < ?1
   AND c.digest NOT IN (SELECT child FROM manifest_refs)
   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
   AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)
   AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= ?1)
-ORDER BY c.created_at
+  AND c.created_at >= ?3 AND (c.created_at > ?3 OR c.digest > ?4)
+ORDER BY c.created_at, c.digest
 LIMIT ?2";
 
 fn delete_content(tx: &Connection, digest: &str, now: i64) -> Result<()> {
@@ -147,25 +148,37 @@ impl GcMeta for Sqlite {
         now_ms: i64,
         policy: &GcPolicy,
         dry_run: bool,
+        from: &mut SweepCursor,
     ) -> Result<Vec<(Digest, u64)>> {
-        self.write(|tx| {
+        let start = from.clone();
+        let rows = self.write(|tx| {
             let rows = tx
                 .prepare_cached(UNNEEDED_CONTENTS)?
                 .query_map(
-                    params![now_ms - policy.grace_ms, policy.batch as i64],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                    params![
+                        now_ms - policy.grace_ms,
+                        policy.batch as i64,
+                        start.created_at,
+                        start.digest
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
             if !dry_run {
                 let now = now_ms;
-                for (digest, _) in &rows {
+                for (digest, _, _) in &rows {
                     delete_content(tx, digest, now)?;
                 }
             }
-            rows.into_iter()
-                .map(|(d, size)| Ok((digest_column(d)?, to_u64(size))))
-                .collect()
-        })
+            Ok(rows)
+        })?;
+        taken(rows, from)
     }
 }
 
