@@ -9,8 +9,9 @@
 //! lineage queries of depth 5, GC with nothing and with 10% to free, fsck,
 //! start-up, database size per manifest and peak memory.
 //!
-//! Run: `cargo bench --bench scale` (about ten minutes). Knobs:
-//! `BENCH_SCALE_DIV` (default 1), `BENCH_SECONDS` per load run (default 5).
+//! Run: `cargo bench --bench scale` (about eight minutes). Knobs:
+//! `BENCH_SCALE_DIV` (default 1), `BENCH_SECONDS` per load run (default 5),
+//! `BENCH_REPS` rounds of the request measures (default 3).
 //! The table is also written to `target/bench-scale.md`.
 
 use std::path::{Path, PathBuf};
@@ -249,14 +250,11 @@ async fn post_ok(c: &reqwest::Client, url: &str, body: String) -> Bytes {
     r.bytes().await.expect("body")
 }
 
-/// Every measure of one store, by name: (value, unit).
-async fn measure(
-    c: &reqwest::Client,
-    store: &mut Store,
-    shape: &Shape,
-    chain_end: &str,
-    secs: u64,
-) -> Vec<(String, f64, &'static str)> {
+/// Measures, by name: (value, unit).
+type Measures = Vec<(String, f64, &'static str)>;
+
+/// GC with nothing to free (right after filling).
+async fn measure_gc_idle(c: &reqwest::Client, store: &Store) -> Measures {
     let mut out = Vec::new();
     let base = store.base().to_owned();
     let gc = format!("{base}/api/v1/gc");
@@ -264,6 +262,20 @@ async fn measure(
     post_ok(c, &gc, String::new()).await;
     out.push(("GC, nothing to free".into(), t.elapsed().as_secs_f64(), "s"));
     note_peak(store, "gc");
+    out
+}
+
+/// What a client does most; repeatable, so measured in rounds that
+/// alternate between the stores.
+async fn measure_requests(
+    c: &reqwest::Client,
+    store: &Store,
+    shape: &Shape,
+    chain_end: &str,
+    secs: u64,
+) -> Measures {
+    let mut out = Vec::new();
+    let base = store.base().to_owned();
     let (rps, _, p99) = load(
         c,
         reqwest::Method::GET,
@@ -274,7 +286,6 @@ async fn measure(
     .await;
     out.push(("manifest GET by tag, c64".into(), rps, "req/s"));
     out.push(("  its p99".into(), p99, "ms"));
-    note_peak(store, "the GET load");
 
     let middle = format!("t{:05}", shape.tags / 2);
     let page = format!("{base}/v2/tagged/tags/list?n=100&last={middle}");
@@ -312,8 +323,15 @@ async fn measure(
     let lineage = format!("{base}/api/v1/lineage/{repo}/{digest}?direction=upstream&depth=5");
     let (p50, _) = timed(50, |_| get_ok(c, &lineage).map(drop)).await;
     out.push(("lineage query, depth 5, p50".into(), p50, "ms"));
-    note_peak(store, "listings, promotions and lineage");
 
+    out
+}
+
+/// A tenth of the versions deleted, then GC.
+async fn measure_gc_freeing(c: &reqwest::Client, store: &Store, shape: &Shape) -> Measures {
+    let mut out = Vec::new();
+    let base = store.base().to_owned();
+    let gc = format!("{base}/api/v1/gc");
     // A tenth of the versions untagged and deleted: their blobs are garbage.
     let doomed: Vec<(String, usize)> = (0..shape.repos)
         .flat_map(|r| (0..VERSIONS / 10).map(move |n| (format!("team{}/app{r}", r % 10), n)))
@@ -355,11 +373,20 @@ async fn measure(
     out.push(("  per blob freed".into(), took * 1e3 / freed.max(1.0), "ms"));
     note_peak(store, "gc");
 
+    out
+}
+
+/// Small pushes, after the GCs (their blobs are garbage); `round` keeps
+/// each round's blobs new.
+async fn measure_pushes(c: &reqwest::Client, store: &Store, round: u32) -> Measures {
+    let mut out = Vec::new();
+    let base = store.base().to_owned();
     let t = Instant::now();
     futures_util::stream::iter(0..1000u32)
         .map(|i| {
             let mut bytes = vec![7u8; 4096];
             bytes[..4].copy_from_slice(&i.to_le_bytes());
+            bytes[4..8].copy_from_slice(&round.to_le_bytes());
             put_blob(c, &base, "pushes", bytes)
         })
         .buffer_unordered(8)
@@ -371,6 +398,12 @@ async fn measure(
         "blobs/s",
     ));
 
+    out
+}
+
+/// Size, memory, a restart and fsck.
+async fn measure_at_rest(store: &mut Store, shape: &Shape) -> Measures {
+    let mut out = Vec::new();
     out.push((
         "database size per manifest".into(),
         store.database_bytes() as f64 / (shape.repos * VERSIONS + 1) as f64 / 1024.0,
@@ -416,40 +449,80 @@ fn fsck_blobs(data: &Path) -> (f64, f64) {
 async fn main() {
     let div = env_or("BENCH_SCALE_DIV", 1).max(1);
     let secs = env_or("BENCH_SECONDS", 5) as u64;
+    let reps = env_or("BENCH_REPS", 3);
     berth::install_crypto_provider();
     let c = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
         .expect("client");
     let shapes = [Shape::divided(10 * div), Shape::divided(div)];
-    let mut columns = Vec::new();
-    for (i, shape) in shapes.iter().enumerate() {
-        let name = if i == 0 { "small" } else { "large" };
-        let mut store = Store::start(tempfile::tempdir().expect("dir")).await;
+    let mut stores = Vec::new();
+    for (shape, name) in shapes.iter().zip(["small", "large"]) {
+        let store = Store::start(tempfile::tempdir().expect("dir")).await;
         let t = Instant::now();
         let chain_end = fill(&c, store.base(), shape).await;
-        let filled = t.elapsed().as_secs_f64();
         let counts = counts(&store.dir.path().join("berth.db"));
-        eprintln!("{name} store filled in {filled:.0} s: {counts}");
+        eprintln!(
+            "{name} store filled in {:.0} s: {counts}",
+            t.elapsed().as_secs_f64()
+        );
         note_peak(&store, "filling");
-        let measured = measure(&c, &mut store, shape, &chain_end, secs).await;
-        columns.push((name, counts, measured));
+        stores.push((store, chain_end, counts));
     }
+    // Each measure's values per store: small, large.
+    let mut rows: Vec<(String, &'static str, [Vec<f64>; 2])> = Vec::new();
+    let mut add = |measures: Measures, i: usize| {
+        for (name, value, unit) in measures {
+            if !rows.iter().any(|r| r.0 == name) {
+                rows.push((name.clone(), unit, [Vec::new(), Vec::new()]));
+            }
+            if let Some(row) = rows.iter_mut().find(|r| r.0 == name) {
+                row.2[i].push(value);
+            }
+        }
+    };
+    for (i, (store, _, _)) in stores.iter().enumerate() {
+        add(measure_gc_idle(&c, store).await, i);
+    }
+    for round in 0..reps {
+        eprintln!("round {}/{reps}", round + 1);
+        for (i, (store, chain_end, _)) in stores.iter().enumerate() {
+            add(
+                measure_requests(&c, store, &shapes[i], chain_end, secs).await,
+                i,
+            );
+        }
+    }
+    for (i, (store, _, _)) in stores.iter().enumerate() {
+        add(measure_gc_freeing(&c, store, &shapes[i]).await, i);
+        note_peak(store, "deleting and gc");
+    }
+    for round in 0..reps {
+        for (i, (store, _, _)) in stores.iter().enumerate() {
+            add(measure_pushes(&c, store, round as u32).await, i);
+        }
+    }
+    for (i, (store, _, _)) in stores.iter_mut().enumerate() {
+        add(measure_at_rest(store, &shapes[i]).await, i);
+    }
+
     let header = format!(
-        "Berth {}: a small store beside a large one on {} cores; {secs} s per load run; {}",
+        "Berth {}: a small store beside a large one on {} cores; {reps} rounds of the request measures, alternating stores; {secs} s per load run; {}",
         env!("CARGO_PKG_VERSION"),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         chrono::Utc::now().format("%Y-%m-%d"),
     );
     let mut table = format!(
         "{header}\n\nsmall: {}\nlarge: {}\n\n| measure | small | large | large/small |\n| --- | --- | --- | --- |\n",
-        columns[0].1, columns[1].1
+        stores[0].2, stores[1].2
     );
-    for (j, (name, small, unit)) in columns[0].2.iter().enumerate() {
-        let (_, large, _) = &columns[1].2[j];
+    for (name, unit, [small, large]) in &rows {
+        let (s, l) = (median(small), median(large));
         table.push_str(&format!(
-            "| {name} | {small:.2} {unit} | {large:.2} {unit} | {:.2} |\n",
-            large / small
+            "| {name} | {s:.2} {unit}{} | {l:.2} {unit}{} | {:.2} |\n",
+            spread(small),
+            spread(large),
+            l / s
         ));
     }
     println!("{table}");
