@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::storage::Body;
 
 /// Bytes hashed per trip to the blocking pool.
-const BATCH: usize = 4 * 1024 * 1024;
+const BATCH: usize = 2 * 1024 * 1024;
 
 /// `body` as it is, hashed on the way through into `hasher` (which may hold
 /// earlier chunks' state); the hasher comes back through the receiver once
