@@ -30,22 +30,7 @@ fn selected(name: &str) -> bool {
 
 async fn start_berth() -> Server {
     let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("BERTH_LOG", "warn")
-        .env("BERTH_GC__INTERVAL", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn berth");
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = spawn_berth(dir.path(), &[], Stdio::null());
     wait_ready(&base).await;
     Server {
         base,
@@ -452,11 +437,7 @@ async fn main() {
     let reps = env_or("BENCH_REPS", 3);
     let secs = env_or("BENCH_SECONDS", 10) as u64;
     let blob_mib = env_or("BENCH_BLOB_MIB", 1024);
-    berth::install_crypto_provider();
-    let c = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client");
+    let c = bench_client();
 
     eprintln!("preparing {blob_mib} MiB of data");
     let mut data = vec![0u8; blob_mib * MIB];

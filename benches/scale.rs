@@ -92,24 +92,8 @@ impl Store {
 
 /// `berth serve` on `data`; the seconds from spawn to its first answer.
 async fn serve(data: &Path) -> (f64, Server) {
-    let port = free_port();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("BERTH_LOG", "warn")
-        .env("BERTH_GC__INTERVAL", "0")
-        .env("BERTH_GC__GRACE_PERIOD", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn berth");
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = spawn_berth(data, &[("BERTH_GC__GRACE_PERIOD", "0")], Stdio::null());
     let client = reqwest::Client::new();
     while client.get(format!("{base}/v2/")).send().await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(120), "no start");
@@ -147,7 +131,7 @@ async fn push_version(
     repo: &str,
     n: usize,
     parent: Option<&str>,
-) -> String {
+) -> (String, Bytes) {
     let mut descriptors = Vec::new();
     for part in 0..=LAYERS {
         let body = format!("{repo} {n} {part} {}", "x".repeat(200)).into_bytes();
@@ -169,8 +153,9 @@ async fn push_version(
         layers.join(",")
     );
     let digest = sha256(&[manifest.as_bytes()]);
-    put_manifest(c, base, repo, &format!("v{n}"), Bytes::from(manifest)).await;
-    digest
+    let manifest = Bytes::from(manifest);
+    put_manifest(c, base, repo, &format!("v{n}"), manifest.clone()).await;
+    (digest, manifest)
 }
 
 /// Fills a store; returns the newest version of the first lineage chain.
@@ -181,7 +166,7 @@ async fn fill(c: &reqwest::Client, base: &str, shape: &Shape) -> String {
             let chained = r < shape.lineage_repos;
             let mut parent: Option<String> = None;
             for n in 0..VERSIONS {
-                let digest = push_version(c, base, &repo, n, parent.as_deref()).await;
+                let (digest, _) = push_version(c, base, &repo, n, parent.as_deref()).await;
                 parent = chained.then_some(digest);
             }
             (r, repo, parent)
@@ -189,16 +174,7 @@ async fn fill(c: &reqwest::Client, base: &str, shape: &Shape) -> String {
         .buffer_unordered(FILL_CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
-    let tagged = push_version(c, base, "tagged", 0, None).await;
-    let manifest = c
-        .get(format!("{base}/v2/tagged/manifests/{tagged}"))
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .expect("GET")
-        .bytes()
-        .await
-        .expect("body");
+    let (_, manifest) = push_version(c, base, "tagged", 0, None).await;
     futures_util::stream::iter(0..shape.tags)
         .map(|t| {
             let manifest = manifest.clone();
@@ -450,11 +426,7 @@ async fn main() {
     let div = env_or("BENCH_SCALE_DIV", 1).max(1);
     let secs = env_or("BENCH_SECONDS", 5) as u64;
     let reps = env_or("BENCH_REPS", 3);
-    berth::install_crypto_provider();
-    let c = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client");
+    let c = bench_client();
     let shapes = [Shape::divided(10 * div), Shape::divided(div)];
     let mut stores = Vec::new();
     for (shape, name) in shapes.iter().zip(["small", "large"]) {

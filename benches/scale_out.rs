@@ -82,27 +82,11 @@ impl Drop for Postgres {
 
 /// `berth serve` on `data` with `env`, its log in `target/scale-out-<name>.log`.
 async fn berth(name: &str, data: &Path, env: &[(&str, &str)]) -> Server {
-    let port = free_port();
     let log = std::fs::File::create(
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/scale-out-{name}.log")),
     )
     .expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("BERTH_LOG", "warn")
-        .env("BERTH_GC__INTERVAL", "0")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn berth");
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = spawn_berth(data, env, log.into());
     wait_ready(&base).await;
     Server {
         base,
@@ -213,11 +197,7 @@ fn on_pg(url: &str) -> [(&'static str, &str); 2] {
 async fn main() {
     let reps = env_or("BENCH_REPS", 3);
     let secs = env_or("BENCH_SECONDS", 10) as u64;
-    berth::install_crypto_provider();
-    let c = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client");
+    let c = bench_client();
     let pg = Postgres::start();
     let (one, two) = (pg.database("single"), pg.database("replicas"));
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();

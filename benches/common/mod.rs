@@ -10,6 +10,15 @@ use sha2::Digest as _;
 
 pub const MIB: usize = 1 << 20;
 
+/// The load generator's client (rustls needs its crypto provider first).
+pub fn bench_client() -> reqwest::Client {
+    berth::install_crypto_provider();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client")
+}
+
 pub fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key)
         .ok()
@@ -81,6 +90,33 @@ pub fn proc_field(pid: u32, key: &str) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// Spawns `berth serve` on `data` on a free loopback port (logging at warn,
+/// scheduled GC off, then `env`), its log to `stderr`: the child and its base
+/// URL, not yet answering.
+pub fn spawn_berth(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (Child, String) {
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("BERTH_LOG", "warn")
+        .env("BERTH_GC__INTERVAL", "0")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn berth");
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 pub async fn wait_ready(base: &str) {
