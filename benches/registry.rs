@@ -6,7 +6,9 @@
 //! Run: `cargo bench --bench registry` (about six minutes). Knobs:
 //! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10),
 //! `BENCH_BLOB_MIB` (default 1024), `BENCH_ONLY` (a comma-separated subset
-//! of `big`, `small`, `layers`, `lookups`, `tags`; default all). The table
+//! of `big`, `small`, `layers`, `lookups`, `tags`, `s3`; default all;
+//! `s3` runs moto's S3 server from test.sh's virtualenv, `BENCH_S3_MIB`
+//! of it, default 256). The table
 //! is also written to `target/bench-registry.md`.
 
 use std::path::{Path, PathBuf};
@@ -318,6 +320,147 @@ fn direct_write_speed(dir: &Path, data: &[u8], len: usize) -> Option<f64> {
     let speed = written as f64 / t.elapsed().as_secs_f64() / 1e9;
     let _ = std::fs::remove_file(path);
     Some(speed)
+}
+
+// ------------------------------------------------------ object storage
+
+/// moto's S3 server on loopback, from the virtualenv test.sh keeps
+/// (installed there if missing), or the server at `BENCH_S3_ENDPOINT`.
+fn s3_server() -> (String, Option<std::process::Child>) {
+    if let Ok(endpoint) = std::env::var("BENCH_S3_ENDPOINT") {
+        return (endpoint, None);
+    }
+    let venv = std::env::var("TEST_VENV").map_or_else(
+        |_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/berth-test-venv"),
+        PathBuf::from,
+    );
+    let moto = venv.join("bin/moto_server");
+    if !moto.exists() {
+        eprintln!("installing moto into {}", venv.display());
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "python3 -m venv");
+        let ok = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "moto[server]==5.2.5"])
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "pip install moto");
+    }
+    let port = free_port();
+    let child = Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server");
+    (format!("http://127.0.0.1:{port}"), Some(child))
+}
+
+/// Pushes and pulls a blob through Berth on S3, and puts and gets the same
+/// bytes straight to the S3 server with object_store (8 MiB parts, as many in
+/// flight as Berth) for its own limit; all into `limits`, as there is no
+/// Distribution column for these.
+async fn object_storage(
+    c: &reqwest::Client,
+    data: &Bytes,
+    limits: &mut Vec<(String, f64, &'static str)>,
+) {
+    use object_store::ObjectStoreExt as _;
+    let mib = env_or("BENCH_S3_MIB", 256).min(data.len() / MIB);
+    let body = data.slice(..mib * MIB);
+    let gb = body.len() as f64 / 1e9;
+    let (endpoint, mut moto) = s3_server();
+    for _ in 0..600 {
+        if c.get(format!("{endpoint}/")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bucket = format!("bench-{}", std::process::id());
+    let r = c
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .expect("bucket");
+    assert!(r.status().is_success(), "create bucket");
+
+    let store = Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(&bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .expect("s3 client"),
+    );
+    let path = object_store::path::Path::from("limit/blob");
+    let t = Instant::now();
+    let mut writer =
+        object_store::buffered::BufWriter::with_capacity(store.clone(), path.clone(), 8 * MIB)
+            .with_max_concurrency(2);
+    for piece in body.chunks(MIB) {
+        writer.put(body.slice_ref(piece)).await.expect("put");
+    }
+    tokio::io::AsyncWriteExt::shutdown(&mut writer)
+        .await
+        .expect("complete");
+    let put = gb / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut got = 0;
+    let mut stream = store.get(&path).await.expect("get").into_stream();
+    while let Some(piece) = stream.next().await {
+        got += piece.expect("get").len();
+    }
+    assert_eq!(got, body.len());
+    let get = gb / t.elapsed().as_secs_f64();
+
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [
+        ("BERTH_STORAGE__BACKEND", "s3"),
+        ("BERTH_STORAGE__BUCKET", bucket.as_str()),
+        ("BERTH_STORAGE__PREFIX", "registry"),
+        ("BERTH_STORAGE__ENDPOINT", endpoint.as_str()),
+        ("BERTH_STORAGE__ALLOW_HTTP", "true"),
+        ("BERTH_STORAGE__REGION", "us-east-1"),
+        ("BERTH_STORAGE__ACCESS_KEY_ID", "test"),
+        ("BERTH_STORAGE__SECRET_ACCESS_KEY", "test"),
+    ];
+    let (child, base) = spawn_berth(dir.path(), &env, Stdio::null());
+    wait_ready(&base).await;
+    let berth = Server {
+        base,
+        child,
+        _dir: dir,
+    };
+    let blob = Blob::new(u64::MAX, &body.slice(8..));
+    let t = Instant::now();
+    push_monolithic(c, &berth.base, "s3", &blob).await;
+    let push = gb / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    pull(c, &format!("{}/v2/s3/blobs/{}", berth.base, blob.digest)).await;
+    let pulled = gb / t.elapsed().as_secs_f64();
+    drop(berth);
+    if let Some(moto) = moto.as_mut() {
+        let _ = moto.kill();
+        let _ = moto.wait();
+    }
+    let size = format!("{mib} MiB");
+    limits.push((
+        format!("S3 server (moto): put {size}, 8 MiB parts, 2 in flight"),
+        put,
+        "GB/s",
+    ));
+    limits.push((format!("S3 server (moto): get {size}"), get, "GB/s"));
+    limits.push((
+        format!("  Berth on it: push {size}, monolithic"),
+        push,
+        "GB/s",
+    ));
+    limits.push((format!("  Berth on it: pull {size}"), pulled, "GB/s"));
 }
 
 /// A plain static file server on its own thread and runtime: the best a pull can be.
@@ -894,6 +1037,10 @@ async fn main() {
             i,
             per_gb,
         );
+    }
+
+    if selected("s3") {
+        object_storage(&c, &data, &mut limits).await;
     }
 
     let header = format!(
