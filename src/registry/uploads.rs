@@ -415,7 +415,7 @@ impl Registry {
         let target = StorageKey::Blob(digest.clone());
         let mut writer = self.blobs.blob_writer(id, &target).await?;
         let (body, hasher) = hash_aside(body.boxed(), Sha256::new());
-        let len = writer.take(body, &mut |_| {}).await?;
+        let len = writer.take(body).await?;
         let hasher = hashed(hasher).await?;
         let verified = ChunkRange::check_len(range, len).and_then(|()| {
             check_digest(
@@ -489,10 +489,7 @@ impl Registry {
         ChunkRange::check_start(range, session.offset)?;
         let (body, hasher) = hash_aside(body.boxed(), restore_state(&session.hash_state)?);
         let before = storage_state(&session);
-        let chunk = self
-            .blobs
-            .append(id, session.offset, &before, body, &mut |_| {})
-            .await?;
+        let chunk = self.blobs.append(id, session.offset, &before, body).await?;
         let after = before.advanced(&chunk);
         let committed = async {
             ChunkRange::check_len(range, chunk.len)?;

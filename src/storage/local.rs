@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 
 use super::direct::{DirectFile, Staged};
 use super::{
-    Appended, Area, Assembled, BlobWriter, Body, Listed, Observe, Storage, StorageKey, UploadState,
+    Appended, Area, Assembled, BlobWriter, Body, Listed, Storage, StorageKey, UploadState,
 };
 use crate::error::{Error, Result};
 use crate::oci::UploadId;
@@ -234,10 +234,9 @@ impl Storage for LocalDisk {
         offset: u64,
         _state: &UploadState,
         body: Body<'_>,
-        observe: Observe<'_>,
     ) -> Result<Appended> {
         let mut writer = self.writer(upload, offset, true);
-        writer.take(body, observe).await?;
+        writer.take(body).await?;
         let len = writer.finish(Last::Keep).await?;
         Ok(Appended {
             len,
@@ -322,8 +321,8 @@ impl WholeBlob {
 
 #[async_trait]
 impl BlobWriter for WholeBlob {
-    async fn take(&mut self, body: Body<'_>, observe: Observe<'_>) -> Result<u64> {
-        let taken = self.writer.take(body, observe).await;
+    async fn take(&mut self, body: Body<'_>) -> Result<u64> {
+        let taken = self.writer.take(body).await;
         if taken.is_err() {
             self.remove().await;
         }
@@ -498,15 +497,12 @@ enum Last {
 }
 
 impl InPlaceWriter {
-    /// Takes in a whole body (each piece shown to `observe`); on a failure,
+    /// Takes in a whole body; on a failure,
     /// gives up as [`Self::abandon`] does. Returns the bytes taken so far.
-    async fn take(&mut self, mut body: Body<'_>, observe: Observe<'_>) -> Result<u64> {
+    async fn take(&mut self, mut body: Body<'_>) -> Result<u64> {
         while let Some(chunk) = body.next().await {
             let written = match chunk {
-                Ok(chunk) => {
-                    observe(&chunk);
-                    self.write(&chunk).await
-                }
+                Ok(chunk) => self.write(&chunk).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = written {

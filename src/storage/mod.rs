@@ -38,8 +38,6 @@ const DELETES_IN_FLIGHT: usize = 8;
 
 /// A body being streamed in or out.
 pub type Body<'a> = BoxStream<'a, Result<Bytes>>;
-/// Shown every piece of a body as it is written (the caller hashes there).
-pub type Observe<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
 /// What a store does. Content operations take [`StorageKey`]s; upload
 /// operations take the session's id and the [`UploadState`] the last
@@ -97,7 +95,6 @@ pub trait Storage: Send + Sync + fmt::Debug {
         offset: u64,
         state: &UploadState,
         body: Body<'_>,
-        observe: Observe<'_>,
     ) -> Result<Appended>;
     /// Removes what `dropped` holds and `kept` does not: what an uncommitted
     /// chunk wrote, or what a committed one superseded. Best effort.
@@ -121,9 +118,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
 /// Writes one whole blob; nothing is visible at its target until finished.
 #[async_trait]
 pub trait BlobWriter: Send {
-    /// Takes in a whole body, each piece shown to `observe`; on a failure,
+    /// Takes in a whole body; on a failure,
     /// gives up as [`BlobWriter::abandon`] does. Returns the bytes taken.
-    async fn take(&mut self, body: Body<'_>, observe: Observe<'_>) -> Result<u64>;
+    async fn take(&mut self, body: Body<'_>) -> Result<u64>;
     /// Makes the blob visible at its target, or (`keep` false: the content
     /// is stored already) drops it. Returns its length.
     async fn finish(self: Box<Self>, keep: bool) -> Result<u64>;
@@ -232,27 +229,22 @@ impl BlobStore {
         Ok(BlobStore::new(LocalDisk::open(dir)?))
     }
 
-    /// Streams `body` into a new object at `key`, showing every chunk to
-    /// `observe`. The object appears only if the whole stream arrived; on any
+    /// Streams `body` into a new object at `key`. The object appears only if
+    /// the whole stream arrived; on any
     /// error nothing is left behind. Returns its length.
-    pub async fn write_stream<S>(
-        &self,
-        key: &StorageKey,
-        body: S,
-        mut observe: impl FnMut(&[u8]) + Send,
-    ) -> Result<u64>
+    pub async fn write_stream<S>(&self, key: &StorageKey, body: S) -> Result<u64>
     where
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let mut writer = self.blob_writer(&UploadId::new_random(), key).await?;
-        writer.take(body.boxed(), &mut observe).await?;
+        writer.take(body.boxed()).await?;
         writer.finish(true).await
     }
 
     /// Writes content in one go.
     pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<()> {
         let stream = futures_util::stream::once(async move { Ok(bytes) });
-        self.write_stream(key, stream, |_| {}).await.map(|_| ())
+        self.write_stream(key, stream).await.map(|_| ())
     }
 
     /// Reads a whole (small) object into memory.

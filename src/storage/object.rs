@@ -16,7 +16,7 @@ use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use super::{
-    Appended, Area, Assembled, BlobWriter, Body, Listed, Observe, Storage, StorageKey, UploadState,
+    Appended, Area, Assembled, BlobWriter, Body, Listed, Storage, StorageKey, UploadState,
 };
 use crate::error::{Error, Result};
 use crate::oci::UploadId;
@@ -254,10 +254,8 @@ impl Storage for ObjectStorage {
         offset: u64,
         state: &UploadState,
         body: Body<'_>,
-        observe: Observe<'_>,
     ) -> Result<Appended> {
-        self.append_parts(upload, offset, state, body, observe)
-            .await
+        self.append_parts(upload, offset, state, body).await
     }
 
     async fn release(&self, upload: &UploadId, dropped: &UploadState, kept: &UploadState) {
@@ -338,11 +336,10 @@ impl Streamed {
 
 #[async_trait]
 impl BlobWriter for Streamed {
-    async fn take(&mut self, mut body: Body<'_>, observe: Observe<'_>) -> Result<u64> {
+    async fn take(&mut self, mut body: Body<'_>) -> Result<u64> {
         while let Some(chunk) = body.next().await {
             let written = match chunk {
                 Ok(chunk) => {
-                    observe(&chunk);
                     self.written += chunk.len() as u64;
                     match self.writer() {
                         Ok(w) => w.put(chunk).await.map_err(Error::from),

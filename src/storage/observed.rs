@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    Appended, Area, Assembled, BlobWriter, Body, Listed, Observe, Storage, StorageKey, UploadState,
+    Appended, Area, Assembled, BlobWriter, Body, Listed, Storage, StorageKey, UploadState,
 };
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -113,13 +113,9 @@ impl Storage for Observed {
         offset: u64,
         state: &UploadState,
         body: Body<'_>,
-        observe: Observe<'_>,
     ) -> Result<Appended> {
         let start = Instant::now();
-        let appended = self
-            .inner
-            .append(upload, offset, state, body, observe)
-            .await;
+        let appended = self.inner.append(upload, offset, state, body).await;
         self.done("append", start, appended)
     }
 

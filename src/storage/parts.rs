@@ -18,7 +18,7 @@ use object_store::multipart::PartId;
 use serde::{Deserialize, Serialize};
 
 use super::object::{ObjectStorage, PART_SIZE};
-use super::{Appended, Assembled, Body, Observe, Storage, StorageKey, UploadState};
+use super::{Appended, Assembled, Body, Storage, StorageKey, UploadState};
 use crate::error::{Error, Result};
 use crate::oci::UploadId;
 
@@ -80,7 +80,6 @@ impl ObjectStorage {
         offset: u64,
         before: &UploadState,
         mut body: Body<'_>,
-        observe: Observe<'_>,
     ) -> Result<Appended> {
         let mut resume = Resume::of(before)?;
         let part_size = usize::try_from(self.min_part)
@@ -99,7 +98,6 @@ impl ObjectStorage {
                 {
                     buf.extend_from_slice(&self.read_staged(upload, &staged).await?);
                 }
-                observe(&chunk);
                 chunk_out.len += chunk.len() as u64;
                 buf.extend_from_slice(&chunk);
                 while buf.len() >= part_size {

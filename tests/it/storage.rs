@@ -80,7 +80,7 @@ async fn objects_round_trip(store: BlobStore) {
     let key = key_of(&bytes);
     assert_eq!(store.size(&key).await.expect("size"), None);
     let len = store
-        .write_stream(&key, chunks(&bytes), |_| {})
+        .write_stream(&key, chunks(&bytes))
         .await
         .expect("write");
     assert_eq!(len, bytes.len() as u64);
@@ -113,7 +113,7 @@ async fn failed_writes_leave_nothing(store: BlobStore) {
     let bytes = blob(2, 9 * MIB);
     let key = key_of(&bytes);
     let broken = cut_off(&bytes[..6 * MIB]);
-    assert!(store.write_stream(&key, broken, |_| {}).await.is_err());
+    assert!(store.write_stream(&key, broken).await.is_err());
     assert_eq!(store.size(&key).await.expect("size"), None);
     assert!(paths(&store, Area::Blobs).await.is_empty());
     assert!(paths(&store, Area::Uploads).await.is_empty());
@@ -129,12 +129,8 @@ async fn whole_blobs_appear_only_when_finished(store: BlobStore) {
             .blob_writer(&UploadId::new_random(), &key)
             .await
             .expect("writer");
-        let mut seen = 0;
-        let taken = writer
-            .take(chunks(&bytes).boxed(), &mut |c| seen += c.len())
-            .await
-            .expect("take");
-        assert_eq!((taken, seen), (len as u64, len));
+        let taken = writer.take(chunks(&bytes).boxed()).await.expect("take");
+        assert_eq!(taken, len as u64);
         assert_eq!(store.size(&key).await.expect("size"), None, "{len}");
         assert_eq!(writer.finish(true).await.expect("finish"), len as u64);
         assert_eq!(read(&store, &key, None).await, bytes);
@@ -142,19 +138,13 @@ async fn whole_blobs_appear_only_when_finished(store: BlobStore) {
 
         let writer = store.blob_writer(&UploadId::new_random(), &key).await;
         let mut writer = writer.expect("writer");
-        writer
-            .take(chunks(&bytes).boxed(), &mut |_| {})
-            .await
-            .expect("take");
+        writer.take(chunks(&bytes).boxed()).await.expect("take");
         writer.finish(false).await.expect("dropped");
         let mut writer = store
             .blob_writer(&UploadId::new_random(), &key)
             .await
             .expect("writer");
-        writer
-            .take(chunks(&bytes).boxed(), &mut |_| {})
-            .await
-            .expect("take");
+        writer.take(chunks(&bytes).boxed()).await.expect("take");
         writer.abandon().await;
         assert_eq!(store.size(&key).await.expect("size"), None);
         assert!(paths(&store, Area::Blobs).await.is_empty());
@@ -171,18 +161,11 @@ async fn append(
     bytes: &[u8],
     (from, to): (usize, usize),
 ) -> UploadState {
-    let mut seen = 0;
     let chunk = store
-        .append(
-            upload,
-            from as u64,
-            state,
-            chunks(&bytes[from..to]).boxed(),
-            &mut |c| seen += c.len(),
-        )
+        .append(upload, from as u64, state, chunks(&bytes[from..to]).boxed())
         .await
         .expect("append");
-    assert_eq!((chunk.len, seen), ((to - from) as u64, to - from));
+    assert_eq!(chunk.len, (to - from) as u64);
     let next = state.advanced(&chunk);
     store.release(upload, state, &next).await;
     next
@@ -278,7 +261,6 @@ async fn chunks_not_committed_are_given_back(store: BlobStore) {
             2 * MIB as u64,
             &first,
             cut_off(&bytes[2 * MIB..12 * MIB]),
-            &mut |_| {},
         )
         .await;
     assert!(broken.is_err());
@@ -293,7 +275,6 @@ async fn chunks_not_committed_are_given_back(store: BlobStore) {
             2 * MIB as u64,
             &first,
             chunks(&bytes[2 * MIB..12 * MIB]).boxed(),
-            &mut |_| {},
         )
         .await
         .expect("append");
