@@ -78,18 +78,18 @@ impl Aside<'_> {
                 self.done = None;
                 Some(Err(e))
             }
-            None => {
-                let sent = match self.take_hasher().await {
-                    Ok(mut hasher) => {
-                        self.batch.iter().for_each(|piece| hasher.update(piece));
-                        self.batch.clear();
-                        self.done.take().map(|done| done.send(hasher))
+            None => match self.take_hasher().await {
+                Ok(mut hasher) => {
+                    self.batch.iter().for_each(|piece| hasher.update(piece));
+                    self.batch.clear();
+                    if let Some(done) = self.done.take() {
+                        // The receiver gone means nobody waits for the hash.
+                        let _ = done.send(hasher);
                     }
-                    Err(e) => return Some(Err(e)),
-                };
-                drop(sent);
-                None
-            }
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            },
         }
     }
 

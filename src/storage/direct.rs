@@ -127,11 +127,16 @@ impl DirectFile {
         }
         self.buffered(&data[..head], at)?;
         let middle = &data[head..head + whole];
-        if !self.direct_write(middle, at + head as u64)? {
+        let direct = self.direct_write(middle, at + head as u64)?;
+        if !direct {
             self.buffered(middle, at + head as u64)?;
         }
         self.buffered(&data[head + whole..], at + (head + whole) as u64)?;
-        Ok(data.len() - if self.can_direct { whole } else { 0 })
+        Ok(if direct {
+            data.len() - whole
+        } else {
+            data.len()
+        })
     }
 
     fn buffered(&mut self, data: &[u8], at: u64) -> std::io::Result<()> {
