@@ -636,8 +636,8 @@ pub struct GcPolicy {
     pub upload_ttl_ms: i64,
 }
 
-/// Collection: each call is one short transaction over at most `batch` rows,
-/// re-checking inside it that nothing needs what it removes.
+/// Collection: each write is one short transaction over at most `batch`
+/// rows, re-checking inside it that nothing needs what it removes.
 pub trait GcMeta {
     /// Content whose rows are gone and whose objects may still need deleting.
     fn tombstones(&self) -> Result<Vec<Digest>>;
@@ -657,53 +657,101 @@ pub trait GcMeta {
         policy: &GcPolicy,
         dry_run: bool,
     ) -> Result<Vec<(String, Digest)>>;
-    /// Content no manifest, lineage fact or recent push needs, oldest first
-    /// from `from` on (which moves past what was taken); its rows are
-    /// removed and tombstoned unless `dry_run`. Returns digests and sizes.
+    /// What manifests point at, for a collection to check its content
+    /// against: the newest event id is read first, then every reference, so
+    /// that a manifest recorded after the first read is found among the push
+    /// events after that id (ids commit in order; see [`References`]).
+    fn references(&self) -> Result<References>;
+    /// Content that nothing but a manifest's reference may need: not itself
+    /// a manifest, not a lineage target, not being finished by an upload,
+    /// neither it nor a repository's link to it younger than the grace
+    /// period. In digest order after `from` (which moves past the last), at
+    /// most `n`: digest and size. Reads only.
+    fn content_candidates(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        from: &mut SweepCursor,
+        n: usize,
+    ) -> Result<Vec<(String, u64)>>;
+    /// Removes those of `digests` that nothing needs now, in one
+    /// transaction: the candidates' checks again, and no manifest pushed
+    /// after event `after_event` points at them (the caller checked those
+    /// recorded before it against [`References`]). Their rows go and are
+    /// tombstoned. Returns digests and sizes.
     fn sweep_contents(
         &self,
         now_ms: i64,
         policy: &GcPolicy,
-        dry_run: bool,
-        from: &mut SweepCursor,
+        digests: &[String],
+        after_event: i64,
     ) -> Result<Vec<(Digest, u64)>>;
 }
 
-/// Where a collection's sweep of contents stands: the age and digest of the
-/// last content it took. Each batch starts there rather than walking again
-/// all the older content that was kept (which made a collection freeing a
-/// lot quadratic in the store's size); content that becomes garbage behind
-/// it waits for the next collection.
-#[derive(Debug, Clone)]
+/// What manifests pointed at when a collection began, read once so that
+/// collecting stays linear in the store's size (references are not indexed
+/// by child: an index would cost a page write per layer on every push).
+/// Each child digest is kept as a 64-bit fingerprint, keyed anew per run:
+/// 8 bytes a reference, and a fingerprint two digests share by chance keeps
+/// garbage for a run, never removes what is referenced.
+pub struct References {
+    fingerprints: Vec<u64>,
+    keys: std::hash::RandomState,
+    /// The newest event when the references were read: manifests pushed
+    /// after it are checked by [`GcMeta::sweep_contents`] itself.
+    pub after_event: i64,
+}
+
+impl References {
+    pub fn new(after_event: i64) -> Self {
+        References {
+            fingerprints: Vec::new(),
+            keys: std::hash::RandomState::new(),
+            after_event,
+        }
+    }
+
+    pub fn add(&mut self, child: &str) {
+        use std::hash::BuildHasher;
+        self.fingerprints.push(self.keys.hash_one(child));
+    }
+
+    /// Sorts what was added, for [`References::holds`].
+    pub fn seal(mut self) -> Self {
+        self.fingerprints.sort_unstable();
+        self.fingerprints.dedup();
+        self.fingerprints.shrink_to_fit();
+        self
+    }
+
+    /// Whether a manifest may point at `digest` (true for every digest one
+    /// does; rarely for one none does).
+    pub fn holds(&self, digest: &str) -> bool {
+        use std::hash::BuildHasher;
+        self.fingerprints
+            .binary_search(&self.keys.hash_one(digest))
+            .is_ok()
+    }
+}
+
+/// Where a collection's walk over contents stands: the last digest it
+/// looked at. Each page starts after it, so a collection reads each content
+/// once, in digest order: the look-ups each content needs (is it a
+/// manifest, linked lately, ...) go to indexes by digest, whose pages a walk
+/// in that order reads one after another instead of at random.
+#[derive(Debug, Clone, Default)]
 pub struct SweepCursor {
-    pub created_at: i64,
     pub digest: String,
 }
 
-/// Contents a sweep took (digest, size, created_at), `from` moved past the
-/// last of them.
-pub(crate) fn taken(
-    rows: Vec<(String, i64, i64)>,
-    from: &mut SweepCursor,
-) -> Result<Vec<(Digest, u64)>> {
-    if let Some((digest, _, created_at)) = rows.last() {
-        *from = SweepCursor {
-            created_at: *created_at,
-            digest: digest.clone(),
-        };
+/// Candidates a page found (digest, size), `from` moved past the last.
+pub(crate) fn taken(rows: Vec<(String, i64)>, from: &mut SweepCursor) -> Vec<(String, u64)> {
+    if let Some((digest, _)) = rows.last() {
+        from.digest = digest.clone();
     }
     rows.into_iter()
-        .map(|(d, size, _)| Ok((digest_column(d)?, to_u64(size))))
+        .map(|(d, size)| (d, to_u64(size)))
         .collect()
-}
-
-impl Default for SweepCursor {
-    fn default() -> Self {
-        SweepCursor {
-            created_at: i64::MIN,
-            digest: String::new(),
-        }
-    }
 }
 
 /// What `fsck` reads and repairs.

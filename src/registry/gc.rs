@@ -1,8 +1,12 @@
 //! Online garbage collection, from the metadata: expired upload sessions,
 //! manifests nothing needs (by policy), then content nothing needs. Each step
-//! is a short transaction that re-checks what it removes; objects are deleted
+//! is a short transaction that re-checks what it removes (what manifests
+//! reference is read once per run, so a run is linear in the store's size,
+//! and each transaction adds the pushes since); objects are deleted
 //! only after their rows are gone and tombstoned, and a failed delete keeps the
 //! tombstone, so the next run tries again. Pushes and pulls never wait on it.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -25,6 +29,9 @@ pub struct GcReport {
     /// Objects whose delete failed; their tombstones stay for the next run.
     pub errors: Vec<String>,
 }
+
+/// Contents read per look while walking the store.
+const CANDIDATE_PAGE: usize = 2000;
 
 impl Registry {
     /// Runs one collection; only one runs at a time. Counted in the metrics
@@ -108,31 +115,7 @@ impl Registry {
             }
         }
 
-        let mut cursor = SweepCursor::default();
-        loop {
-            let (p, now, mut from) = (policy.clone(), now_ms(), cursor.clone());
-            let (swept, reached) = self
-                .meta(move |m: &GcArea| {
-                    let swept = m.sweep_contents(now, &p, dry_run, &mut from)?;
-                    Ok((swept, from))
-                })
-                .await?;
-            cursor = reached;
-            if swept.is_empty() {
-                break;
-            }
-            report.blobs_deleted += swept.len();
-            report.bytes_freed += swept.iter().map(|(_, size)| size).sum::<u64>();
-            if dry_run {
-                break;
-            }
-            let more = swept.len() >= policy.batch;
-            self.delete_contents(swept.into_iter().map(|(d, _)| d).collect(), &mut report)
-                .await?;
-            if !more {
-                break;
-            }
-        }
+        self.sweep_contents(policy, dry_run, &mut report).await?;
         if !dry_run && (!report.manifests_deleted.is_empty() || report.blobs_deleted > 0) {
             tracing::info!(
                 manifests = report.manifests_deleted.len(),
@@ -143,6 +126,54 @@ impl Registry {
             );
         }
         Ok(report)
+    }
+
+    /// Walks all content once, in digest order, checking it against the
+    /// references read at the start; what nothing needs goes `policy.batch`
+    /// at a time, each batch re-checked (and checked against the pushes
+    /// since the start) in its own transaction.
+    async fn sweep_contents(
+        &self,
+        policy: &GcPolicy,
+        dry_run: bool,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let refs = Arc::new(self.meta(|m: &GcArea| m.references()).await?);
+        let mut cursor = SweepCursor::default();
+        let mut unneeded: Vec<(String, u64)> = Vec::new();
+        loop {
+            let (p, now, mut from) = (policy.clone(), now_ms(), cursor.clone());
+            let (page, reached) = self
+                .meta(move |m: &GcArea| {
+                    let page = m.content_candidates(now, &p, &mut from, CANDIDATE_PAGE)?;
+                    Ok((page, from))
+                })
+                .await?;
+            cursor = reached;
+            let last_page = page.len() < CANDIDATE_PAGE;
+            unneeded.extend(page.into_iter().filter(|(d, _)| !refs.holds(d)));
+            while unneeded.len() >= policy.batch || (last_page && !unneeded.is_empty()) {
+                let batch: Vec<(String, u64)> =
+                    unneeded.drain(..policy.batch.min(unneeded.len())).collect();
+                if dry_run {
+                    report.blobs_deleted += batch.len();
+                    report.bytes_freed += batch.iter().map(|(_, size)| size).sum::<u64>();
+                    continue;
+                }
+                let (p, now, after) = (policy.clone(), now_ms(), refs.after_event);
+                let digests: Vec<String> = batch.into_iter().map(|(d, _)| d).collect();
+                let swept = self
+                    .meta(move |m: &GcArea| m.sweep_contents(now, &p, &digests, after))
+                    .await?;
+                report.blobs_deleted += swept.len();
+                report.bytes_freed += swept.iter().map(|(_, size)| size).sum::<u64>();
+                self.delete_contents(swept.into_iter().map(|(d, _)| d).collect(), report)
+                    .await?;
+            }
+            if last_page {
+                return Ok(());
+            }
+        }
     }
 
     /// Deletes tombstoned objects, then the tombstones of those that went.

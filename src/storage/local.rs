@@ -409,32 +409,70 @@ async fn remove_durably(path: PathBuf) -> Result<()> {
     .await
 }
 
+/// Threads [`remove_all_durably`] removes and syncs with: a file system
+/// takes removals in different directories side by side, and commits syncs
+/// that arrive together as one.
+const REMOVERS: usize = 16;
+
 /// Removes files, then syncs each of their directories once, so that the
 /// removals survive a crash (blocking). A file counts as removed only once
-/// its directory is synced.
+/// its directory is synced. Each directory is one thread's: its files
+/// removed, then it synced.
 fn remove_all_durably(paths: &[PathBuf]) -> Vec<Result<()>> {
-    let mut synced: std::collections::HashMap<&FsPath, std::result::Result<(), String>> =
-        std::collections::HashMap::new();
-    let removed: Vec<std::io::Result<()>> = paths.iter().map(|p| remove_if_present(p)).collect();
-    paths
+    let mut by_dir: std::collections::BTreeMap<&FsPath, Vec<usize>> = Default::default();
+    for (i, path) in paths.iter().enumerate() {
+        by_dir
+            .entry(path.parent().unwrap_or(FsPath::new(".")))
+            .or_default()
+            .push(i);
+    }
+    let dirs: Vec<(&FsPath, Vec<usize>)> = by_dir.into_iter().collect();
+    let per_thread = dirs.len().div_ceil(REMOVERS).max(1);
+    let done: Vec<(usize, Result<()>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = dirs
+            .chunks(per_thread)
+            .map(|share| s.spawn(move || remove_in_dirs(paths, share)))
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().ok())
+            .flatten()
+            .collect()
+    });
+    let mut outcomes: Vec<Result<()>> = paths
         .iter()
-        .zip(removed)
-        .map(|(path, removed)| {
-            removed?;
-            let Some(dir) = path.parent() else {
-                return Ok(());
+        .map(|p| Err(Error::Internal(format!("{} not removed", p.display()))))
+        .collect();
+    for (i, outcome) in done {
+        outcomes[i] = outcome;
+    }
+    outcomes
+}
+
+/// One thread's share of [`remove_all_durably`]: the files at `paths[i]`
+/// of each directory, then the directory synced.
+fn remove_in_dirs(paths: &[PathBuf], share: &[(&FsPath, Vec<usize>)]) -> Vec<(usize, Result<()>)> {
+    let mut done = Vec::new();
+    for (dir, files) in share {
+        let removed: Vec<(usize, std::io::Result<()>)> = files
+            .iter()
+            .map(|&i| (i, remove_if_present(&paths[i])))
+            .collect();
+        let synced = match sync_dir_now(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("sync {}: {e}", dir.display()))
+            }
+            _ => Ok(()),
+        };
+        done.extend(removed.into_iter().map(|(i, r)| {
+            let outcome = match r {
+                Err(e) => Err(e.into()),
+                Ok(()) => synced.clone().map_err(Error::Internal),
             };
-            let outcome = synced
-                .entry(dir)
-                .or_insert_with(|| match sync_dir_now(dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(format!("sync {}: {e}", dir.display()))
-                    }
-                    _ => Ok(()),
-                });
-            outcome.clone().map_err(Error::Internal)
-        })
-        .collect()
+            (i, outcome)
+        }));
+    }
+    done
 }
 
 /// Syncs a directory, so that the names in it survive a crash (blocking).

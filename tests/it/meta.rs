@@ -10,8 +10,8 @@ use berth::error::Error;
 use berth::meta::postgres::Postgres;
 use berth::meta::sqlite::Sqlite;
 use berth::meta::{
-    Actor, ChunkCommit, EventAction, Expect, FactKind, LineageFact, LineageRef, ListingMeta,
-    MetaStore, NewEvent, NewLineage, NewManifest, Operation, Traffic,
+    Actor, ChunkCommit, EventAction, Expect, FactKind, GcPolicy, LineageFact, LineageRef,
+    ListingMeta, MetaStore, NewEvent, NewLineage, NewManifest, Operation, Traffic,
 };
 use berth::oci::{Digest, RepoName, Tag, UploadId};
 
@@ -41,6 +41,7 @@ fn suite(open: impl Fn() -> Arc<dyn MetaStore>) {
     lineage_is_recorded_with_the_manifest_and_found_both_ways(open());
     every_write_of_what_is_cached_moves_the_generation(open());
     repositories_and_tags_are_listed_with_what_they_hold(open());
+    collection_checks_references_read_once_and_pushes_after_them(open());
 }
 
 /// Pushes a blob of `len` bytes into `r` through an upload session.
@@ -439,6 +440,67 @@ fn every_write_of_what_is_cached_moves_the_generation(m: Arc<dyn MetaStore>) {
     assert!(moved > pushed, "{pushed} -> {moved}");
     m.catalog(None, 10).expect("a read");
     assert_eq!(m.generation(), moved, "reads do not move it");
+}
+
+/// Garbage collection reads what manifests point at once, then walks
+/// content in pages; a manifest recorded after that read still keeps its
+/// blobs, because the sweep checks pushes after the read's event id.
+fn collection_checks_references_read_once_and_pushes_after_them(m: Arc<dyn MetaStore>) {
+    let r = repo("suite/gc");
+    let policy = GcPolicy {
+        grace_ms: 0,
+        keep_history: 0,
+        delete_untagged: true,
+        batch: 100,
+        upload_ttl_ms: 0,
+    };
+    let [kept, late, loose] = ["kept", "late", "loose"].map(|s| push_blob(&*m, &r, s, 7));
+    let held = manifest(&kept, "gc-m1");
+    m.record_manifest(&r, &held, &[], &[], &actor("ci"))
+        .expect("m1");
+    let refs = m.references().expect("references");
+    assert!(refs.holds(&kept.to_string()), "m1 points at it");
+    assert!(!refs.holds(&loose.to_string()) && !refs.holds(&late.to_string()));
+
+    // Pages of one, oldest first: each content once, manifests never.
+    let mut from = Default::default();
+    let mut walked = Vec::new();
+    loop {
+        let page = m
+            .content_candidates(LATER, &policy, &mut from, 1)
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        walked.extend(page.into_iter().map(|(d, _)| d));
+    }
+    let ours: Vec<&String> = walked
+        .iter()
+        .filter(|d| [&kept, &late, &loose].iter().any(|b| b.to_string() == **d))
+        .collect();
+    assert_eq!(ours.len(), 3, "{walked:?}");
+    assert!(!walked.contains(&held.digest.to_string()), "a manifest");
+    let mut unique = walked.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), walked.len(), "no content twice");
+
+    // `late` gets a manifest after the references were read.
+    m.record_manifest(&r, &manifest(&late, "gc-m2"), &[], &[], &actor("ci"))
+        .expect("m2");
+    let candidates = [late.to_string(), loose.to_string()];
+    let swept = m
+        .sweep_contents(LATER, &policy, &candidates, refs.after_event)
+        .expect("sweep");
+    assert_eq!(swept, vec![(loose.clone(), 7)], "only what nothing needs");
+    assert_eq!(m.blob_size(&late).expect("size"), Some(7), "late stays");
+    assert_eq!(m.blob_size(&loose).expect("size"), None, "loose goes");
+    assert!(m.tombstones().expect("tombstones").contains(&loose));
+    let again = m
+        .sweep_contents(LATER, &policy, &candidates, refs.after_event)
+        .expect("again");
+    assert!(again.is_empty(), "gone once");
+    m.clear_tombstones(&[loose]).expect("clear");
 }
 
 #[test]

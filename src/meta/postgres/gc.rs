@@ -2,7 +2,7 @@
 
 use super::{Durability, Postgres, col, digest_column, to_u64, values};
 use crate::error::Result;
-use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, SweepCursor, taken};
+use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, References, SweepCursor, taken};
 use crate::oci::{Digest, UploadId};
 
 /// Manifests that nothing keeps: untagged, not an index entry, not a referrer
@@ -27,22 +27,43 @@ WHERE m.created_at < $1
 ORDER BY m.created_at
 LIMIT $3";
 
-/// Content that nothing needs: no manifest points at it or is it, no lineage
-/// fact names it, no upload is finishing it, and neither it nor any
-/// repository's link to it is younger than the grace period. What manifests
-/// point at is gathered once per query (`NOT IN` a subquery that does not
-/// depend on the row): references are not indexed by child.
-const UNNEEDED_CONTENTS: &str = "
-SELECT c.digest, c.size, c.created_at FROM contents c
-WHERE c.created_at < $1
-  AND c.digest NOT IN (SELECT child FROM manifest_refs)
+/// What keeps content apart from manifests' references (`$1`: the grace
+/// period's cutoff): being a manifest, a lineage target, an upload's
+/// finishing digest, or young, or linked to a repository lately.
+macro_rules! unneeded_content {
+    () => {
+        "c.created_at < $1
   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
   AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)
-  AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= $1)
-  AND c.created_at >= $3 AND (c.created_at > $3 OR c.digest > $4)
-ORDER BY c.created_at, c.digest
-LIMIT $2";
+  AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= $1)"
+    };
+}
+
+/// A page of candidates, in digest order after `$3`.
+const CONTENT_CANDIDATES: &str = concat!(
+    "SELECT c.digest, c.size FROM contents c WHERE c.digest > $3 AND ",
+    unneeded_content!(),
+    "
+ORDER BY c.digest
+LIMIT $2"
+);
+
+/// Which of the candidates (`$2`) nothing needs now: their checks again,
+/// and no manifest pushed after event `$3` points at them.
+const STILL_UNNEEDED: &str = concat!(
+    "SELECT c.digest, c.size FROM contents c WHERE c.digest = ANY($2) AND ",
+    unneeded_content!(),
+    "
+  AND NOT EXISTS (
+      SELECT 1 FROM events e
+      JOIN manifest_refs r ON r.repo = e.repo AND r.manifest = e.digest
+      WHERE e.id > $3 AND e.action = 'push' AND r.child = c.digest)"
+);
+
+/// References read per query: a page by the primary key, so that neither
+/// side holds them all at once.
+const REFERENCE_PAGE: i64 = 10_000;
 
 impl GcMeta for Postgres {
     fn tombstones(&self) -> Result<Vec<Digest>> {
@@ -128,31 +149,76 @@ impl GcMeta for Postgres {
         })
     }
 
+    fn references(&self) -> Result<References> {
+        let after: i64 = self.read(|c| {
+            col(
+                &c.query_one("SELECT COALESCE(MAX(id), 0)::BIGINT FROM events", &[])?,
+                0,
+            )
+        })?;
+        let mut refs = References::new(after);
+        // Pages are separate statements: a reference recorded meanwhile
+        // behind the page is one of the pushes after `after`.
+        let mut last = (String::new(), String::new(), String::new(), String::new());
+        loop {
+            let rows = self.read(|c| {
+                c.query(
+                    "SELECT repo, manifest, kind, child FROM manifest_refs
+                     WHERE (repo, manifest, kind, child) > ($1, $2, $3, $4)
+                     ORDER BY repo, manifest, kind, child LIMIT $5",
+                    &[&last.0, &last.1, &last.2, &last.3, &REFERENCE_PAGE],
+                )
+            })?;
+            for r in &rows {
+                refs.add(col::<&str>(r, 3)?);
+            }
+            match rows.last() {
+                Some(r) if rows.len() as i64 == REFERENCE_PAGE => {
+                    last = (col(r, 0)?, col(r, 1)?, col(r, 2)?, col(r, 3)?);
+                }
+                _ => break,
+            }
+        }
+        Ok(refs.seal())
+    }
+
+    fn content_candidates(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        from: &mut SweepCursor,
+        n: usize,
+    ) -> Result<Vec<(String, u64)>> {
+        let rows = self.read(|c| {
+            c.query(
+                CONTENT_CANDIDATES,
+                &[&(now_ms - policy.grace_ms), &(n as i64), &from.digest],
+            )?
+            .iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(taken(rows, from))
+    }
+
     fn sweep_contents(
         &self,
         now_ms: i64,
         policy: &GcPolicy,
-        dry_run: bool,
-        from: &mut SweepCursor,
+        digests: &[String],
+        after_event: i64,
     ) -> Result<Vec<(Digest, u64)>> {
-        let start = from.clone();
         let found = self.write_gc(|tx| {
             let rows = tx.query(
-                UNNEEDED_CONTENTS,
-                &[
-                    &(now_ms - policy.grace_ms),
-                    &(policy.batch as i64),
-                    &start.created_at,
-                    &start.digest,
-                ],
+                STILL_UNNEEDED,
+                &[&(now_ms - policy.grace_ms), &digests, &after_event],
             )?;
             let mut found = Vec::with_capacity(rows.len());
             for r in &rows {
-                let (digest, size, at): (String, i64, i64) = (col(r, 0)?, col(r, 1)?, col(r, 2)?);
-                found.push((digest, size, at));
+                found.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
             }
-            if !dry_run && !found.is_empty() {
-                let digests: Vec<String> = found.iter().map(|(d, _, _)| d.clone()).collect();
+            if !found.is_empty() {
+                let digests: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
                 tx.defer(
                     "DELETE FROM repo_blobs WHERE digest = ANY($1)",
                     values![digests.clone()],
@@ -169,7 +235,10 @@ impl GcMeta for Postgres {
             }
             Ok(found)
         })?;
-        taken(found, from)
+        found
+            .into_iter()
+            .map(|(d, size)| Ok((digest_column(d)?, to_u64(size))))
+            .collect()
     }
 }
 

@@ -4,7 +4,7 @@ use rusqlite::{Connection, params};
 
 use super::{Sqlite, digest_column, to_u64};
 use crate::error::Result;
-use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, SweepCursor, taken};
+use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, References, SweepCursor, taken};
 use crate::oci::{Digest, UploadId};
 
 /// Manifests that nothing keeps: untagged, not an index entry, not a referrer
@@ -29,22 +29,40 @@ WHERE m.created_at < ?1
 ORDER BY m.created_at
 LIMIT ?3";
 
-/// Content that nothing needs: no manifest points at it or is it, no lineage
-/// fact names it, no upload is finishing it, and neither it nor any
-/// repository's link to it is younger than the grace period. What manifests
-/// point at is gathered once per query (`NOT IN` a subquery that does not
-/// depend on the row): references are not indexed by child.
-const UNNEEDED_CONTENTS: &str = "
-SELECT c.digest, c.size, c.created_at FROM contents c
-WHERE c.created_at < ?1
-  AND c.digest NOT IN (SELECT child FROM manifest_refs)
+/// What keeps content apart from manifests' references (`?1`: the grace
+/// period's cutoff): being a manifest, a lineage target, an upload's
+/// finishing digest, or young, or linked to a repository lately.
+macro_rules! unneeded_content {
+    () => {
+        "c.created_at < ?1
   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
   AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)
-  AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= ?1)
-  AND c.created_at >= ?3 AND (c.created_at > ?3 OR c.digest > ?4)
-ORDER BY c.created_at, c.digest
-LIMIT ?2";
+  AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= ?1)"
+    };
+}
+
+/// A page of candidates, in digest order after `?3`.
+const CONTENT_CANDIDATES: &str = concat!(
+    "SELECT c.digest, c.size FROM contents c WHERE c.digest > ?3 AND ",
+    unneeded_content!(),
+    "
+ORDER BY c.digest
+LIMIT ?2"
+);
+
+/// Which of the candidates (`?2`, a JSON array) nothing needs now: their
+/// checks again, and no manifest pushed after event `?3` points at them.
+const STILL_UNNEEDED: &str = concat!(
+    "SELECT c.digest, c.size FROM contents c
+WHERE c.digest IN (SELECT value FROM json_each(?2)) AND ",
+    unneeded_content!(),
+    "
+  AND c.digest NOT IN (
+      SELECT r.child FROM events e
+      JOIN manifest_refs r ON r.repo = e.repo AND r.manifest = e.digest
+      WHERE e.id > ?3 AND e.action = 'push')"
+);
 
 fn delete_content(tx: &Connection, digest: &str, now: i64) -> Result<()> {
     tx.execute("DELETE FROM repo_blobs WHERE digest = ?1", params![digest])?;
@@ -143,42 +161,65 @@ impl GcMeta for Sqlite {
         })
     }
 
+    fn references(&self) -> Result<References> {
+        let after: i64 = self.read(|c| {
+            Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+        })?;
+        let mut refs = References::new(after);
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT child FROM manifest_refs")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                refs.add(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+            }
+            Ok(())
+        })?;
+        Ok(refs.seal())
+    }
+
+    fn content_candidates(
+        &self,
+        now_ms: i64,
+        policy: &GcPolicy,
+        from: &mut SweepCursor,
+        n: usize,
+    ) -> Result<Vec<(String, u64)>> {
+        let rows = self.read(|c| {
+            Ok(c.prepare_cached(CONTENT_CANDIDATES)?
+                .query_map(
+                    params![now_ms - policy.grace_ms, n as i64, from.digest],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .collect::<Result<Vec<_>, _>>()?)
+        })?;
+        Ok(taken(rows, from))
+    }
+
     fn sweep_contents(
         &self,
         now_ms: i64,
         policy: &GcPolicy,
-        dry_run: bool,
-        from: &mut SweepCursor,
+        digests: &[String],
+        after_event: i64,
     ) -> Result<Vec<(Digest, u64)>> {
-        let start = from.clone();
+        let candidates = serde_json::to_string(digests)
+            .map_err(|e| crate::error::Error::Internal(format!("candidates: {e}")))?;
         let rows = self.write(|tx| {
             let rows = tx
-                .prepare_cached(UNNEEDED_CONTENTS)?
+                .prepare_cached(STILL_UNNEEDED)?
                 .query_map(
-                    params![
-                        now_ms - policy.grace_ms,
-                        policy.batch as i64,
-                        start.created_at,
-                        start.digest
-                    ],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                        ))
-                    },
+                    params![now_ms - policy.grace_ms, candidates, after_event],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
-            if !dry_run {
-                let now = now_ms;
-                for (digest, _, _) in &rows {
-                    delete_content(tx, digest, now)?;
-                }
+            for (digest, _) in &rows {
+                delete_content(tx, digest, now_ms)?;
             }
             Ok(rows)
         })?;
-        taken(rows, from)
+        rows.into_iter()
+            .map(|(d, size)| Ok((digest_column(d)?, to_u64(size))))
+            .collect()
     }
 }
 
