@@ -662,18 +662,19 @@ pub trait GcMeta {
     /// that a manifest recorded after the first read is found among the push
     /// events after that id (ids commit in order; see [`References`]).
     fn references(&self) -> Result<References>;
-    /// Content that nothing but a manifest's reference may need: not itself
-    /// a manifest, not a lineage target, not being finished by an upload,
-    /// neither it nor a repository's link to it younger than the grace
-    /// period. In digest order after `from` (which moves past the last), at
-    /// most `n`: digest and size. Reads only.
+    /// The next `n` contents in digest order after `from` (which moves past
+    /// them): digest, size, and whether nothing but a manifest's reference
+    /// may need it (it is not a manifest, not a lineage target, not being
+    /// finished by an upload, and neither it nor a repository's link to it
+    /// is younger than the grace period). A page of fewer than `n` is the
+    /// last. Reads only; each content costs a few index look-ups by digest.
     fn content_candidates(
         &self,
         now_ms: i64,
         policy: &GcPolicy,
         from: &mut SweepCursor,
         n: usize,
-    ) -> Result<Vec<(String, u64)>>;
+    ) -> Result<Vec<(String, u64, bool)>>;
     /// Removes those of `digests` that nothing needs now, in one
     /// transaction: the candidates' checks again, and no manifest pushed
     /// after event `after_event` points at them (the caller checked those
@@ -744,13 +745,16 @@ pub struct SweepCursor {
     pub digest: String,
 }
 
-/// Candidates a page found (digest, size), `from` moved past the last.
-pub(crate) fn taken(rows: Vec<(String, i64)>, from: &mut SweepCursor) -> Vec<(String, u64)> {
-    if let Some((digest, _)) = rows.last() {
+/// A page of contents (digest, size, unneeded), `from` moved past the last.
+pub(crate) fn taken(
+    rows: Vec<(String, i64, bool)>,
+    from: &mut SweepCursor,
+) -> Vec<(String, u64, bool)> {
+    if let Some((digest, _, _)) = rows.last() {
         from.digest = digest.clone();
     }
     rows.into_iter()
-        .map(|(d, size)| (d, to_u64(size)))
+        .map(|(d, size, unneeded)| (d, to_u64(size), unneeded))
         .collect()
 }
 

@@ -151,7 +151,11 @@ impl Registry {
                 .await?;
             cursor = reached;
             let last_page = page.len() < CANDIDATE_PAGE;
-            unneeded.extend(page.into_iter().filter(|(d, _)| !refs.holds(d)));
+            unneeded.extend(
+                page.into_iter()
+                    .filter(|(d, _, unneeded)| *unneeded && !refs.holds(d))
+                    .map(|(d, size, _)| (d, size)),
+            );
             while unneeded.len() >= policy.batch || (last_page && !unneeded.is_empty()) {
                 let batch: Vec<(String, u64)> =
                     unneeded.drain(..policy.batch.min(unneeded.len())).collect();

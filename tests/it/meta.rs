@@ -462,28 +462,31 @@ fn collection_checks_references_read_once_and_pushes_after_them(m: Arc<dyn MetaS
     assert!(refs.holds(&kept.to_string()), "m1 points at it");
     assert!(!refs.holds(&loose.to_string()) && !refs.holds(&late.to_string()));
 
-    // Pages of one, oldest first: each content once, manifests never.
+    // Pages of two, in digest order: each content once; a manifest is
+    // never a candidate, a blob only a reference keeps is.
     let mut from = Default::default();
     let mut walked = Vec::new();
     loop {
         let page = m
-            .content_candidates(LATER, &policy, &mut from, 1)
+            .content_candidates(LATER, &policy, &mut from, 2)
             .expect("page");
-        if page.is_empty() {
+        let last = page.len() < 2;
+        walked.extend(page);
+        if last {
             break;
         }
-        walked.extend(page.into_iter().map(|(d, _)| d));
     }
-    let ours: Vec<&String> = walked
-        .iter()
-        .filter(|d| [&kept, &late, &loose].iter().any(|b| b.to_string() == **d))
-        .collect();
-    assert_eq!(ours.len(), 3, "{walked:?}");
-    assert!(!walked.contains(&held.digest.to_string()), "a manifest");
-    let mut unique = walked.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), walked.len(), "no content twice");
+    let digests: Vec<&String> = walked.iter().map(|(d, _, _)| d).collect();
+    assert!(
+        digests.is_sorted(),
+        "in digest order, each once: {digests:?}"
+    );
+    assert!(digests.windows(2).all(|w| w[0] != w[1]));
+    let unneeded = |d: &Digest| walked.iter().find(|w| w.0 == d.to_string()).map(|w| w.2);
+    for blob in [&kept, &late, &loose] {
+        assert_eq!(unneeded(blob), Some(true), "{blob}");
+    }
+    assert_eq!(unneeded(&held.digest), Some(false), "a manifest");
 
     // `late` gets a manifest after the references were read.
     m.record_manifest(&r, &manifest(&late, "gc-m2"), &[], &[], &actor("ci"))

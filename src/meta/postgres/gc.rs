@@ -27,38 +27,56 @@ WHERE m.created_at < $1
 ORDER BY m.created_at
 LIMIT $3";
 
-/// What keeps content apart from manifests' references (`$1`: the grace
-/// period's cutoff): being a manifest, a lineage target, an upload's
-/// finishing digest, or young, or linked to a repository lately.
-macro_rules! unneeded_content {
+/// What keeps content `c` apart from manifests' references: being a
+/// manifest, a lineage target, an upload's finishing digest, or linked to a
+/// repository within the grace period (`$1`, its cutoff). Each is a lateral
+/// look-up with LIMIT 1, so PostgreSQL probes its index by digest row by
+/// row: as anti-joins it would hash or merge the whole of those tables for
+/// every page or batch, which makes a collection quadratic in the store.
+macro_rules! unneeded_content_joins {
     () => {
-        "c.created_at < $1
-  AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.digest)
-  AND NOT EXISTS (SELECT 1 FROM lineage l WHERE l.target = c.digest)
-  AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.finishing = c.digest)
-  AND NOT EXISTS (SELECT 1 FROM repo_blobs b WHERE b.digest = c.digest AND b.created_at >= $1)"
+        "
+LEFT JOIN LATERAL (SELECT 1 AS x FROM manifests m WHERE m.digest = c.digest LIMIT 1) m ON true
+LEFT JOIN LATERAL (SELECT 1 AS x FROM lineage l WHERE l.target = c.digest LIMIT 1) l ON true
+LEFT JOIN LATERAL (SELECT 1 AS x FROM uploads u WHERE u.finishing = c.digest LIMIT 1) u ON true
+LEFT JOIN LATERAL (SELECT 1 AS x FROM repo_blobs b
+                   WHERE b.digest = c.digest AND b.created_at >= $1 LIMIT 1) b ON true
+"
     };
 }
 
-/// A page of candidates, in digest order after `$3`.
+/// Whether content `c`, with [`unneeded_content_joins`], is kept by nothing
+/// but references.
+macro_rules! unneeded_content {
+    () => {
+        "c.created_at < $1 AND m.x IS NULL AND l.x IS NULL AND u.x IS NULL AND b.x IS NULL"
+    };
+}
+
+/// A page of contents in digest order after `$3`, each with whether only a
+/// reference may keep it.
 const CONTENT_CANDIDATES: &str = concat!(
-    "SELECT c.digest, c.size FROM contents c WHERE c.digest > $3 AND ",
+    "WITH c AS MATERIALIZED (
+    SELECT digest, size, created_at FROM contents WHERE digest > $3 ORDER BY digest LIMIT $2)
+SELECT c.digest, c.size, ",
     unneeded_content!(),
-    "
-ORDER BY c.digest
-LIMIT $2"
+    " FROM c",
+    unneeded_content_joins!(),
+    "ORDER BY c.digest"
 );
 
 /// Which of the candidates (`$2`) nothing needs now: their checks again,
-/// and no manifest pushed after event `$3` points at them.
+/// and no manifest pushed after event `$3` points at them (few: hashed once).
 const STILL_UNNEEDED: &str = concat!(
-    "SELECT c.digest, c.size FROM contents c WHERE c.digest = ANY($2) AND ",
+    "SELECT c.digest, c.size FROM contents c",
+    unneeded_content_joins!(),
+    "WHERE c.digest = ANY($2) AND ",
     unneeded_content!(),
     "
-  AND NOT EXISTS (
-      SELECT 1 FROM events e
+  AND c.digest NOT IN (
+      SELECT r.child FROM events e
       JOIN manifest_refs r ON r.repo = e.repo AND r.manifest = e.digest
-      WHERE e.id > $3 AND e.action = 'push' AND r.child = c.digest)"
+      WHERE e.id > $3 AND e.action = 'push')"
 );
 
 /// References read per query: a page by the primary key, so that neither
@@ -188,14 +206,14 @@ impl GcMeta for Postgres {
         policy: &GcPolicy,
         from: &mut SweepCursor,
         n: usize,
-    ) -> Result<Vec<(String, u64)>> {
+    ) -> Result<Vec<(String, u64, bool)>> {
         let rows = self.read(|c| {
             c.query(
                 CONTENT_CANDIDATES,
                 &[&(now_ms - policy.grace_ms), &(n as i64), &from.digest],
             )?
             .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
             .collect::<Result<Vec<_>>>()
         })?;
         Ok(taken(rows, from))

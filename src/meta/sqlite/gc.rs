@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::{Sqlite, digest_column, to_u64};
+use super::{Sqlite, digest_column, json_list, to_u64};
 use crate::error::Result;
 use crate::meta::{GcMeta, GcPolicy, IntegrityMeta, References, SweepCursor, taken};
 use crate::oci::{Digest, UploadId};
@@ -42,13 +42,12 @@ macro_rules! unneeded_content {
     };
 }
 
-/// A page of candidates, in digest order after `?3`.
+/// A page of contents in digest order after `?3`, each with whether only a
+/// reference may keep it (SQLite probes the indexes row by row).
 const CONTENT_CANDIDATES: &str = concat!(
-    "SELECT c.digest, c.size FROM contents c WHERE c.digest > ?3 AND ",
+    "SELECT c.digest, c.size, (",
     unneeded_content!(),
-    "
-ORDER BY c.digest
-LIMIT ?2"
+    ") FROM contents c WHERE c.digest > ?3 ORDER BY c.digest LIMIT ?2"
 );
 
 /// Which of the candidates (`?2`, a JSON array) nothing needs now: their
@@ -183,12 +182,12 @@ impl GcMeta for Sqlite {
         policy: &GcPolicy,
         from: &mut SweepCursor,
         n: usize,
-    ) -> Result<Vec<(String, u64)>> {
+    ) -> Result<Vec<(String, u64, bool)>> {
         let rows = self.read(|c| {
             Ok(c.prepare_cached(CONTENT_CANDIDATES)?
                 .query_map(
                     params![now_ms - policy.grace_ms, n as i64, from.digest],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )?
                 .collect::<Result<Vec<_>, _>>()?)
         })?;
@@ -202,8 +201,7 @@ impl GcMeta for Sqlite {
         digests: &[String],
         after_event: i64,
     ) -> Result<Vec<(Digest, u64)>> {
-        let candidates = serde_json::to_string(digests)
-            .map_err(|e| crate::error::Error::Internal(format!("candidates: {e}")))?;
+        let candidates = json_list(digests)?;
         let rows = self.write(|tx| {
             let rows = tx
                 .prepare_cached(STILL_UNNEEDED)?

@@ -398,6 +398,13 @@ pub(crate) fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> 
     Ok(c.prepare_cached(sql)?.execute(params)?)
 }
 
+/// A list as a JSON array, for one statement to take many values through
+/// `json_each` (SQLite binds no arrays) instead of running once per value.
+pub(crate) fn json_list<T: AsRef<str>>(items: &[T]) -> Result<String> {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    serde_json::to_string(&items).map_err(|e| Error::Internal(format!("a JSON list: {e}")))
+}
+
 fn poisoned() -> Error {
     Error::Internal("metadata connection lock poisoned".into())
 }
