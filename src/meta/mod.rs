@@ -704,25 +704,24 @@ pub struct References {
 }
 
 impl References {
-    pub fn new(after_event: i64) -> Self {
-        References {
-            fingerprints: Vec::new(),
-            keys: std::hash::RandomState::new(),
-            after_event,
-        }
-    }
-
-    pub fn add(&mut self, child: &str) {
+    /// Builds the set from what `read` hands to the function it is given,
+    /// one child digest at a time; it is sorted before anyone can ask it.
+    pub fn read(
+        after_event: i64,
+        read: impl FnOnce(&mut dyn FnMut(&str)) -> Result<()>,
+    ) -> Result<Self> {
         use std::hash::BuildHasher;
-        self.fingerprints.push(self.keys.hash_one(child));
-    }
-
-    /// Sorts what was added, for [`References::holds`].
-    pub fn seal(mut self) -> Self {
-        self.fingerprints.sort_unstable();
-        self.fingerprints.dedup();
-        self.fingerprints.shrink_to_fit();
-        self
+        let keys = std::hash::RandomState::new();
+        let mut fingerprints = Vec::new();
+        read(&mut |child| fingerprints.push(keys.hash_one(child)))?;
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        fingerprints.shrink_to_fit();
+        Ok(References {
+            fingerprints,
+            keys,
+            after_event,
+        })
     }
 
     /// Whether a manifest may point at `digest` (true for every digest one

@@ -174,30 +174,30 @@ impl GcMeta for Postgres {
                 0,
             )
         })?;
-        let mut refs = References::new(after);
         // Pages are separate statements: a reference recorded meanwhile
         // behind the page is one of the pushes after `after`.
-        let mut last = (String::new(), String::new(), String::new(), String::new());
-        loop {
-            let rows = self.read(|c| {
-                c.query(
-                    "SELECT repo, manifest, kind, child FROM manifest_refs
-                     WHERE (repo, manifest, kind, child) > ($1, $2, $3, $4)
-                     ORDER BY repo, manifest, kind, child LIMIT $5",
-                    &[&last.0, &last.1, &last.2, &last.3, &REFERENCE_PAGE],
-                )
-            })?;
-            for r in &rows {
-                refs.add(col::<&str>(r, 3)?);
-            }
-            match rows.last() {
-                Some(r) if rows.len() as i64 == REFERENCE_PAGE => {
-                    last = (col(r, 0)?, col(r, 1)?, col(r, 2)?, col(r, 3)?);
+        References::read(after, |add| {
+            let mut last = (String::new(), String::new(), String::new(), String::new());
+            loop {
+                let rows = self.read(|c| {
+                    c.query(
+                        "SELECT repo, manifest, kind, child FROM manifest_refs
+                         WHERE (repo, manifest, kind, child) > ($1, $2, $3, $4)
+                         ORDER BY repo, manifest, kind, child LIMIT $5",
+                        &[&last.0, &last.1, &last.2, &last.3, &REFERENCE_PAGE],
+                    )
+                })?;
+                for r in &rows {
+                    add(col::<&str>(r, 3)?);
                 }
-                _ => break,
+                match rows.last() {
+                    Some(r) if rows.len() as i64 == REFERENCE_PAGE => {
+                        last = (col(r, 0)?, col(r, 1)?, col(r, 2)?, col(r, 3)?);
+                    }
+                    _ => return Ok(()),
+                }
             }
-        }
-        Ok(refs.seal())
+        })
     }
 
     fn content_candidates(

@@ -164,16 +164,16 @@ impl GcMeta for Sqlite {
         let after: i64 = self.read(|c| {
             Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
         })?;
-        let mut refs = References::new(after);
-        self.read(|c| {
-            let mut stmt = c.prepare("SELECT child FROM manifest_refs")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                refs.add(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
-            }
-            Ok(())
-        })?;
-        Ok(refs.seal())
+        References::read(after, |add| {
+            self.read(|c| {
+                let mut stmt = c.prepare("SELECT child FROM manifest_refs")?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    add(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+                }
+                Ok(())
+            })
+        })
     }
 
     fn content_candidates(
