@@ -773,7 +773,9 @@ pub trait IntegrityMeta {
     /// Makes a write that changes nothing, to learn whether writes work
     /// (readiness); not synced.
     fn probe_write(&self) -> Result<()>;
-    /// Whether a digest is recorded content or tombstoned.
+    /// Whether a digest is recorded content, tombstoned, or what an upload
+    /// session is finishing (a finish that crashed after moving its bytes to
+    /// their address and before recording them: its retry records them).
     fn knows_content(&self, digest: &Digest) -> Result<bool>;
 }
 

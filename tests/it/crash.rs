@@ -147,9 +147,11 @@ async fn sigkill_mid_chunk_loses_nothing_acknowledged_and_the_upload_resumes() {
 }
 
 // A finish killed after it moved the upload's file to the blob's address and
-// before its commit leaves a session counting every byte and no file behind
-// it. The client's retry (an empty PUT) must record the blob in place; a chunk
-// sent past the end must fail, not fill the missing bytes with zeros.
+// before its commit leaves a session counting every byte, marked as finishing
+// that digest, and no file behind it. `fsck --repair` must keep the file (it
+// is the session's bytes, not an orphan); the client's retry (an empty PUT)
+// must record the blob in place; a chunk sent past the end must fail, not
+// fill the missing bytes with zeros.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_killed_after_moving_the_bytes_in_place_is_completed_by_the_retry() {
     let (dir, port, mut berth, loc, data) = server_with_an_upload().await;
@@ -158,11 +160,29 @@ async fn a_finish_killed_after_moving_the_bytes_in_place_is_completed_by_the_ret
     let digest = sha256(&bytes);
     let r = berth_patch(&client, &berth.base, &loc, 0, &bytes).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    berth.kill();
+    // The finish gets as far as the move: a directory where the blob goes
+    // makes the move fail, with the session marked as finishing.
     let hex = digest.trim_start_matches("sha256:");
     let target = dir.path().join("blobs/sha256").join(&hex[..2]).join(hex);
-    std::fs::create_dir_all(target.parent().expect("parent")).expect("dir");
+    std::fs::create_dir_all(&target).expect("dir in the way");
+    let r = client
+        .put(format!(
+            "{}{}",
+            berth.base,
+            with_query(&loc, &format!("digest={digest}"))
+        ))
+        .send()
+        .await
+        .expect("PUT");
+    assert!(r.status().is_server_error(), "move refused: {}", r.status());
+    berth.kill();
+    std::fs::remove_dir(&target).expect("out of the way");
     std::fs::rename(&data, &target).expect("move in place");
+    let (_, report) = fsck_with(dir.path(), &["--repair"]);
+    assert!(
+        target.exists(),
+        "fsck --repair kept the finishing upload's bytes: {report}"
+    );
 
     let berth = restart_with_upload_at(dir.path(), port, &loc, bytes.len(), &bytes).await;
     let r = berth_patch(&client, &berth.base, &loc, bytes.len(), b"more").await;
@@ -405,9 +425,19 @@ async fn sigkill_mid_manifest_push_keeps_acknowledged_manifests_and_shows_nothin
 /// `berth fsck` on a data directory (and the store `env` configures): the
 /// report, and whether it was clean.
 fn fsck(dir: &Path, env: &[(&str, &str)]) -> (bool, Value) {
+    run_fsck(dir, &[], env)
+}
+
+/// `berth fsck` with `args` on a data directory.
+fn fsck_with(dir: &Path, args: &[&str]) -> (bool, Value) {
+    run_fsck(dir, args, &[])
+}
+
+fn run_fsck(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["fsck", "--data-dir"])
         .arg(dir)
+        .args(args)
         .envs(suite_metadata_env(dir))
         .envs(env.iter().copied())
         .output()

@@ -376,7 +376,8 @@ impl IntegrityMeta for Postgres {
         self.read(|c| {
             c.exists(
                 "SELECT 1 WHERE EXISTS (SELECT 1 FROM contents WHERE digest = $1)
-                    OR EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1)",
+                    OR EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1)
+                    OR EXISTS (SELECT 1 FROM uploads WHERE finishing = $1)",
                 &[&d],
             )
         })

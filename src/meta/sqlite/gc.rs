@@ -340,6 +340,8 @@ impl IntegrityMeta for Sqlite {
                 c.prepare_cached("SELECT 1 FROM contents WHERE digest = ?1")?
                     .exists(params![d])?
                     || c.prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?
+                        .exists(params![d])?
+                    || c.prepare_cached("SELECT 1 FROM uploads WHERE finishing = ?1")?
                         .exists(params![d])?,
             )
         })
