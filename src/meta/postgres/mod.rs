@@ -8,15 +8,17 @@
 //!
 //! What makes several replicas behave as one process on SQLite:
 //! - every write is one transaction, retried on a serialization failure or
-//!   deadlock. Writes of manifests, tags and everything else are
-//!   SERIALIZABLE, so they behave as if taken one at a time (SQLite's single
-//!   writer). Writes on the upload side (sessions, finished blobs, mounts)
-//!   are READ COMMITTED, where row locks and `ON CONFLICT` keep their
-//!   compare-and-swaps right, and take a shared advisory lock
-//!   ([`GC_LOCK`]) that garbage collection's writes take exclusively: what
-//!   serializability gave them against a collection, taking turns gives
-//!   them, without the false conflicts SERIALIZABLE finds between
-//!   concurrent pushes touching the same index pages;
+//!   deadlock. Writes of manifests and tags (everything that appends to the
+//!   event log) take turns under [`LOG_LOCK`] and so run one at a time, as
+//!   on SQLite's single writer (READ COMMITTED: each statement sees every
+//!   write before); other writes are SERIALIZABLE. Writes on the upload
+//!   side (sessions, finished blobs, mounts) are READ COMMITTED, where row
+//!   locks and `ON CONFLICT` keep their compare-and-swaps right. Both take a
+//!   shared advisory lock ([`GC_LOCK`]) that garbage collection's writes take
+//!   exclusively: what serializability gave them against a collection,
+//!   taking turns gives them, without the false conflicts SERIALIZABLE finds
+//!   between concurrent pushes touching the same index pages and without
+//!   its bookkeeping of every read;
 //! - each write sends a NOTIFY (on [`CHANNEL_PREFIX`] and the schema) with
 //!   its commit; every replica
 //!   listens and moves its [`Changes::generation`] on each, so caches keyed
@@ -74,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_storage_state.sql"),
     include_str!("migrations/0010_refusals.sql"),
     include_str!("migrations/0011_refs_without_child_index.sql"),
+    include_str!("migrations/0012_no_repository_keys.sql"),
 ];
 
 /// The notification every committed write sends is on this channel, named
@@ -98,6 +101,8 @@ pub struct Postgres {
     /// COMMITTED and unannounced.
     begin_serial: [Arc<str>; 2],
     begin_upload: [Arc<str>; 2],
+    /// `BEGIN ...` for a write of the event log (see [`Postgres::write_logged`]).
+    begin_logged: Arc<str>,
     pool: Mutex<Pool>,
     /// Signalled when a connection is handed back or dropped.
     returned: Condvar,
@@ -654,6 +659,7 @@ impl Postgres {
             begin_serial: [Durability::Synced, Durability::Deferred]
                 .map(|d| begin_sql(d, Some((&channel, &me)))),
             begin_upload: [Durability::Synced, Durability::Deferred].map(|d| begin_sql(d, None)),
+            begin_logged: begin_logged_sql(&channel, &me),
             pool: Mutex::new(Pool {
                 idle: vec![first],
                 open: 1,
@@ -749,9 +755,10 @@ impl Postgres {
     /// [`Self::write`] for a write that appends to the event log or the tag
     /// history. It holds [`LOG_LOCK`] (a session lock, taken before the
     /// transaction begins and let go after it ends), so that such writes
-    /// take turns: ids are drawn in commit order, and each begins from a
-    /// snapshot that holds every write before it, which spares them the
-    /// serialization failures of racing on the same rows.
+    /// take turns: ids are drawn in commit order, and each reads what every
+    /// write before it committed, which spares them the serialization
+    /// failures of racing on the same rows. Being serial, they run READ
+    /// COMMITTED, beside garbage collection (see [`begin_logged_sql`]).
     pub(crate) fn write_logged<T>(&self, f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
         self.transact(Durability::Synced, Turns::Log, f)
     }
@@ -770,12 +777,11 @@ impl Postgres {
         mut f: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
         let upload_side = turns == Turns::BesideGc;
-        let begins = if upload_side {
-            &self.begin_upload
-        } else {
-            &self.begin_serial
+        let begin = match turns {
+            Turns::BesideGc => &self.begin_upload[durability as usize],
+            Turns::Log => &self.begin_logged,
+            Turns::Free | Turns::Gc => &self.begin_serial[durability as usize],
         };
-        let begin = &begins[durability as usize];
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -833,6 +839,21 @@ fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
         sql.push_str(&format!("; NOTIFY {channel}, '{me}'"));
     }
     sql.into()
+}
+
+/// The statements that begin a write of the event log: READ COMMITTED, as
+/// such writes take turns under [`LOG_LOCK`] (taken before, so every
+/// statement's snapshot holds each write before it: serial, without
+/// SERIALIZABLE's bookkeeping of what each read); beside garbage collection
+/// as the upload side is ([`GC_LOCK`], shared, for the transaction: a
+/// collection's sweep, which holds it exclusively, never overlaps one); with
+/// the notification that goes with its commit.
+fn begin_logged_sql(channel: &str, me: &str) -> Arc<str> {
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared({GC_LOCK}); \
+         NOTIFY {channel}, '{me}'"
+    )
+    .into()
 }
 
 /// Applies the migrations not yet recorded, holding [`MIGRATION_LOCK`] so
