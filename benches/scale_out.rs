@@ -95,8 +95,21 @@ async fn berth(name: &str, data: &Path, env: &[(&str, &str)]) -> Server {
     }
 }
 
+/// nginx, stopped with SIGTERM: a SIGKILLed master leaves its worker
+/// running (found spinning a core's tenth minutes after a bench ended).
+struct Nginx(Server);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.child.id().to_string()])
+            .status();
+        let _ = self.0.child.wait();
+    }
+}
+
 /// nginx round-robin over `upstreams`, as replicas.sh runs it.
-fn nginx(upstreams: &[&str]) -> (Server, String) {
+fn nginx(upstreams: &[&str]) -> (Nginx, String) {
     if Command::new("nginx").arg("-v").output().is_err() {
         eprintln!("installing nginx");
         let ok = Command::new("sh")
@@ -138,11 +151,11 @@ fn nginx(upstreams: &[&str]) -> (Server, String) {
         .expect("nginx");
     let base = format!("http://127.0.0.1:{port}");
     (
-        Server {
+        Nginx(Server {
             base: base.clone(),
             child,
             _dir: dir,
-        },
+        }),
         base,
     )
 }

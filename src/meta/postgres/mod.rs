@@ -135,9 +135,18 @@ struct Pool {
     open: usize,
 }
 
+/// What moves a connection's bytes: writes its requests to the socket and
+/// reads the answers off it. Polled on the thread that waits for an answer
+/// (see [`Conn::wait`]), not by a task of the runtime's: an answer then wakes
+/// only the thread that waits for it, rather than a runtime thread that
+/// hands it on (one wake a round trip instead of three).
+type Driver = Pin<Box<dyn Future<Output = PgResult<()>> + Send>>;
+
 /// One connection and the statements prepared on it.
 pub(crate) struct Conn {
     client: Client,
+    /// The connection's [`Driver`]; none once the connection has ended.
+    driver: Mutex<Option<Driver>>,
     /// Round trips of every connection of the store, counted.
     trips: Arc<AtomicU64>,
     statements: HashMap<String, Statement>,
@@ -399,7 +408,7 @@ impl Conn {
     fn abandon(&mut self) {
         self.start = None;
         self.deferred.clear();
-        if self.begun && !self.client.is_closed() {
+        if self.begun && self.alive() {
             let end = self.turns.end("ROLLBACK");
             let _ = self.batch(&end);
         }
@@ -407,13 +416,33 @@ impl Conn {
         self.turns = Turns::Free;
     }
 
-    /// One round trip, waited for on the runtime, and counted.
+    /// One round trip, waited for on the runtime, and counted: `call` and
+    /// the connection's driver polled together on this thread.
     fn wait<T>(
         &self,
         call: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
         self.trips.fetch_add(1, Ordering::Relaxed);
-        Ok(self.handle.block_on(call)?)
+        let mut driver = self.driver.lock().map_err(|_| poisoned())?;
+        Ok(self.handle.block_on(driven(&mut driver, call))?)
+    }
+
+    /// Whether the connection is still up, as far as can be told without a
+    /// round trip: its driver is polled once, so an end the server sent
+    /// while it sat idle is seen.
+    fn alive(&self) -> bool {
+        let Ok(mut driver) = self.driver.lock() else {
+            return false;
+        };
+        if let Some(moving) = driver.as_mut() {
+            let ended = self.handle.block_on(std::future::poll_fn(|cx| {
+                Poll::Ready(moving.as_mut().poll(cx).is_ready())
+            }));
+            if ended {
+                *driver = None;
+            }
+        }
+        driver.is_some() && !self.client.is_closed()
     }
 
     /// Before drawing an event or history id: the transaction must hold
@@ -428,6 +457,27 @@ impl Conn {
             ))
         }
     }
+}
+
+/// `call`, with the connection's `driver` polled beside it until `call` is
+/// done. A driver that ends (the connection closed) is dropped, which fails
+/// whatever still waits for an answer on it, once the answers it read are
+/// taken.
+async fn driven<R>(driver: &mut Option<Driver>, call: impl Future<Output = R>) -> R {
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(answer) = call.as_mut().poll(cx) {
+            return Poll::Ready(answer);
+        }
+        if let Some(moving) = driver.as_mut()
+            && moving.as_mut().poll(cx).is_ready()
+        {
+            *driver = None;
+            return call.as_mut().poll(cx);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Polls `sending` in order, each from its first poll (which is when
@@ -476,7 +526,7 @@ impl Drop for Lease<'_> {
             return;
         };
         if let Ok(mut pool) = self.db.pool.lock() {
-            if conn.client.is_closed() {
+            if !conn.alive() {
                 pool.open -= 1;
             } else {
                 pool.idle.push(conn);
@@ -503,7 +553,7 @@ impl crate::meta::Leadership for Postgres {
     fn lead(&self) -> Result<bool> {
         let mut slot = self.leader.lock().map_err(|_| poisoned())?;
         if let Some((conn, held)) = slot.as_mut() {
-            let alive = !conn.client.is_closed() && conn.query_one("SELECT 1", &[]).is_ok();
+            let alive = conn.alive() && conn.query_one("SELECT 1", &[]).is_ok();
             if alive && *held {
                 return Ok(true);
             }
@@ -583,11 +633,9 @@ async fn connect(
     trips: &Arc<AtomicU64>,
 ) -> Result<Conn> {
     let (client, connection) = config.connect(NoTls).await?;
-    handle.spawn(async move {
-        let _ = connection.await;
-    });
     Ok(Conn {
         client,
+        driver: Mutex::new(Some(Box::pin(connection))),
         trips: Arc::clone(trips),
         statements: HashMap::new(),
         handle: handle.clone(),
@@ -627,12 +675,19 @@ impl Postgres {
         let first = connect(&config, &handle, &trips).await.map_err(|e| {
             Error::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {e}"))
         })?;
-        migrate(&first.client).await?;
-        let schema: String = first
-            .client
-            .query_one("SELECT current_schema()", &[])
-            .await?
-            .try_get(0)?;
+        // Driven here, on the runtime (no lock guard held across an await).
+        let mut driver = first.driver.lock().map_err(|_| poisoned())?.take();
+        let schema = driven(&mut driver, async {
+            migrate(&first.client).await?;
+            let row = first
+                .client
+                .query_one("SELECT current_schema()", &[])
+                .await?;
+            Ok::<String, Error>(row.try_get(0)?)
+        })
+        .await;
+        *first.driver.lock().map_err(|_| poisoned())? = driver;
+        let schema = schema?;
         let channel = format!("\"{CHANNEL_PREFIX}.{}\"", schema.replace('"', "\"\""));
         // Each notification names its sender, which has counted it already.
         let me = uuid::Uuid::new_v4().simple().to_string();
@@ -678,7 +733,7 @@ impl Postgres {
             let mut pool = self.pool.lock().map_err(|_| poisoned())?;
             loop {
                 if let Some(conn) = pool.idle.pop() {
-                    if conn.client.is_closed() {
+                    if !conn.alive() {
                         pool.open -= 1;
                         continue;
                     }
