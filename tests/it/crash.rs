@@ -165,15 +165,7 @@ async fn a_finish_killed_after_moving_the_bytes_in_place_is_completed_by_the_ret
     let hex = digest.trim_start_matches("sha256:");
     let target = dir.path().join("blobs/sha256").join(&hex[..2]).join(hex);
     std::fs::create_dir_all(&target).expect("dir in the way");
-    let r = client
-        .put(format!(
-            "{}{}",
-            berth.base,
-            with_query(&loc, &format!("digest={digest}"))
-        ))
-        .send()
-        .await
-        .expect("PUT");
+    let r = berth_finish(&client, &berth.base, &loc, &digest).await;
     assert!(r.status().is_server_error(), "move refused: {}", r.status());
     berth.kill();
     std::fs::remove_dir(&target).expect("out of the way");
@@ -195,15 +187,7 @@ async fn a_finish_killed_after_moving_the_bytes_in_place_is_completed_by_the_ret
         !data.exists(),
         "no file made up to stand for the lost bytes"
     );
-    let r = client
-        .put(format!(
-            "{}{}",
-            berth.base,
-            with_query(&loc, &format!("digest={digest}"))
-        ))
-        .send()
-        .await
-        .expect("PUT");
+    let r = berth_finish(&client, &berth.base, &loc, &digest).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let got = client
         .get(format!("{}/v2/crash/blobs/{digest}", berth.base))
@@ -230,6 +214,23 @@ async fn berth_patch(
         .send()
         .await
         .expect("PATCH")
+}
+
+/// Finishes the upload at `loc` as `digest`, with no body.
+async fn berth_finish(
+    client: &reqwest::Client,
+    base: &str,
+    loc: &str,
+    digest: &str,
+) -> reqwest::Response {
+    client
+        .put(format!(
+            "{base}{}",
+            with_query(loc, &format!("digest={digest}"))
+        ))
+        .send()
+        .await
+        .expect("PUT")
 }
 
 /// Restarts berth on `dir` after a kill, and checks that the upload at `loc`
@@ -314,14 +315,7 @@ async fn finish_and_read_back(base: &str, loc: &str, bytes: &[u8], from: usize) 
         .expect("PATCH");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let digest = sha256(bytes);
-    let r = client
-        .put(format!(
-            "{base}{}",
-            with_query(loc, &format!("digest={digest}"))
-        ))
-        .send()
-        .await
-        .expect("PUT");
+    let r = berth_finish(&client, base, loc, &digest).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let got = client
         .get(format!("{base}/v2/crash/blobs/{digest}"))
