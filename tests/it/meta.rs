@@ -42,6 +42,7 @@ fn suite(open: impl Fn() -> Arc<dyn MetaStore>) {
     every_write_of_what_is_cached_moves_the_generation(open());
     repositories_and_tags_are_listed_with_what_they_hold(open());
     collection_checks_references_read_once_and_pushes_after_them(open());
+    racing_pushes_to_one_tag_chain_its_history(&open);
 }
 
 /// Pushes a blob of `len` bytes into `r` through an upload session.
@@ -281,6 +282,39 @@ fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaSt
     assert_eq!(m.webhook_cursor("suite").expect("cursor"), 0);
     m.set_webhook_cursor("suite", rollback.id).expect("set");
     assert_eq!(m.webhook_cursor("suite").expect("cursor"), rollback.id);
+}
+
+/// Pushes that move one tag, from several handles at once (replicas, on
+/// PostgreSQL): each move reads where the tag pointed under the same turn
+/// as it writes, so the history is one chain, every move in it once, and
+/// the tag ends where the last link says.
+fn racing_pushes_to_one_tag_chain_its_history(open: &impl Fn() -> Arc<dyn MetaStore>) {
+    let (m, r, t) = (open(), repo("suite/racing"), tag("latest"));
+    let config = push_blob(&*m, &r, "racing config", 7);
+    let (writers, each) = (4, 15);
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let (m, r, t, config) = (open(), &r, &t, &config);
+            s.spawn(move || {
+                for n in 0..each {
+                    let v = manifest(config, &format!("racing {w} {n}"));
+                    m.record_manifest(r, &v, std::slice::from_ref(t), &[], &actor("ci"))
+                        .expect("push");
+                }
+            });
+        }
+    });
+    let history = m.tag_history(&r, &t, None, 1000).expect("history");
+    assert_eq!(history.len(), writers * each, "every move, once");
+    for pair in history.windows(2) {
+        assert_eq!(
+            pair[0].old, pair[1].new,
+            "each move starts where the one before ended"
+        );
+    }
+    assert_eq!(history.last().and_then(|h| h.old.clone()), None);
+    let now = m.manifest_by_tag(&r, &t).expect("by tag").map(|s| s.digest);
+    assert_eq!(now, history[0].new);
 }
 
 fn repositories_and_tags_are_listed_with_what_they_hold(m: Arc<dyn MetaStore>) {

@@ -27,9 +27,14 @@ impl ManifestMeta for Postgres {
         let blobs: Vec<String> = m.blobs.iter().map(|(d, _)| d.to_string()).collect();
         let children: Vec<String> = m.manifests.iter().map(Digest::to_string).collect();
         let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
-        // Three round trips under the log's lock: the checks; the row and
-        // where the tags point now; the rest with the commit.
+        // Three round trips: the checks; the row and where the tags point
+        // now; the rest with the commit. The log's lock is taken with the
+        // second, unless the manifest names manifests (an index), which a
+        // logged delete could take away between the check and the lock.
         self.write_logged(|tx| {
+            if children.is_empty() {
+                tx.lock_log_later();
+            }
             let checked = tx.query_all(&[
                 (
                     "SELECT 1 FROM gc_tombstones WHERE digest = $1",

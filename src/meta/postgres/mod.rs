@@ -158,6 +158,9 @@ pub(crate) struct Conn {
     start: Option<Start>,
     /// Whether the transaction's start has been sent.
     begun: bool,
+    /// The lock's turn, when [`Conn::lock_log_later`] put it off past the
+    /// first round trip: it goes out with the next one.
+    lock_later: Option<Turns>,
     /// Statements waiting for the next round trip.
     deferred: Vec<Deferred>,
 }
@@ -193,7 +196,7 @@ impl Turns {
     fn take(self) -> Option<(&'static str, i64, bool)> {
         match self {
             Turns::Free => None,
-            Turns::Log => Some(("SELECT pg_advisory_lock($1)", LOG_LOCK, false)),
+            Turns::Log => Some(("SELECT pg_advisory_lock($1)", LOG_LOCK, true)),
             Turns::BesideGc => Some(("SELECT pg_advisory_xact_lock_shared($1)", GC_LOCK, true)),
             Turns::Gc => Some(("SELECT pg_advisory_lock($1)", GC_LOCK, false)),
         }
@@ -203,7 +206,9 @@ impl Turns {
     fn end(self, end: &str) -> String {
         match self {
             Turns::Free | Turns::BesideGc => end.to_owned(),
-            Turns::Log => format!("{end}; SELECT pg_advisory_unlock({LOG_LOCK})"),
+            // All: the lock may not have been taken (a write that failed
+            // before its lock went out).
+            Turns::Log => format!("{end}; SELECT pg_advisory_unlock_all()"),
             Turns::Gc => format!("{end}; SELECT pg_advisory_unlock({GC_LOCK})"),
         }
     }
@@ -320,12 +325,18 @@ impl Conn {
             deferred: std::mem::take(&mut self.deferred),
             ..Ahead::default()
         };
-        if let Some(Start { turns, begin }) = self.start.take() {
-            if let Some((sql, key, inside)) = turns.take() {
-                ahead.lock = Some((self.statement(sql)?, key, inside));
-            }
+        let lock = if let Some(Start { turns, begin }) = self.start.take() {
             ahead.begin = Some(begin);
             self.begun = true;
+            match self.lock_later {
+                Some(_) => None,
+                None => turns.take(),
+            }
+        } else {
+            self.lock_later.take().and_then(Turns::take)
+        };
+        if let Some((sql, key, inside)) = lock {
+            ahead.lock = Some((self.statement(sql)?, key, inside));
         }
         Ok(ahead)
     }
@@ -392,12 +403,14 @@ impl Conn {
     fn commit(&mut self) -> Result<()> {
         if !self.begun && self.deferred.is_empty() {
             self.start = None;
+            self.lock_later = None;
             return Ok(());
         }
         let ahead = self.ahead()?;
         let end = self.turns.end("COMMIT");
         self.pipelined(ahead, self.client.batch_execute(&end))?;
         self.begun = false;
+        self.lock_later = None;
         self.turns = Turns::Free;
         Ok(())
     }
@@ -407,6 +420,7 @@ impl Conn {
     /// lock goes with its session.
     fn abandon(&mut self) {
         self.start = None;
+        self.lock_later = None;
         self.deferred.clear();
         if self.begun && self.alive() {
             let end = self.turns.end("ROLLBACK");
@@ -448,6 +462,17 @@ impl Conn {
     /// Before drawing an event or history id: the transaction must hold
     /// the log's lock (be a [`Postgres::write_logged`] one), or ids could
     /// become visible out of order.
+    /// In a logged write, before its first statement: its first round trip
+    /// goes without the log's lock, which goes out (ahead of everything else)
+    /// with the second. For a write whose first round trip only reads what
+    /// no other logged write changes (GC, which could, is kept away by the
+    /// shared [`GC_LOCK`] its BEGIN takes).
+    pub(crate) fn lock_log_later(&mut self) {
+        if self.turns == Turns::Log && !self.begun {
+            self.lock_later = Some(Turns::Log);
+        }
+    }
+
     pub(crate) fn lock_log(&mut self) -> Result<()> {
         if self.turns == Turns::Log {
             Ok(())
@@ -642,6 +667,7 @@ async fn connect(
         turns: Turns::Free,
         start: None,
         begun: false,
+        lock_later: None,
         deferred: Vec::new(),
     })
 }
@@ -848,6 +874,7 @@ impl Postgres {
                 begin: Arc::clone(begin),
             });
             conn.turns = turns;
+            conn.lock_later = None;
             let done = f(conn).and_then(|value| conn.commit().map(|()| value));
             if done.is_err() {
                 conn.abandon();
