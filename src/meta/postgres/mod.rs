@@ -26,9 +26,11 @@
 //!   before they return). While the listening connection is down, every
 //!   look-up sees a new generation: nothing cached is trusted;
 //! - writes that append events or tag history take turns under a session
-//!   advisory lock ([`LOG_LOCK`]) held from before BEGIN to after COMMIT:
-//!   ids become visible in order, so a reader paging with `after=` never
-//!   steps over one that commits later;
+//!   advisory lock ([`LOG_LOCK`]), taken after BEGIN (and the shared
+//!   [`GC_LOCK`]: one order for all) before anything they read that another
+//!   logged write could change, and held to after COMMIT: ids become visible
+//!   in order, so a reader paging with `after=` never steps over one that
+//!   commits later;
 //! - a write makes as few round trips as it can: the lock and BEGIN go out
 //!   with its first statement, statements whose answer it does not need are
 //!   deferred ([`Conn::defer`]) to go with the next one that it does, and
@@ -172,9 +174,11 @@ struct Start {
 }
 
 /// The advisory lock a write holds, and so who it takes turns with: a
-/// session lock from before BEGIN to after its commit (so that a
-/// SERIALIZABLE snapshot comes after the lock), or for the upload side one
-/// that goes with the transaction.
+/// session lock held to after its commit, taken before BEGIN for GC's
+/// sweeps (so that a SERIALIZABLE snapshot comes after it) and after BEGIN
+/// for the event log's writes (READ COMMITTED: each statement's snapshot
+/// comes after it); for the upload side, one that goes with the
+/// transaction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Turns {
     /// None: SERIALIZABLE sorts it out.
@@ -834,8 +838,9 @@ impl Postgres {
     }
 
     /// [`Self::write`] for a write that appends to the event log or the tag
-    /// history. It holds [`LOG_LOCK`] (a session lock, taken before the
-    /// transaction begins and let go after it ends), so that such writes
+    /// history. It holds [`LOG_LOCK`] (a session lock, taken after BEGIN,
+    /// with the first round trip or, see [`Conn::lock_log_later`], the
+    /// second, and let go after the commit), so that such writes
     /// take turns: ids are drawn in commit order, and each reads what every
     /// write before it committed, which spares them the serialization
     /// failures of racing on the same rows. Being serial, they run READ
@@ -924,8 +929,8 @@ fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
 }
 
 /// The statements that begin a write of the event log: READ COMMITTED, as
-/// such writes take turns under [`LOG_LOCK`] (taken before, so every
-/// statement's snapshot holds each write before it: serial, without
+/// such writes take turns under [`LOG_LOCK`] (every statement after it sees
+/// each write before: serial, without
 /// SERIALIZABLE's bookkeeping of what each read); beside garbage collection
 /// as the upload side is ([`GC_LOCK`], shared, for the transaction: a
 /// collection's sweep, which holds it exclusively, never overlaps one); with
