@@ -160,9 +160,9 @@ pub(crate) struct Conn {
     start: Option<Start>,
     /// Whether the transaction's start has been sent.
     begun: bool,
-    /// The lock's turn, when [`Conn::lock_log_later`] put it off past the
-    /// first round trip: it goes out with the next one.
-    lock_later: Option<Turns>,
+    /// Whether [`Conn::lock_log_later`] put the lock off past the first
+    /// round trip: it goes out with the next one.
+    lock_later: bool,
     /// Statements waiting for the next round trip.
     deferred: Vec<Deferred>,
 }
@@ -332,12 +332,11 @@ impl Conn {
         let lock = if let Some(Start { turns, begin }) = self.start.take() {
             ahead.begin = Some(begin);
             self.begun = true;
-            match self.lock_later {
-                Some(_) => None,
-                None => turns.take(),
-            }
+            if self.lock_later { None } else { turns.take() }
+        } else if std::mem::take(&mut self.lock_later) {
+            self.turns.take()
         } else {
-            self.lock_later.take().and_then(Turns::take)
+            None
         };
         if let Some((sql, key, inside)) = lock {
             ahead.lock = Some((self.statement(sql)?, key, inside));
@@ -407,14 +406,14 @@ impl Conn {
     fn commit(&mut self) -> Result<()> {
         if !self.begun && self.deferred.is_empty() {
             self.start = None;
-            self.lock_later = None;
+            self.lock_later = false;
             return Ok(());
         }
         let ahead = self.ahead()?;
         let end = self.turns.end("COMMIT");
         self.pipelined(ahead, self.client.batch_execute(&end))?;
         self.begun = false;
-        self.lock_later = None;
+        self.lock_later = false;
         self.turns = Turns::Free;
         Ok(())
     }
@@ -424,7 +423,7 @@ impl Conn {
     /// lock goes with its session.
     fn abandon(&mut self) {
         self.start = None;
-        self.lock_later = None;
+        self.lock_later = false;
         self.deferred.clear();
         if self.begun && self.alive() {
             let end = self.turns.end("ROLLBACK");
@@ -473,7 +472,7 @@ impl Conn {
     /// shared [`GC_LOCK`] its BEGIN takes).
     pub(crate) fn lock_log_later(&mut self) {
         if self.turns == Turns::Log && !self.begun {
-            self.lock_later = Some(Turns::Log);
+            self.lock_later = true;
         }
     }
 
@@ -671,7 +670,7 @@ async fn connect(
         turns: Turns::Free,
         start: None,
         begun: false,
-        lock_later: None,
+        lock_later: false,
         deferred: Vec::new(),
     })
 }
@@ -879,7 +878,7 @@ impl Postgres {
                 begin: Arc::clone(begin),
             });
             conn.turns = turns;
-            conn.lock_later = None;
+            conn.lock_later = false;
             let done = f(conn).and_then(|value| conn.commit().map(|()| value));
             if done.is_err() {
                 conn.abandon();
