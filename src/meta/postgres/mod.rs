@@ -418,6 +418,29 @@ impl Conn {
         Ok(())
     }
 
+    /// The write's last statement, sent with its commit (and whatever is
+    /// still deferred) in one round trip: for a statement that decides by
+    /// its own conditions what it changes, so that the write commits
+    /// whatever it answers. Nothing may follow it in the transaction. A
+    /// statement that fails aborts the transaction, whose COMMIT then rolls
+    /// it back; the write's [`Conn::abandon`] lets go of its lock.
+    pub(crate) fn query_committing(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        let (s, ahead) = self.prepared(sql)?;
+        let end = self.turns.end("COMMIT");
+        let client = &self.client;
+        let rows = self.pipelined(ahead, async {
+            let (rows, ended) =
+                futures_util::future::join(client.query(&s, params), client.batch_execute(&end))
+                    .await;
+            ended?;
+            rows
+        })?;
+        self.begun = false;
+        self.lock_later = false;
+        self.turns = Turns::Free;
+        Ok(rows)
+    }
+
     /// After a write that failed: rolls back what was sent and lets go of
     /// its lock. A connection that cannot is dropped by its lease, and the
     /// lock goes with its session.

@@ -8,49 +8,55 @@ use crate::meta::{ChunkCommit, UploadMeta, UploadSession};
 use crate::oci::{Digest, RepoName, UploadId};
 use tokio_postgres::Row;
 
-/// A new session, optionally already finishing a digest.
+/// A new session (deferred: it goes with the commit).
 fn insert_upload(
     tx: &mut Conn,
     id: &UploadId,
     repo: &RepoName,
     owner: Option<&str>,
     hash_state: &[u8],
-    finishing: Option<&str>,
 ) -> Result<()> {
     ensure_repo(tx, repo.as_str())?;
     tx.defer(
-        "INSERT INTO uploads (id, repo, received, hash_state, created_at, updated_at, owner, finishing)
-         VALUES ($1, $2, 0, $3, $4, $4, $5, $6)",
+        "INSERT INTO uploads (id, repo, received, hash_state, created_at, updated_at, owner)
+         VALUES ($1, $2, 0, $3, $4, $4, $5)",
         values![
             id.as_str().to_owned(),
             repo.as_str().to_owned(),
             hash_state.to_vec(),
             now_ms(),
             owner.map(str::to_owned),
-            finishing.map(str::to_owned),
         ],
     )
 }
 
-/// Whether garbage collection is removing `$1`, and its size if its
-/// content is stored and sound.
-const SOUND_SIZE: &str = "SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1),
-        (SELECT size FROM contents WHERE digest = $1 AND NOT corrupt)";
+/// A query (for `WITH`) that says whether garbage collection is removing
+/// digest `$1`: a write in the same statement does nothing while it is
+/// (`WHERE NOT (SELECT b FROM busy)`). Tombstones change only under
+/// `GC_LOCK` held exclusively, and upload-side writes hold it shared.
+const UNLESS_COLLECTED: &str =
+    "busy AS (SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = $1) AS b)";
 
-/// [`SOUND_SIZE`]'s answer for `digest`: its size if stored and sound;
-/// `Busy` while garbage collection is removing it.
-fn sound_size(row: &Row, digest: &str) -> Result<Option<u64>> {
-    if col::<bool>(row, 0)? {
+/// Two columns, after [`UNLESS_COLLECTED`]: whether `$1` is being
+/// collected, and its size if its content is stored and sound.
+const COLLECTED_AND_SIZE: &str =
+    "(SELECT b FROM busy), (SELECT size FROM contents WHERE digest = $1 AND NOT corrupt)";
+
+/// The size column `i` (of [`COLLECTED_AND_SIZE`], after the collected one)
+/// of `row`: the stored size of `digest`, if any; `Busy` while garbage
+/// collection is removing it (and the write was left out).
+fn sound_size(row: &Row, i: usize, digest: &str) -> Result<Option<u64>> {
+    if col::<bool>(row, i)? {
         return Err(Error::Busy(format!("{digest} is being garbage-collected")));
     }
-    Ok(col::<Option<i64>>(row, 1)?.map(to_u64))
+    Ok(col::<Option<i64>>(row, i + 1)?.map(to_u64))
 }
 
 /// Marks session `id` as finishing `digest` (only if it belongs to
-/// `empty_in` and holds no bytes yet, when given): `None` if no session was
-/// marked, else the stored size of `digest`, if any. `Busy` while garbage
-/// collection removes `digest` (the mark is then rolled back with the write).
-/// One round trip: the mark, then [`SOUND_SIZE`].
+/// `empty_in` and holds no bytes yet, when given): `None` if there is no
+/// such session, else the stored size of `digest`, if any. `Busy`, marking
+/// nothing, while garbage collection removes `digest`. One statement, sent
+/// with the commit: it decides itself what it changes.
 fn mark_finishing(
     tx: &mut Conn,
     id: &UploadId,
@@ -58,22 +64,28 @@ fn mark_finishing(
     empty_in: Option<&RepoName>,
 ) -> Result<Option<Option<u64>>> {
     let d = digest.to_string();
-    let answers = tx.query_all(&[
-        (
-            "UPDATE uploads SET finishing = $2
-             WHERE id = $1 AND ($3::text IS NULL OR (repo = $3 AND received = 0))
-             RETURNING 1",
-            &[&id.as_str(), &d, &empty_in.map(RepoName::as_str)],
+    let rows = tx.query_committing(
+        &format!(
+            "WITH {UNLESS_COLLECTED},
+                  session AS (SELECT id FROM uploads
+                              WHERE id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))),
+                  write AS (UPDATE uploads SET finishing = $1
+                            WHERE id IN (SELECT id FROM session) AND NOT (SELECT b FROM busy))
+             SELECT EXISTS (SELECT 1 FROM session), {COLLECTED_AND_SIZE}"
         ),
-        (SOUND_SIZE, &[&d]),
-    ])?;
-    if answers[0].is_empty() {
+        &[&d, &id.as_str(), &empty_in.map(RepoName::as_str)],
+    )?;
+    let row = one_row(&rows)?;
+    if !col::<bool>(row, 0)? {
         return Ok(None);
     }
-    let row = answers[1]
-        .first()
-        .ok_or_else(|| Error::Internal("a one-row query answered none".into()))?;
-    sound_size(row, &d).map(Some)
+    sound_size(row, 1, &d).map(Some)
+}
+
+/// The only row of a one-row answer.
+fn one_row(rows: &[Row]) -> Result<&Row> {
+    rows.first()
+        .ok_or_else(|| Error::Internal("a one-row query answered none".into()))
 }
 
 impl UploadMeta for Postgres {
@@ -85,7 +97,7 @@ impl UploadMeta for Postgres {
         hash_state: &[u8],
     ) -> Result<()> {
         self.write_upload(Durability::Deferred, |tx| {
-            insert_upload(tx, id, repo, owner, hash_state, None)
+            insert_upload(tx, id, repo, owner, hash_state)
         })
     }
 
@@ -181,34 +193,50 @@ impl UploadMeta for Postgres {
     ) -> Result<Option<u64>> {
         let d = digest.to_string();
         self.write_upload(Durability::Deferred, |tx| {
-            insert_upload(tx, id, repo, owner, hash_state, Some(&d))?;
-            // One round trip: the deferred inserts, then the check.
-            let row = tx.query_one(SOUND_SIZE, &[&d])?;
-            sound_size(&row, &d)
+            ensure_repo(tx, repo.as_str())?;
+            // One round trip: the repository, then the session (unless the
+            // digest is being collected) with the commit.
+            let rows = tx.query_committing(
+                &format!(
+                    "WITH {UNLESS_COLLECTED},
+                          write AS (INSERT INTO uploads (id, repo, received, hash_state, created_at,
+                                                         updated_at, owner, finishing)
+                                    SELECT $2, $3, 0, $4, $5, $5, $6, $1
+                                    WHERE NOT (SELECT b FROM busy))
+                     SELECT {COLLECTED_AND_SIZE}"
+                ),
+                &[
+                    &d,
+                    &id.as_str(),
+                    &repo.as_str(),
+                    &hash_state,
+                    &now_ms(),
+                    &owner,
+                ],
+            )?;
+            sound_size(one_row(&rows)?, 0, &d)
         })
     }
 
+    /// One statement, sent with the commit: the session ends, and the blob
+    /// is recorded in its repository, only if the session was there.
     fn finish_upload(&self, id: &UploadId, digest: &Digest, size: u64, stored: bool) -> Result<()> {
         let d = digest.to_string();
         self.write_upload(Durability::Synced, |tx| {
-            let repo = tx
-                .query_opt(
-                    "DELETE FROM uploads WHERE id = $1 RETURNING repo",
-                    &[&id.as_str()],
-                )?
-                .ok_or(Error::BlobUploadUnknown)?;
-            let repo: String = col(&repo, 0)?;
-            let now = now_ms();
-            tx.defer(
-                "INSERT INTO contents (digest, size, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (digest) DO UPDATE SET corrupt = false WHERE $4",
-                values![d.clone(), to_i64(size), now, stored],
+            let ended = tx.query_committing(
+                "WITH session AS (DELETE FROM uploads WHERE id = $1 RETURNING repo),
+                      content AS (INSERT INTO contents (digest, size, created_at)
+                                  SELECT $2, $3, $4 FROM session
+                                  ON CONFLICT (digest) DO UPDATE SET corrupt = false WHERE $5),
+                      held AS (INSERT INTO repo_blobs (repo, digest, created_at)
+                               SELECT repo, $2, $4 FROM session ON CONFLICT DO NOTHING)
+                 SELECT 1 FROM session",
+                &[&id.as_str(), &d, &to_i64(size), &now_ms(), &stored],
             )?;
-            tx.defer(
-                "INSERT INTO repo_blobs (repo, digest, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                values![repo, d.clone(), now],
-            )
+            if ended.is_empty() {
+                return Err(Error::BlobUploadUnknown);
+            }
+            Ok(())
         })
     }
 
