@@ -27,29 +27,12 @@ impl ManifestMeta for Postgres {
         let blobs: Vec<String> = m.blobs.iter().map(|(d, _)| d.to_string()).collect();
         let children: Vec<String> = m.manifests.iter().map(Digest::to_string).collect();
         let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
-        // Three round trips: the checks; the row and where the tags point
-        // now; the rest with the commit. The log's lock is taken with the
-        // second, unless the manifest names manifests (an index), which a
-        // logged delete could take away between the check and the lock.
+        // Two round trips: the checks, the row and where the tags point now
+        // (all under the log's lock, taken after BEGIN: a logged delete
+        // could otherwise take a child manifest away between check and
+        // write); then the rest with the commit. A refused manifest rolls
+        // back what went out with its checks.
         self.write_logged(|tx| {
-            if children.is_empty() {
-                tx.lock_log_later();
-            }
-            let checked = tx.query_all(&[
-                (
-                    "SELECT 1 FROM gc_tombstones WHERE digest = $1",
-                    &[&digest],
-                ),
-                (super::blobs::HELD_SIZES, &[&repo, &blobs]),
-                (
-                    "SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($2)",
-                    &[&repo, &children],
-                ),
-            ])?;
-            if !checked[0].is_empty() {
-                return Err(Error::Busy(format!("{digest} is being garbage-collected")));
-            }
-            check_references(m, &checked[1], &checked[2])?;
             ensure_repo(tx, repo)?;
             let now = now_ms();
             tx.defer(
@@ -59,6 +42,15 @@ impl ManifestMeta for Postgres {
             )?;
             let size = to_i64(m.size);
             let answers = tx.query_all(&[
+                (
+                    "SELECT 1 FROM gc_tombstones WHERE digest = $1",
+                    &[&digest],
+                ),
+                (super::blobs::HELD_SIZES, &[&repo, &blobs]),
+                (
+                    "SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($2)",
+                    &[&repo, &children],
+                ),
                 (
                     "INSERT INTO manifests
                      (repo, digest, media_type, artifact_type, subject, size, annotations, created_at)
@@ -80,6 +72,11 @@ impl ManifestMeta for Postgres {
                 ),
             ])?;
             if !answers[0].is_empty() {
+                return Err(Error::Busy(format!("{digest} is being garbage-collected")));
+            }
+            check_references(m, &answers[1], &answers[2])?;
+            let (inserted, tagged) = (&answers[3], &answers[4]);
+            if !inserted.is_empty() {
                 // Every reference in one statement.
                 let (children, kinds): (Vec<String>, Vec<&'static str>) = m
                     .blobs
@@ -105,7 +102,7 @@ impl ManifestMeta for Postgres {
                     super::lineage::record(tx, repo, &digest, lineage)?;
                 }
             }
-            let current: BTreeMap<String, String> = answers[1]
+            let current: BTreeMap<String, String> = tagged
                 .iter()
                 .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
                 .collect::<Result<_>>()?;
