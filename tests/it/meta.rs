@@ -200,6 +200,14 @@ fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaSt
         .expect("v1");
     m.record_manifest(&r, &v2, &[tag("v2")], &[], &actor("ci"))
         .expect("v2");
+    m.record_manifest(&r, &v1, &[tag("v1")], &[], &actor("ci"))
+        .expect("v1 again");
+    let v1_history = m.tag_history(&r, &tag("v1"), None, 10).expect("history");
+    assert_eq!(
+        v1_history.len(),
+        1,
+        "pushing again where a tag points moves nothing"
+    );
     let by_tag = m.manifest_by_tag(&r, &tag("v1")).expect("by tag");
     assert_eq!(by_tag.map(|s| s.digest), Some(v1.digest.clone()));
     let by_digest = m.manifest_by_digest(&r, &v2.digest).expect("by digest");

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Row;
 
-use super::{Conn, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64, values};
+use super::{
+    Conn, Params, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64, values,
+};
 use crate::error::{Error, Result};
 use crate::glob::{Glob, any_matches};
 use crate::meta::{Actor, EventAction, ManifestMeta, NewManifest, Operation, StoredManifest};
@@ -27,12 +29,24 @@ impl ManifestMeta for Postgres {
         let blobs: Vec<String> = m.blobs.iter().map(|(d, _)| d.to_string()).collect();
         let children: Vec<String> = m.manifests.iter().map(Digest::to_string).collect();
         let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
-        // Two round trips: the checks, the row and where the tags point now
-        // (all under the log's lock, taken after BEGIN: a logged delete
-        // could otherwise take a child manifest away between check and
-        // write); then the rest with the commit. A refused manifest rolls
-        // back what went out with its checks.
+        // Tags that an immutable rule covers are read before they move (a
+        // move may be refused); any other moves by one statement that reads
+        // where it pointed itself.
+        let guarded: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|t| any_matches(immutable, t))
+            .collect();
+        // Two round trips: the checks and the manifest's row; then the rest
+        // with the commit. The log's lock goes with the second, unless the
+        // first reads what another logged write could change (child
+        // manifests, which a logged delete could take away between check and
+        // write; guarded tags). A refused manifest rolls back what went out
+        // with its checks.
         self.write_logged(|tx| {
+            if children.is_empty() && guarded.is_empty() {
+                tx.lock_log_later();
+            }
             ensure_repo(tx, repo)?;
             let now = now_ms();
             tx.defer(
@@ -41,7 +55,7 @@ impl ManifestMeta for Postgres {
                 values![digest.clone(), to_i64(m.size), now],
             )?;
             let size = to_i64(m.size);
-            let answers = tx.query_all(&[
+            let batch: [(&str, Params<'_>); 5] = [
                 (
                     "SELECT 1 FROM gc_tombstones WHERE digest = $1",
                     &[&digest],
@@ -68,14 +82,17 @@ impl ManifestMeta for Postgres {
                 ),
                 (
                     "SELECT name, digest FROM tags WHERE repo = $1 AND name = ANY($2)",
-                    &[&repo, &names],
+                    &[&repo, &guarded],
                 ),
-            ])?;
+            ];
+            // Where guarded tags point, only if there are any.
+            let asked = if guarded.is_empty() { 4 } else { 5 };
+            let answers = tx.query_all(&batch[..asked])?;
             if !answers[0].is_empty() {
                 return Err(Error::Busy(format!("{digest} is being garbage-collected")));
             }
             check_references(m, &answers[1], &answers[2])?;
-            let (inserted, tagged) = (&answers[3], &answers[4]);
+            let inserted = &answers[3];
             if !inserted.is_empty() {
                 // Every reference in one statement.
                 let (children, kinds): (Vec<String>, Vec<&'static str>) = m
@@ -102,22 +119,28 @@ impl ManifestMeta for Postgres {
                     super::lineage::record(tx, repo, &digest, lineage)?;
                 }
             }
-            let current: BTreeMap<String, String> = tagged
-                .iter()
+            let current: BTreeMap<String, String> = answers
+                .get(4)
+                .into_iter()
+                .flatten()
                 .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
                 .collect::<Result<_>>()?;
-            for tag in tags {
-                let from = current.get(tag.as_str()).cloned();
-                move_tag_from(
-                    tx,
-                    repo,
-                    tag.as_str(),
-                    from,
-                    Some(&digest),
-                    immutable,
-                    Operation::Push,
-                    actor,
-                )?;
+            for tag in names.iter().copied() {
+                if guarded.contains(&tag) {
+                    let from = current.get(tag).cloned();
+                    move_tag_from(
+                        tx,
+                        repo,
+                        tag,
+                        from,
+                        Some(&digest),
+                        immutable,
+                        Operation::Push,
+                        actor,
+                    )?;
+                } else {
+                    push_tag(tx, repo, tag, &digest, actor)?;
+                }
             }
             Ok(())
         })
@@ -325,6 +348,38 @@ pub(super) fn move_tag_from(
     };
     event(tx, &row, actor)?;
     Ok(true)
+}
+
+/// Points `tag` at `digest` for a push, by one statement deferred to the
+/// write's next round trip (its commit), which reads where the tag pointed
+/// (under the log's lock) and writes the move's history and event; a tag
+/// that points there already is left alone. For a tag no immutable rule
+/// covers: [`move_tag_from`] reads first, as a move may be refused.
+fn push_tag(tx: &mut Conn, repo: &str, tag: &str, digest: &str, actor: &Actor) -> Result<()> {
+    tx.lock_log()?;
+    tx.defer(
+        "WITH old AS (SELECT digest FROM tags WHERE repo = $1 AND name = $2),
+              moved AS (INSERT INTO tags (repo, name, digest, updated_at) VALUES ($1, $2, $3, $4)
+                        ON CONFLICT (repo, name) DO UPDATE
+                            SET digest = excluded.digest, updated_at = excluded.updated_at
+                            WHERE tags.digest <> excluded.digest
+                        RETURNING 1),
+              history AS (INSERT INTO tag_history
+                              (repo, tag, old_digest, new_digest, at, actor, operation, reason)
+                          SELECT $1, $2, (SELECT digest FROM old), $3, $4, $5, $6, $7 FROM moved)
+         INSERT INTO events (at, action, repo, digest, tag, media_type, size, actor, old_digest, reason)
+         SELECT $4, $8, $1, $3, $2, NULL, NULL, $5, (SELECT digest FROM old), $7 FROM moved",
+        values![
+            repo.to_owned(),
+            tag.to_owned(),
+            digest.to_owned(),
+            now_ms(),
+            actor.name.clone(),
+            Operation::Push.as_str(),
+            actor.reason.clone(),
+            EventAction::Tag.as_str(),
+        ],
+    )
 }
 
 /// The digest a tag points at now.

@@ -160,6 +160,9 @@ pub(crate) struct Conn {
     start: Option<Start>,
     /// Whether the transaction's start has been sent.
     begun: bool,
+    /// Whether [`Conn::lock_log_later`] put the lock off past the first
+    /// round trip: it goes out with the next one.
+    lock_later: bool,
     /// Statements waiting for the next round trip.
     deferred: Vec<Deferred>,
 }
@@ -329,7 +332,9 @@ impl Conn {
         let lock = if let Some(Start { turns, begin }) = self.start.take() {
             ahead.begin = Some(begin);
             self.begun = true;
-            turns.take()
+            if self.lock_later { None } else { turns.take() }
+        } else if std::mem::take(&mut self.lock_later) {
+            self.turns.take()
         } else {
             None
         };
@@ -401,12 +406,14 @@ impl Conn {
     fn commit(&mut self) -> Result<()> {
         if !self.begun && self.deferred.is_empty() {
             self.start = None;
+            self.lock_later = false;
             return Ok(());
         }
         let ahead = self.ahead()?;
         let end = self.turns.end("COMMIT");
         self.pipelined(ahead, self.client.batch_execute(&end))?;
         self.begun = false;
+        self.lock_later = false;
         self.turns = Turns::Free;
         Ok(())
     }
@@ -429,6 +436,7 @@ impl Conn {
             rows
         })?;
         self.begun = false;
+        self.lock_later = false;
         self.turns = Turns::Free;
         Ok(rows)
     }
@@ -438,6 +446,7 @@ impl Conn {
     /// lock goes with its session.
     fn abandon(&mut self) {
         self.start = None;
+        self.lock_later = false;
         self.deferred.clear();
         if self.begun && self.alive() {
             let end = self.turns.end("ROLLBACK");
@@ -479,9 +488,17 @@ impl Conn {
     /// Before drawing an event or history id: the transaction must hold
     /// the log's lock (be a [`Postgres::write_logged`] one), or ids could
     /// become visible out of order.
-    /// Before drawing an event or history id: the transaction must hold
-    /// the log's lock (be a [`Postgres::write_logged`] one), or ids could
-    /// become visible out of order.
+    /// In a logged write, before its first statement: its first round trip
+    /// goes without the log's lock, which goes out (ahead of everything else)
+    /// with the second. For a write whose first round trip only reads what
+    /// no other logged write changes (GC, which could, is kept away by the
+    /// shared [`GC_LOCK`] its BEGIN takes).
+    pub(crate) fn lock_log_later(&mut self) {
+        if self.turns == Turns::Log && !self.begun {
+            self.lock_later = true;
+        }
+    }
+
     pub(crate) fn lock_log(&mut self) -> Result<()> {
         if self.turns == Turns::Log {
             Ok(())
@@ -676,6 +693,7 @@ async fn connect(
         turns: Turns::Free,
         start: None,
         begun: false,
+        lock_later: false,
         deferred: Vec::new(),
     })
 }
@@ -842,9 +860,9 @@ impl Postgres {
     }
 
     /// [`Self::write`] for a write that appends to the event log or the tag
-    /// history. It holds [`LOG_LOCK`] (a session lock, taken after BEGIN
-    /// with the first round trip, and let go after the commit), so that
-    /// such writes
+    /// history. It holds [`LOG_LOCK`] (a session lock, taken after BEGIN,
+    /// with the first round trip or, see [`Conn::lock_log_later`], the
+    /// second, and let go after the commit), so that such writes
     /// take turns: ids are drawn in commit order, and each reads what every
     /// write before it committed, which spares them the serialization
     /// failures of racing on the same rows. Being serial, they run READ
@@ -883,6 +901,7 @@ impl Postgres {
                 begin: Arc::clone(begin),
             });
             conn.turns = turns;
+            conn.lock_later = false;
             let done = f(conn).and_then(|value| conn.commit().map(|()| value));
             if done.is_err() {
                 conn.abandon();
