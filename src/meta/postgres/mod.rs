@@ -34,8 +34,10 @@
 //! - a write makes as few round trips as it can: the lock and BEGIN go out
 //!   with its first statement, statements whose answer it does not need are
 //!   deferred ([`Conn::defer`]) to go with the next one that it does, and
-//!   COMMIT (with the lock's release) takes whatever is left. The server runs
-//!   a pipeline in order, so this changes when bytes travel, not what runs;
+//!   COMMIT (with the lock's release) takes whatever is left; a last
+//!   statement that decides by its own conditions what it changes goes with
+//!   the COMMIT too ([`Conn::query_committing`]). The server runs a pipeline
+//!   in order, so this changes when bytes travel, not what runs;
 //! - migrations run under a session advisory lock ([`MIGRATION_LOCK`]): once,
 //!   however many replicas start together.
 
