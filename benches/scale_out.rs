@@ -306,7 +306,8 @@ async fn main() {
             let before = round_trips(&c, &single.base).await;
             let started = Instant::now();
             futures_util::stream::iter((0..400usize).map(|n| {
-                let (c, body) = (&c, bodies[n % 2].clone());
+                // Each of 8 tags moves to the other manifest every time.
+                let (c, body) = (&c, bodies[(n / 8) % 2].clone());
                 async move { put_manifest(c, base, "moves", &format!("env{}", n % 8), body).await }
             }))
             .buffer_unordered(8)

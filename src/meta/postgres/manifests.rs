@@ -353,16 +353,19 @@ pub(super) fn move_tag_from(
 /// Points `tag` at `digest` for a push, by one statement deferred to the
 /// write's next round trip (its commit), which reads where the tag pointed
 /// (under the log's lock) and writes the move's history and event; a tag
-/// that points there already is left alone. For a tag no immutable rule
+/// that points there already is left alone (not even locked: a push that
+/// changes nothing writes nothing, and its commit waits for no disk). For a
+/// tag no immutable rule
 /// covers: [`move_tag_from`] reads first, as a move may be refused.
 fn push_tag(tx: &mut Conn, repo: &str, tag: &str, digest: &str, actor: &Actor) -> Result<()> {
     tx.lock_log()?;
     tx.defer(
         "WITH old AS (SELECT digest FROM tags WHERE repo = $1 AND name = $2),
-              moved AS (INSERT INTO tags (repo, name, digest, updated_at) VALUES ($1, $2, $3, $4)
+              moved AS (INSERT INTO tags (repo, name, digest, updated_at)
+                        SELECT $1, $2, $3, $4
+                        WHERE NOT EXISTS (SELECT 1 FROM old WHERE digest = $3)
                         ON CONFLICT (repo, name) DO UPDATE
                             SET digest = excluded.digest, updated_at = excluded.updated_at
-                            WHERE tags.digest <> excluded.digest
                         RETURNING 1),
               history AS (INSERT INTO tag_history
                               (repo, tag, old_digest, new_digest, at, actor, operation, reason)
