@@ -43,6 +43,7 @@ fn suite(open: impl Fn() -> Arc<dyn MetaStore>) {
     repositories_and_tags_are_listed_with_what_they_hold(open());
     collection_checks_references_read_once_and_pushes_after_them(open());
     racing_pushes_to_one_tag_chain_its_history(&open);
+    pushes_racing_deletes_of_their_manifest_succeed(&open);
 }
 
 /// Pushes a blob of `len` bytes into `r` through an upload session.
@@ -323,6 +324,38 @@ fn racing_pushes_to_one_tag_chain_its_history(open: &impl Fn() -> Arc<dyn MetaSt
     assert_eq!(history.last().and_then(|h| h.old.clone()), None);
     let now = m.manifest_by_tag(&r, &t).expect("by tag").map(|s| s.digest);
     assert_eq!(now, history[0].new);
+}
+
+/// A manifest pushed by tag again and again while another handle deletes
+/// it again and again: every push succeeds (one whose checks saw the row
+/// that a delete then took puts it back), and the last one leaves it there.
+fn pushes_racing_deletes_of_their_manifest_succeed(open: &impl Fn() -> Arc<dyn MetaStore>) {
+    let (m, r, t) = (open(), repo("suite/undeleted"), tag("latest"));
+    let config = push_blob(&*m, &r, "undeleted config", 7);
+    let v = manifest(&config, "undeleted");
+    let rounds = 150;
+    std::thread::scope(|s| {
+        let (pusher, deleter) = (open(), open());
+        let (r, t, v) = (&r, &t, &v);
+        s.spawn(move || {
+            for _ in 0..rounds {
+                pusher
+                    .record_manifest(r, v, std::slice::from_ref(t), &[], &actor("ci"))
+                    .expect("a push racing a delete");
+            }
+        });
+        s.spawn(move || {
+            for _ in 0..rounds {
+                deleter
+                    .delete_manifest(r, &v.digest, &[], &actor("ci"))
+                    .expect("a delete racing a push");
+            }
+        });
+    });
+    m.record_manifest(&r, &v, std::slice::from_ref(&t), &[], &actor("ci"))
+        .expect("the last push");
+    let now = m.manifest_by_tag(&r, &t).expect("by tag").map(|s| s.digest);
+    assert_eq!(now, Some(v.digest.clone()));
 }
 
 fn repositories_and_tags_are_listed_with_what_they_hold(m: Arc<dyn MetaStore>) {

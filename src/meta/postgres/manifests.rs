@@ -1,9 +1,11 @@
 //! Manifests, their references, tags, and the tag history and events that every
 //! change writes in the same transaction.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 
 use super::{
     Conn, Params, Postgres, col, digest_column, ensure_repo, now_ms, to_i64, to_u64, values,
@@ -41,10 +43,11 @@ impl ManifestMeta for Postgres {
         // with the commit. The log's lock goes with the second, unless the
         // first reads what another logged write could change (child
         // manifests, which a logged delete could take away between check and
-        // write; guarded tags). A refused manifest rolls back what went out
-        // with its checks.
-        self.write_logged(|tx| {
-            if children.is_empty() && guarded.is_empty() {
+        // write; guarded tags), or the write runs again (below). A refused
+        // manifest rolls back what went out with its checks.
+        let lock_first = Cell::new(!children.is_empty() || !guarded.is_empty());
+        let mut write = |tx: &mut Conn| {
+            if !lock_first.get() {
                 tx.lock_log_later();
             }
             ensure_repo(tx, repo)?;
@@ -143,7 +146,20 @@ impl ManifestMeta for Postgres {
                 }
             }
             Ok(())
-        })
+        };
+        // A logged delete of this manifest that commits between the checks
+        // (before the lock) and the tags' moves (after it) leaves the moves
+        // pointing at a row that is gone: the write runs again, locking
+        // first, and puts the row back, as it would have after the delete.
+        match self.write_logged(&mut write) {
+            Err(Error::Postgres(e))
+                if !lock_first.get() && e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) =>
+            {
+                lock_first.set(true);
+                self.write_logged(&mut write)
+            }
+            done => done,
+        }
     }
 
     fn manifest_by_digest(
