@@ -56,7 +56,9 @@ fn sound_size(row: &Row, i: usize, digest: &str) -> Result<Option<u64>> {
 /// `empty_in` and holds no bytes yet, when given): `None` if there is no
 /// such session, else the stored size of `digest`, if any. `Busy`, marking
 /// nothing, while garbage collection removes `digest`. One statement, sent
-/// with the commit: it decides itself what it changes.
+/// with the commit: it decides itself what it changes. The conditions sit
+/// in the UPDATE's own WHERE, so a session that a concurrent write changed
+/// is checked again as it is after that write.
 fn mark_finishing(
     tx: &mut Conn,
     id: &UploadId,
@@ -67,19 +69,30 @@ fn mark_finishing(
     let rows = tx.query_committing(
         &format!(
             "WITH {UNLESS_COLLECTED},
-                  session AS (SELECT id FROM uploads
-                              WHERE id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))),
                   write AS (UPDATE uploads SET finishing = $1
-                            WHERE id IN (SELECT id FROM session) AND NOT (SELECT b FROM busy))
-             SELECT EXISTS (SELECT 1 FROM session), {COLLECTED_AND_SIZE}"
+                            WHERE id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))
+                              AND NOT (SELECT b FROM busy)
+                            RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM write),
+                    EXISTS (SELECT 1 FROM uploads
+                            WHERE id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))),
+                    {COLLECTED_AND_SIZE}"
         ),
         &[&d, &id.as_str(), &empty_in.map(RepoName::as_str)],
     )?;
     let row = one_row(&rows)?;
-    if !col::<bool>(row, 0)? {
+    let (marked, there, collected) = (
+        col::<bool>(row, 0)?,
+        col::<bool>(row, 1)?,
+        col::<bool>(row, 2)?,
+    );
+    // Marked; or there but refused as being collected (`Busy`, below).
+    // Anything else: the session is not (or no longer) one to mark.
+    let answered = marked || (there && collected);
+    if !answered {
         return Ok(None);
     }
-    sound_size(row, 1, &d).map(Some)
+    sound_size(row, 2, &d).map(Some)
 }
 
 /// The only row of a one-row answer.
