@@ -414,9 +414,7 @@ impl Conn {
         let ahead = self.ahead()?;
         let end = self.turns.end("COMMIT");
         self.pipelined(ahead, self.client.batch_execute(&end))?;
-        self.begun = false;
-        self.lock_later = false;
-        self.turns = Turns::Free;
+        self.ended();
         Ok(())
     }
 
@@ -437,10 +435,15 @@ impl Conn {
             ended?;
             rows
         })?;
+        self.ended();
+        Ok(rows)
+    }
+
+    /// After the transaction's end went out: nothing begun, no lock held.
+    fn ended(&mut self) {
         self.begun = false;
         self.lock_later = false;
         self.turns = Turns::Free;
-        Ok(rows)
     }
 
     /// After a write that failed: rolls back what was sent and lets go of
@@ -448,14 +451,12 @@ impl Conn {
     /// lock goes with its session.
     fn abandon(&mut self) {
         self.start = None;
-        self.lock_later = false;
         self.deferred.clear();
         if self.begun && self.alive() {
             let end = self.turns.end("ROLLBACK");
             let _ = self.batch(&end);
         }
-        self.begun = false;
-        self.turns = Turns::Free;
+        self.ended();
     }
 
     /// One round trip, waited for on the runtime, and counted: `call` and

@@ -52,6 +52,10 @@ fn sound_size(row: &Row, i: usize, digest: &str) -> Result<Option<u64>> {
     Ok(col::<Option<i64>>(row, i + 1)?.map(to_u64))
 }
 
+/// The session to mark: `$2`, and when `$3` names a repository, only if it
+/// is that one's and holds no bytes yet.
+const TO_MARK: &str = "id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))";
+
 /// Marks session `id` as finishing `digest` (only if it belongs to
 /// `empty_in` and holds no bytes yet, when given): `None` if there is no
 /// such session, else the stored size of `digest`, if any. `Busy`, marking
@@ -70,12 +74,10 @@ fn mark_finishing(
         &format!(
             "WITH {UNLESS_COLLECTED},
                   write AS (UPDATE uploads SET finishing = $1
-                            WHERE id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))
-                              AND NOT (SELECT b FROM busy)
+                            WHERE {TO_MARK} AND NOT (SELECT b FROM busy)
                             RETURNING 1)
              SELECT EXISTS (SELECT 1 FROM write),
-                    EXISTS (SELECT 1 FROM uploads
-                            WHERE id = $2 AND ($3::text IS NULL OR (repo = $3 AND received = 0))),
+                    EXISTS (SELECT 1 FROM uploads WHERE {TO_MARK}),
                     {COLLECTED_AND_SIZE}"
         ),
         &[&d, &id.as_str(), &empty_in.map(RepoName::as_str)],
