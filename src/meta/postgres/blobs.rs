@@ -17,10 +17,11 @@ pub(super) fn held_size(c: &mut Conn, repo: &str, digest: &str) -> Result<Option
     row.map(|r| col::<i64>(&r, 0).map(to_u64)).transpose()
 }
 
-/// The blobs of `$2` that repository `$1` holds, with their sizes.
-pub(super) const HELD_SIZES: &str = "SELECT r.digest, c.size FROM repo_blobs r
-     JOIN contents c ON c.digest = r.digest
-     WHERE r.repo = $1 AND r.digest = ANY($2) AND NOT c.corrupt";
+/// The blobs of `$2` that repository `$1` holds, with their sizes: a
+/// look-up by key per digest asked (see the module's notes on plans).
+pub(super) const HELD_SIZES: &str = "SELECT w.digest, h.size FROM unnest($2::text[]) AS w(digest)
+     CROSS JOIN LATERAL (SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
+         WHERE r.repo = $1 AND r.digest = w.digest AND NOT c.corrupt LIMIT 1) h";
 
 /// The sizes of those of `digests` that `repo` holds: one statement.
 pub(super) fn held_sizes(

@@ -65,7 +65,9 @@ impl ManifestMeta for Postgres {
                 ),
                 (super::blobs::HELD_SIZES, &[&repo, &blobs]),
                 (
-                    "SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($2)",
+                    "SELECT w.digest FROM unnest($2::text[]) AS w(digest)
+                     CROSS JOIN LATERAL (SELECT 1 FROM manifests
+                         WHERE repo = $1 AND digest = w.digest LIMIT 1) m",
                     &[&repo, &children],
                 ),
                 (
@@ -84,7 +86,9 @@ impl ManifestMeta for Postgres {
                     ],
                 ),
                 (
-                    "SELECT name, digest FROM tags WHERE repo = $1 AND name = ANY($2)",
+                    "SELECT w.name, t.digest FROM unnest($2::text[]) AS w(name)
+                     CROSS JOIN LATERAL (SELECT digest FROM tags
+                         WHERE repo = $1 AND name = w.name LIMIT 1) t",
                     &[&repo, &guarded],
                 ),
             ];

@@ -39,7 +39,16 @@
 //!   the COMMIT too ([`Conn::query_committing`]). The server runs a pipeline
 //!   in order, so this changes when bytes travel, not what runs;
 //! - migrations run under a session advisory lock ([`MIGRATION_LOCK`]): once,
-//!   however many replicas start together.
+//!   however many replicas start together;
+//! - statements are prepared once per connection, and after a few runs
+//!   PostgreSQL may keep a generic plan that knows nothing of the values
+//!   (and, on tables not analyzed yet, little of the data). A look-up of
+//!   several keys therefore probes the table once per key, from
+//!   `unnest($n)` through a `LATERAL ... LIMIT 1` (which the planner cannot
+//!   flatten into a join), never `key = ANY($n)`, a plain join or `EXISTS`
+//!   (a semi-join): generic plans made those a scan of everything under the leading
+//!   column (every blob or manifest of the repository, on each push), a
+//!   cost that grew with the repository.
 
 mod blobs;
 mod gc;
@@ -1071,10 +1080,17 @@ fn poisoned() -> Error {
 pub(crate) use crate::time::now_ms;
 
 /// Creates the repository row if it is new (deferred: it goes out with the
-/// write's next round trip).
+/// write's next round trip). A row that is there already is seen by the
+/// statement's snapshot and nothing is inserted: `ON CONFLICT` alone would
+/// first check the key, and a key whose row a logged write is updating (a new
+/// tag bumps the repository's `tag_names`) makes that check wait for the
+/// write's commit, so that every blob pushed to a repository queued behind
+/// its manifest pushes.
 pub(crate) fn ensure_repo(c: &mut Conn, repo: &str) -> Result<()> {
     c.defer(
-        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO repositories (name, created_at)
+         SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM repositories WHERE name = $1)
+         ON CONFLICT DO NOTHING",
         values![repo.to_owned(), now_ms()],
     )
 }
