@@ -1,6 +1,7 @@
 //! Scale-out benchmark: one Berth on SQLite, one on PostgreSQL, and two
 //! replicas on PostgreSQL behind nginx (round-robin), in the same run, with
-//! workloads interleaved (SQLite, PostgreSQL, two replicas, ...). Reports
+//! workloads interleaved (SQLite, PostgreSQL, two replicas; each repetition
+//! starting one setup later than the one before). Reports
 //! medians and spreads, and for the PostgreSQL replica the database round
 //! trips each kind of request costs (from `berth_db_round_trips_total`).
 //!
@@ -233,7 +234,11 @@ async fn main() {
 
     for rep in 0..reps {
         eprintln!("repetition {}/{reps}", rep + 1);
-        for (i, base) in setups.iter().enumerate() {
+        // Each repetition starts with the next setup: none always runs
+        // first, or right after another's heavy writes.
+        for k in 0..setups.len() {
+            let i = (k + rep) % setups.len();
+            let base = &setups[i];
             let before = round_trips(&c, &single.base).await;
             let started = Instant::now();
             let repo = format!("small{rep}");

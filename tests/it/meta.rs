@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use berth::error::Error;
+use berth::glob::Glob;
 use berth::meta::postgres::Postgres;
 use berth::meta::sqlite::Sqlite;
 use berth::meta::{
@@ -38,6 +39,7 @@ fn suite(open: impl Fn() -> Arc<dyn MetaStore>) {
     uploads_commit_in_order_and_finish_once(&open);
     blobs_belong_to_repositories_and_mount_between_them(open());
     manifests_need_their_blobs_and_tags_keep_history_and_events(open());
+    look_ups_of_several_keys_answer_for_each_key(open());
     lineage_is_recorded_with_the_manifest_and_found_both_ways(open());
     every_write_of_what_is_cached_moves_the_generation(open());
     repositories_and_tags_are_listed_with_what_they_hold(open());
@@ -291,6 +293,93 @@ fn manifests_need_their_blobs_and_tags_keep_history_and_events(m: Arc<dyn MetaSt
     assert_eq!(m.webhook_cursor("suite").expect("cursor"), 0);
     m.set_webhook_cursor("suite", rollback.id).expect("set");
     assert_eq!(m.webhook_cursor("suite").expect("cursor"), rollback.id);
+}
+
+/// A push asks about several keys at once (the blobs a manifest names, an
+/// index's children, the tags an immutable rule covers), in a repository
+/// that holds much else: each key is answered, whether it is named once or
+/// twice, and one key missing or wrong is found among present ones.
+fn look_ups_of_several_keys_answer_for_each_key(m: Arc<dyn MetaStore>) {
+    let r = repo("suite/keys");
+    let ci = actor("ci");
+    for i in 0..20 {
+        let other = push_blob(&*m, &r, &format!("keys-other-{i}"), 7);
+        m.record_manifest(&r, &manifest(&other, &format!("keys-m{i}")), &[], &[], &ci)
+            .expect("another manifest");
+    }
+    let a = push_blob(&*m, &r, "keys-a", 7);
+    let b = push_blob(&*m, &r, "keys-b", 9);
+    let with_blobs = |seed: &str, blobs: Vec<(Digest, u64)>| NewManifest {
+        blobs,
+        ..manifest(&a, seed)
+    };
+    let twice = with_blobs(
+        "keys-twice",
+        vec![(a.clone(), 7), (b.clone(), 9), (a.clone(), 7)],
+    );
+    m.record_manifest(&r, &twice, &[], &[], &ci)
+        .expect("a blob named twice");
+    let wrong = m.record_manifest(
+        &r,
+        &with_blobs("keys-wrong", vec![(a.clone(), 7), (b.clone(), 7)]),
+        &[],
+        &[],
+        &ci,
+    );
+    assert!(matches!(wrong, Err(Error::ManifestInvalid(_))), "{wrong:?}");
+    let gone = Digest::sha256_of(b"keys-never-pushed");
+    let unknown = m.record_manifest(
+        &r,
+        &with_blobs("keys-unknown", vec![(a.clone(), 7), (gone.clone(), 7)]),
+        &[],
+        &[],
+        &ci,
+    );
+    assert!(
+        matches!(&unknown, Err(Error::ManifestBlobUnknown(d)) if *d == gone),
+        "{unknown:?}"
+    );
+
+    let child = manifest(&a, "keys-child");
+    m.record_manifest(&r, &child, &[], &[], &ci).expect("child");
+    let index = |seed: &str, children: Vec<Digest>| NewManifest {
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        blobs: Vec::new(),
+        manifests: children,
+        ..manifest(&a, seed)
+    };
+    let named = vec![
+        child.digest.clone(),
+        twice.digest.clone(),
+        child.digest.clone(),
+    ];
+    m.record_manifest(&r, &index("keys-index", named), &[], &[], &ci)
+        .expect("an index naming a child twice");
+    let missing = Digest::sha256_of(b"keys-missing-child");
+    let refused = m.record_manifest(
+        &r,
+        &index(
+            "keys-bad-index",
+            vec![child.digest.clone(), missing.clone()],
+        ),
+        &[],
+        &[],
+        &ci,
+    );
+    assert!(
+        matches!(&refused, Err(Error::ManifestBlobUnknown(d)) if *d == missing),
+        "{refused:?}"
+    );
+
+    let rules = [Glob::new("v*")];
+    m.record_manifest(&r, &child, &[tag("v1"), tag("latest")], &rules, &ci)
+        .expect("a new tag that a rule covers");
+    m.record_manifest(&r, &child, &[tag("v1")], &rules, &ci)
+        .expect("pushed again where it points");
+    let moved = m.record_manifest(&r, &twice, &[tag("latest"), tag("v1")], &rules, &ci);
+    assert!(matches!(moved, Err(Error::TagImmutable(_))), "{moved:?}");
+    let v1 = m.manifest_by_tag(&r, &tag("v1")).expect("by tag");
+    assert_eq!(v1.map(|s| s.digest), Some(child.digest.clone()));
 }
 
 /// Pushes that move one tag, from several handles at once (replicas, on
