@@ -46,9 +46,9 @@
 //!   several keys therefore probes the table once per key, from
 //!   `unnest($n)` through a `LATERAL ... LIMIT 1` (which the planner cannot
 //!   flatten into a join), never `key = ANY($n)`, a plain join or `EXISTS`
-//!   (a semi-join): generic plans made those a scan of everything under the leading
-//!   column (every blob or manifest of the repository, on each push), a
-//!   cost that grew with the repository.
+//!   (a semi-join): generic plans made those a scan of everything under
+//!   the leading column (every blob or manifest of the repository, on each
+//!   push), a cost that grew with the repository.
 
 mod blobs;
 mod gc;
