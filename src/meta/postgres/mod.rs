@@ -944,9 +944,18 @@ impl Postgres {
     }
 }
 
+/// Set in the transactions of pushes (the upload side and the event log's
+/// writes), whose statements all look rows up by key: their plans are made
+/// once per connection rather than on every run. PostgreSQL otherwise keeps
+/// planning a statement afresh while a plan for the values at hand looks
+/// cheaper than the generic one, as it always does for a look-up of several
+/// keys (`unnest` of a parameter is guessed at 10 rows, of a value at its
+/// length): 0.2 ms of planning for 0.08 ms of work, twice per manifest.
+const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// The statements that begin a write of `durability`: SERIALIZABLE with a
 /// NOTIFY on `(channel, sender)`, or without one READ COMMITTED (the upload
-/// side).
+/// side, with [`GENERIC_PLANS`]).
 fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
     let mut sql = String::from(if notify.is_some() {
         "BEGIN ISOLATION LEVEL SERIALIZABLE"
@@ -955,6 +964,10 @@ fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
     });
     if durability == Durability::Deferred {
         sql.push_str("; SET LOCAL synchronous_commit = off");
+    }
+    if notify.is_none() {
+        sql.push_str("; ");
+        sql.push_str(GENERIC_PLANS);
     }
     if let Some((channel, me)) = notify {
         sql.push_str(&format!("; NOTIFY {channel}, '{me}'"));
@@ -968,11 +981,11 @@ fn begin_sql(durability: Durability, notify: Option<(&str, &str)>) -> Arc<str> {
 /// SERIALIZABLE's bookkeeping of what each read); beside garbage collection
 /// as the upload side is ([`GC_LOCK`], shared, for the transaction: a
 /// collection's sweep, which holds it exclusively, never overlaps one); with
-/// the notification that goes with its commit.
+/// the notification that goes with its commit; with [`GENERIC_PLANS`].
 fn begin_logged_sql(channel: &str, me: &str) -> Arc<str> {
     format!(
         "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared({GC_LOCK}); \
-         NOTIFY {channel}, '{me}'"
+         NOTIFY {channel}, '{me}'; {GENERIC_PLANS}"
     )
     .into()
 }
