@@ -327,17 +327,18 @@ fn look_ups_of_several_keys_answer_for_each_key(m: Arc<dyn MetaStore>) {
         &ci,
     );
     assert!(matches!(wrong, Err(Error::ManifestInvalid(_))), "{wrong:?}");
+    // Refused as naming `absent`, which the repository does not hold.
+    let refused_for = |pushed: &NewManifest, absent: &Digest| {
+        let refused = m.record_manifest(&r, pushed, &[], &[], &ci);
+        assert!(
+            matches!(&refused, Err(Error::ManifestBlobUnknown(d)) if d == absent),
+            "{refused:?}"
+        );
+    };
     let gone = Digest::sha256_of(b"keys-never-pushed");
-    let unknown = m.record_manifest(
-        &r,
+    refused_for(
         &with_blobs("keys-unknown", vec![(a.clone(), 7), (gone.clone(), 7)]),
-        &[],
-        &[],
-        &ci,
-    );
-    assert!(
-        matches!(&unknown, Err(Error::ManifestBlobUnknown(d)) if *d == gone),
-        "{unknown:?}"
+        &gone,
     );
 
     let child = manifest(&a, "keys-child");
@@ -356,19 +357,12 @@ fn look_ups_of_several_keys_answer_for_each_key(m: Arc<dyn MetaStore>) {
     m.record_manifest(&r, &index("keys-index", named), &[], &[], &ci)
         .expect("an index naming a child twice");
     let missing = Digest::sha256_of(b"keys-missing-child");
-    let refused = m.record_manifest(
-        &r,
+    refused_for(
         &index(
             "keys-bad-index",
             vec![child.digest.clone(), missing.clone()],
         ),
-        &[],
-        &[],
-        &ci,
-    );
-    assert!(
-        matches!(&refused, Err(Error::ManifestBlobUnknown(d)) if *d == missing),
-        "{refused:?}"
+        &missing,
     );
 
     let rules = [Glob::new("v*")];
