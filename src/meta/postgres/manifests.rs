@@ -374,9 +374,9 @@ pub(super) fn move_tag_from(
 /// write's next round trip (its commit), which reads where the tag pointed
 /// (under the log's lock) and writes the move's history and event; a tag
 /// that points there already is left alone (not even locked: a push that
-/// changes nothing writes nothing, and its commit waits for no disk). For a
-/// tag no immutable rule
-/// covers: [`move_tag_from`] reads first, as a move may be refused.
+/// changes nothing writes nothing, and its commit waits for no disk). Only
+/// for a tag no immutable rule covers: a covered one moves by
+/// [`move_tag_from`], which reads first, as its move may be refused.
 fn push_tag(tx: &mut Conn, repo: &str, tag: &str, digest: &str, actor: &Actor) -> Result<()> {
     tx.lock_log()?;
     tx.defer(
