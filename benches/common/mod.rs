@@ -261,7 +261,11 @@ pub async fn load(
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
-    if s.is_empty() { 0.0 } else { s[s.len() / 2] }
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 0 => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+        n => s[n / 2],
+    }
 }
 
 pub fn spread(v: &[f64]) -> String {

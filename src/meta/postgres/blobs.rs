@@ -23,7 +23,8 @@ pub(super) const HELD_SIZES: &str = "SELECT w.digest, h.size FROM unnest($2::tex
      CROSS JOIN LATERAL (SELECT c.size FROM repo_blobs r JOIN contents c ON c.digest = r.digest
          WHERE r.repo = $1 AND r.digest = w.digest AND NOT c.corrupt LIMIT 1) h";
 
-/// The sizes of those of `digests` that `repo` holds: one statement.
+/// The sizes of those of `digests` that `repo` holds: one statement, read
+/// outside a transaction with its generic plan.
 pub(super) fn held_sizes(
     c: &mut Conn,
     repo: &str,
@@ -33,7 +34,7 @@ pub(super) fn held_sizes(
         return Ok(BTreeMap::new());
     }
     let wanted: Vec<String> = digests.iter().map(Digest::to_string).collect();
-    c.query(HELD_SIZES, &[&repo, &wanted])?
+    c.query_generic(HELD_SIZES, &[&repo, &wanted])?
         .iter()
         .map(|r| Ok((digest_column(col(r, 0)?)?, to_u64(col::<i64>(r, 1)?))))
         .collect()

@@ -403,6 +403,30 @@ impl Conn {
         })
     }
 
+    /// A read outside any transaction, run with a generic plan (see
+    /// [`GENERIC_PLANS`]): the session's setting goes out ahead of it and
+    /// back after it, in the same round trip. For the look-ups of several
+    /// keys that a push makes before its write.
+    pub(crate) fn query_generic(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        debug_assert!(
+            !self.begun && self.start.is_none() && self.deferred.is_empty(),
+            "query_generic inside a transaction"
+        );
+        let s = self.statement(sql)?;
+        let client = &self.client;
+        self.wait(async {
+            let (set, rows, reset) = futures_util::future::join3(
+                client.batch_execute("SET plan_cache_mode = force_generic_plan"),
+                client.query(&s, params),
+                client.batch_execute("RESET plan_cache_mode"),
+            )
+            .await;
+            set?;
+            reset?;
+            rows
+        })
+    }
+
     pub(crate) fn exists(&mut self, sql: &str, params: Params<'_>) -> Result<bool> {
         Ok(self.query_opt(sql, params)?.is_some())
     }
