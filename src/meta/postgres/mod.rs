@@ -1,10 +1,12 @@
 //! PostgreSQL: one metadata database shared by several stateless replicas.
 //!
 //! The traits are synchronous and run on the blocking pool; each statement
-//! here is an async tokio-postgres call awaited on the runtime's handle, so
-//! connections are driven by the runtime itself (no thread or runtime of
-//! their own). A small pool of connections, each keeping its prepared
-//! statements.
+//! here is an async tokio-postgres call, waited for on the thread that
+//! makes it. Each connection has a current-thread runtime of its own (an
+//! epoll set and a timer; no thread), so the thread that waits for an
+//! answer is the one the kernel wakes when it comes, not a worker of the
+//! server's runtime that would then wake it. A small pool of connections,
+//! each keeping its prepared statements.
 //!
 //! What makes several replicas behave as one process on SQLite:
 //! - every write is one transaction, retried on a serialization failure or
@@ -108,7 +110,6 @@ pub struct Postgres {
     config: tokio_postgres::Config,
     /// The URL without its password, for messages.
     shown: String,
-    handle: Handle,
     /// `BEGIN ...` for each durability (the index): SERIALIZABLE with the
     /// notification that goes with its commit, or (upload side) READ
     /// COMMITTED and unannounced.
@@ -150,9 +151,10 @@ struct Pool {
 
 /// What moves a connection's bytes: writes its requests to the socket and
 /// reads the answers off it. Polled on the thread that waits for an answer
-/// (see [`Conn::wait`]), not by a task of the runtime's: an answer then wakes
-/// only the thread that waits for it, rather than a runtime thread that
-/// hands it on (one wake a round trip instead of three).
+/// (see [`Conn::wait`]), in the connection's own runtime, not by a task of
+/// the server's: an answer then wakes only the thread that waits for it
+/// (one wake a round trip, where a task or the server's reactor would add
+/// one or two).
 type Driver = Pin<Box<dyn Future<Output = PgResult<()>> + Send>>;
 
 /// One connection and the statements prepared on it.
@@ -163,7 +165,12 @@ pub(crate) struct Conn {
     /// Round trips of every connection of the store, counted.
     trips: Arc<AtomicU64>,
     statements: HashMap<String, Statement>,
-    handle: Handle,
+    /// The connection's own runtime, whose reactor has its socket: every
+    /// wait on the connection runs in it (see [`Conn::drive`]). Shut down
+    /// without waiting when the connection is dropped, which may be on a
+    /// thread of the server's runtime.
+    /// Always there but in [`Conn::drop`].
+    runtime: Option<tokio::runtime::Runtime>,
     /// The lock this transaction holds (or will, once its start is sent).
     turns: Turns,
     /// The transaction's start, not sent yet: it goes out with the first
@@ -499,8 +506,21 @@ impl Conn {
         call: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
         self.trips.fetch_add(1, Ordering::Relaxed);
+        Ok(self.drive(call)??)
+    }
+
+    /// `call` run to its end on this thread, in the connection's runtime,
+    /// with the connection's driver polled beside it. Not on a thread of
+    /// the server's runtime (as any blocking call).
+    fn drive<R>(&self, call: impl Future<Output = R>) -> Result<R> {
         let mut driver = self.driver.lock().map_err(|_| poisoned())?;
-        Ok(self.handle.block_on(driven(&mut driver, call))?)
+        Ok(self.runtime()?.block_on(driven(&mut driver, call)))
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime> {
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a connection used as it is dropped".into()))
     }
 
     /// Whether the connection is still up, as far as can be told without a
@@ -510,8 +530,11 @@ impl Conn {
         let Ok(mut driver) = self.driver.lock() else {
             return false;
         };
+        let Ok(runtime) = self.runtime() else {
+            return false;
+        };
         if let Some(moving) = driver.as_mut() {
-            let ended = self.handle.block_on(std::future::poll_fn(|cx| {
+            let ended = runtime.block_on(std::future::poll_fn(|cx| {
                 Poll::Ready(moving.as_mut().poll(cx).is_ready())
             }));
             if ended {
@@ -542,6 +565,20 @@ impl Conn {
             Err(Error::Internal(
                 "an event written outside a logged transaction".into(),
             ))
+        }
+    }
+}
+
+impl Drop for Conn {
+    /// The connection's socket goes first, then its runtime, without
+    /// waiting (a runtime dropped the usual way may not be on a thread of
+    /// another's, where the last connections go when the store is dropped).
+    fn drop(&mut self) {
+        if let Ok(driver) = self.driver.get_mut() {
+            *driver = None;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -650,11 +687,7 @@ impl crate::meta::Leadership for Postgres {
             }
         }
         if slot.is_none() {
-            *slot = Some((
-                self.handle
-                    .block_on(connect(&self.config, &self.handle, &self.trips))?,
-                false,
-            ));
+            *slot = Some((connect(&self.config, &self.trips)?, false));
         }
         let Some((conn, held)) = slot.as_mut() else {
             return Ok(false);
@@ -714,18 +747,19 @@ pub fn redact(url: &str) -> String {
     out
 }
 
-async fn connect(
-    config: &tokio_postgres::Config,
-    handle: &Handle,
-    trips: &Arc<AtomicU64>,
-) -> Result<Conn> {
-    let (client, connection) = config.connect(NoTls).await?;
+/// A new connection, with its runtime (see [`Conn::drive`]). Blocks: not
+/// on a thread of the server's runtime.
+fn connect(config: &tokio_postgres::Config, trips: &Arc<AtomicU64>) -> Result<Conn> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (client, connection) = runtime.block_on(config.connect(NoTls))?;
     Ok(Conn {
         client,
         driver: Mutex::new(Some(Box::pin(connection))),
         trips: Arc::clone(trips),
         statements: HashMap::new(),
-        handle: handle.clone(),
+        runtime: Some(runtime),
         turns: Turns::Free,
         start: None,
         begun: false,
@@ -760,22 +794,25 @@ impl Postgres {
         config.keepalives_idle(Duration::from_secs(30));
         let handle = Handle::current();
         let trips = Arc::new(AtomicU64::new(0));
-        let first = connect(&config, &handle, &trips).await.map_err(|e| {
-            Error::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {e}"))
-        })?;
-        // Driven here, on the runtime (no lock guard held across an await).
-        let mut driver = first.driver.lock().map_err(|_| poisoned())?.take();
-        let schema = driven(&mut driver, async {
-            migrate(&first.client).await?;
-            let row = first
-                .client
-                .query_one("SELECT current_schema()", &[])
-                .await?;
-            Ok::<String, Error>(row.try_get(0)?)
-        })
-        .await;
-        *first.driver.lock().map_err(|_| poisoned())? = driver;
-        let schema = schema?;
+        let (first, schema) = {
+            let (config, trips, shown) = (config.clone(), Arc::clone(&trips), shown.clone());
+            tokio::task::spawn_blocking(move || {
+                let first = connect(&config, &trips).map_err(|e| {
+                    Error::Unavailable(format!("cannot connect to PostgreSQL at {shown}: {e}"))
+                })?;
+                let schema = first.drive(async {
+                    migrate(&first.client).await?;
+                    let row = first
+                        .client
+                        .query_one("SELECT current_schema()", &[])
+                        .await?;
+                    Ok::<String, Error>(row.try_get(0)?)
+                })??;
+                Ok::<_, Error>((first, schema))
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("connecting to PostgreSQL: {e}")))??
+        };
         let channel = format!("\"{CHANNEL_PREFIX}.{}\"", schema.replace('"', "\"\""));
         // Each notification names its sender, which has counted it already.
         let me = uuid::Uuid::new_v4().simple().to_string();
@@ -798,7 +835,6 @@ impl Postgres {
         Ok(Postgres {
             config,
             shown,
-            handle,
             begin_serial: [Durability::Synced, Durability::Deferred]
                 .map(|d| begin_sql(d, Some((&channel, &me)))),
             begin_upload: [Durability::Synced, Durability::Deferred].map(|d| begin_sql(d, None)),
@@ -837,10 +873,7 @@ impl Postgres {
                 pool = self.returned.wait(pool).map_err(|_| poisoned())?;
             }
         }
-        match self
-            .handle
-            .block_on(connect(&self.config, &self.handle, &self.trips))
-        {
+        match connect(&self.config, &self.trips) {
             Ok(conn) => Ok(Lease {
                 conn: Some(conn),
                 db: self,
