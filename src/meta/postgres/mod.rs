@@ -524,8 +524,10 @@ impl Conn {
     }
 
     /// Whether the connection is still up, as far as can be told without a
-    /// round trip: its driver is polled once, so an end the server sent
-    /// while it sat idle is seen.
+    /// round trip: its driver is polled once, after the runtime has read
+    /// what its socket received since it was last waited on (nothing reads
+    /// it while the connection sits idle), so an end the server sent
+    /// meanwhile (PostgreSQL restarted) is seen.
     fn alive(&self) -> bool {
         let Ok(mut driver) = self.driver.lock() else {
             return false;
@@ -534,9 +536,12 @@ impl Conn {
             return false;
         };
         if let Some(moving) = driver.as_mut() {
-            let ended = runtime.block_on(std::future::poll_fn(|cx| {
-                Poll::Ready(moving.as_mut().poll(cx).is_ready())
-            }));
+            let ended = runtime.block_on(async {
+                // Yielding lets the runtime poll its reactor (without
+                // waiting) before the driver is polled.
+                tokio::task::yield_now().await;
+                std::future::poll_fn(|cx| Poll::Ready(moving.as_mut().poll(cx).is_ready())).await
+            });
             if ended {
                 *driver = None;
             }
