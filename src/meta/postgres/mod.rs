@@ -166,10 +166,9 @@ pub(crate) struct Conn {
     trips: Arc<AtomicU64>,
     statements: HashMap<String, Statement>,
     /// The connection's own runtime, whose reactor has its socket: every
-    /// wait on the connection runs in it (see [`Conn::drive`]). Shut down
-    /// without waiting when the connection is dropped, which may be on a
-    /// thread of the server's runtime.
-    /// Always there but in [`Conn::drop`].
+    /// wait on the connection runs in it (see [`Conn::drive`]). There until
+    /// [`Conn::drop`] shuts it down without waiting (a connection may be
+    /// dropped on a thread of the server's runtime).
     runtime: Option<tokio::runtime::Runtime>,
     /// The lock this transaction holds (or will, once its start is sent).
     turns: Turns,
