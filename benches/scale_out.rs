@@ -9,7 +9,9 @@
 //! Run: `cargo bench --bench scale_out` (about five minutes). Starts its own
 //! PostgreSQL (Debian's, installed if missing, through
 //! conformance/postgres.sh) and nginx (installed if missing). Knobs:
-//! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10). The
+//! `BENCH_REPS` (default 3), `BENCH_SECONDS` per load run (default 10),
+//! `BENCH_READ_ROUNDS` (default 2: each setup's GETs four times per
+//! repetition, back and forth). The
 //! table is also written to `target/bench-scale-out.md`.
 
 use std::path::Path;
@@ -235,6 +237,7 @@ fn on_pg(url: &str) -> [(&'static str, &str); 2] {
 async fn main() {
     let reps = env_or("BENCH_REPS", 3);
     let secs = env_or("BENCH_SECONDS", 10) as u64;
+    let read_rounds = env_or("BENCH_READ_ROUNDS", 2);
     let c = bench_client();
     let pg = Postgres::start();
     let (one, two) = (pg.database("single"), pg.database("replicas"));
@@ -363,9 +366,11 @@ async fn main() {
         // write-back) and measured those more than the cached path.
         pg.settle();
         for conc in [1, 64] {
-            // Twice each, the second time in the other order.
+            // Back and forth: each setup twice per round, the second time
+            // in the other order.
             let order = (0..setups.len()).map(|k| (k + rep) % setups.len());
-            for i in order.clone().chain(order.rev()) {
+            let there_and_back = order.clone().chain(order.rev());
+            for i in std::iter::repeat_n(there_and_back, read_rounds).flatten() {
                 let base = &setups[i];
                 let before = round_trips(&c, &single.base).await;
                 let (rps, _, p99) = load(
@@ -388,9 +393,10 @@ async fn main() {
     }
 
     let mut out = format!(
-        "Berth {} on SQLite, on PostgreSQL, and as two replicas on PostgreSQL behind nginx; {} cores, {reps} repetitions, {secs} s per load run; {}\n\n| workload | {} | {} | {} | PostgreSQL/SQLite |\n| --- | --- | --- | --- | --- |\n",
+        "Berth {} on SQLite, on PostgreSQL, and as two replicas on PostgreSQL behind nginx; {} cores, {reps} repetitions, {secs} s per load run, GETs {} times per setup and repetition; {}\n\n| workload | {} | {} | {} | PostgreSQL/SQLite |\n| --- | --- | --- | --- | --- |\n",
         env!("CARGO_PKG_VERSION"),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        2 * read_rounds,
         chrono::Utc::now().format("%Y-%m-%d"),
         labels[0],
         labels[1],
