@@ -63,24 +63,28 @@ impl Postgres {
         }
     }
 
+    /// `sql` run by psql on the `postgres` database: its output, trimmed,
+    /// if it succeeded.
+    fn psql(&self, sql: &str) -> Option<String> {
+        let out = Command::new("psql")
+            .args([&self.url, "-qAtc", sql])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     /// Waits for the cluster to be quiet: a checkpoint (so that none
     /// starts during the next load run), the file systems synced, and no
     /// autovacuum worker running (for at most 30 seconds).
     fn settle(&self) {
-        let psql = |sql: &str| {
-            Command::new("psql")
-                .args([&self.url, "-qAtc", sql])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                .unwrap_or_default()
-        };
-        psql("CHECKPOINT");
+        self.psql("CHECKPOINT");
         let _ = Command::new("sync").status();
         let started = Instant::now();
         while started.elapsed().as_secs() < 30
-            && psql(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
-            ) != "0"
+            && self
+                .psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+                .is_some_and(|n| n != "0")
         {
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
@@ -88,11 +92,8 @@ impl Postgres {
 
     /// A fresh database; its URL.
     fn database(&self, name: &str) -> String {
-        let ok = Command::new("psql")
-            .args([&self.url, "-qc", &format!("CREATE DATABASE {name}")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "create database {name}");
+        let made = self.psql(&format!("CREATE DATABASE {name}"));
+        assert!(made.is_some(), "create database {name}");
         self.url.replace("/postgres", &format!("/{name}"))
     }
 }
