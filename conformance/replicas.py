@@ -447,13 +447,16 @@ def _():
 
 @check("kill -9 of the leader during GC: the next leader finishes it, nothing needed is lost")
 def _():
+    # Pushed before collection runs with no grace period: its blobs are
+    # garbage until its manifest lands, and a sweep between the two would
+    # rightly take them.
+    kept = put_manifest(replicas[0].url, "rep/kept", "v1", image(replicas[0].url, "rep/kept", "k"))
     for r in replicas:
         r.stop()
     for r in replicas:
         r.start(gc="1s")
     garbage = [push_blob(replicas[k % 3].url, "rep/garbage", os.urandom(2048) + k.to_bytes(2, "big"))
                for k in range(300)]
-    kept = put_manifest(replicas[0].url, "rep/kept", "v1", image(replicas[0].url, "rep/kept", "k"))
 
     def gone(d):
         return requests.head(f"{LB}/v2/rep/garbage/blobs/{d}").status_code == 404
