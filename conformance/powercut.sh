@@ -26,5 +26,11 @@ if ! /usr/bin/python3 -c 'import fusepy' 2>/dev/null; then
 fi
 /usr/bin/python3 "$here/powercut.py" "$(realpath "$berth")" "$work" "${2:-12}" ${3:+"$3"}
 status=$?
-[ $status -eq 0 ] || { echo "# last lines of berth's log:"; tail -n 20 "$work/berth.log"; }
+if [ $status -ne 0 ]; then
+  # The faults first: the request that failed is usually far from the end.
+  echo "# berth's logged faults and warnings (the last 20):"
+  grep -E ' (ERROR|WARN) ' "$work/berth.log" | tail -n 20
+  echo "# last lines of berth's log:"
+  tail -n 20 "$work/berth.log"
+fi
 exit $status

@@ -476,7 +476,6 @@ fn remove_in_dirs(paths: &[PathBuf], share: &[(&FsPath, Vec<usize>)]) -> Vec<(us
     done
 }
 
-/// Syncs a directory, so that the names in it survive a crash (blocking).
 /// An upload's file holding fewer bytes than its session counts (never
 /// extended with zeros to make up the difference).
 fn lost(path: &FsPath, have: u64, want: u64) -> Error {
@@ -486,6 +485,7 @@ fn lost(path: &FsPath, have: u64, want: u64) -> Error {
     ))
 }
 
+/// Syncs a directory, so that the names in it survive a crash (blocking).
 fn sync_dir_now(dir: &FsPath) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
